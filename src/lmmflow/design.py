@@ -1,0 +1,201 @@
+"""Design matrices of a linear mixed model: response, fixed-effect matrix and random-effect blocks.
+
+Every random term must nest in one top-level grouping factor (``group_var``): a term's grouping
+factor is either that factor itself or an interaction ``g:h`` whose first factor is it. This is
+what both fitting paths (statsmodels' MixedLM and the vectorized REML path) can express.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+
+import formulaic
+import numpy as np
+import pandas as pd
+
+from lmmflow.formula import ModelFormula, RandomTerm, parse_formula
+
+
+@dataclass(frozen=True)
+class RandomBlock:
+    """One random term ``(expr | group_var)``: its effects are correlated with each other only.
+
+    ``is_nested`` is True for a term on an interaction ``g:h`` below the top-level factor: its
+    levels are cells within the top-level groups, each cell drawing its effects independently.
+
+    ``Z[:, j]`` is the model-matrix column of effect ``effects[j]`` (row values, not yet
+    multiplied by group indicators). ``level_codes[i]`` is the index into ``levels`` of row i's
+    level of ``group_var``; ``parent_codes[k]`` is the index into ``Design.group_levels`` of
+    the top-level group that level k belongs to.
+    """
+
+    group_var: str
+    effects: tuple[str, ...]
+    Z: np.ndarray
+    level_codes: np.ndarray
+    levels: tuple[str, ...]
+    parent_codes: np.ndarray
+    label: str
+    is_nested: bool
+
+    @property
+    def n_effects(self) -> int:
+        return len(self.effects)
+
+    @property
+    def n_levels(self) -> int:
+        return len(self.levels)
+
+
+@dataclass(frozen=True)
+class Design:
+    response: str
+    y: np.ndarray
+    X: np.ndarray
+    fixed_names: tuple[str, ...]
+    group_var: str
+    group_codes: np.ndarray
+    group_levels: tuple[str, ...]
+    blocks: tuple[RandomBlock, ...]
+    n_dropped: int = 0
+
+    @property
+    def n_obs(self) -> int:
+        return len(self.y)
+
+    @property
+    def n_random_effects(self) -> int:
+        return sum(b.n_effects * b.n_levels for b in self.blocks)
+
+
+class DesignError(ValueError):
+    """Data that cannot be used with a formula; the message names the term or column."""
+
+
+def build_design(formula: ModelFormula | str, data: pd.DataFrame) -> Design:
+    """Model matrices for ``formula`` on ``data``, dropping rows with missing model values as lme4 does."""
+    formula = parse_formula(formula) if isinstance(formula, str) else formula
+    _check_columns(formula, data)
+    frame, n_dropped = _complete_cases(formula, data)
+    if frame.empty:
+        raise DesignError(f"formula {formula.text!r}: no rows left after dropping rows with missing values")
+    y = frame[formula.response].to_numpy(dtype=float)
+    X, fixed_names = _model_matrix(formula.fixed, frame)
+    top = _top_level_factor(formula)
+    group_codes, group_levels = _factor_codes(frame, top.split(":"))
+    blocks = [_random_block(term, frame, top, group_codes) for term in formula.random]
+    return Design(
+        response=formula.response,
+        y=y,
+        X=X,
+        fixed_names=fixed_names,
+        group_var=top,
+        group_codes=group_codes,
+        group_levels=group_levels,
+        blocks=_in_lme4_order(blocks),
+        n_dropped=n_dropped,
+    )
+
+
+def _check_columns(formula: ModelFormula, data: pd.DataFrame) -> None:
+    if formula.response not in data.columns:
+        raise DesignError(f"formula {formula.text!r}: response column {formula.response!r} not found in data")
+    if not pd.api.types.is_numeric_dtype(data[formula.response]) or pd.api.types.is_bool_dtype(
+        data[formula.response]
+    ):
+        raise DesignError(
+            f"formula {formula.text!r}: response {formula.response!r} must be numeric, "
+            f"found {data[formula.response].dtype}"
+        )
+    terms = [(f"fixed part {formula.fixed!r}", formula.fixed_variables)]
+    terms += [(f"term {term.text!r}", term.variables) for term in formula.random]
+    for where, variables in terms:
+        missing = sorted(variables - set(data.columns))
+        if missing:
+            raise DesignError(
+                f"formula {formula.text!r}: {where} names column(s) {missing} not found in data "
+                f"(columns: {list(data.columns)})"
+            )
+
+
+def _complete_cases(formula: ModelFormula, data: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    columns = {formula.response} | formula.fixed_variables
+    columns |= {variable for term in formula.random for variable in term.variables}
+    frame = data[sorted(columns)].dropna()
+    for column in frame.columns:
+        if isinstance(frame[column].dtype, pd.CategoricalDtype):
+            frame[column] = frame[column].cat.remove_unused_categories()
+    return frame.reset_index(drop=True), len(data) - len(frame)
+
+
+def _model_matrix(expr: str, frame: pd.DataFrame) -> tuple[np.ndarray, tuple[str, ...]]:
+    matrix = formulaic.model_matrix(expr, frame, na_action="raise")
+    return np.asarray(matrix, dtype=float), tuple(_lme4_name(column) for column in matrix.columns)
+
+
+def _lme4_name(column: str) -> str:
+    """formulaic's ``ses[T.mid]`` and ``ses[low]`` are lme4's ``sesmid`` and ``seslow``."""
+    return re.sub(r"\[(?:T\.)?([^\]]*)\]", r"\1", column)
+
+
+def _top_level_factor(formula: ModelFormula) -> str:
+    """The grouping factor every random term nests in; crossed designs are refused."""
+    top = min((term.group for term in formula.random), key=lambda group: group.count(":"))
+    for term in formula.random:
+        if term.group_factors[: len(top.split(":"))] != tuple(top.split(":")):
+            raise DesignError(
+                f"formula {formula.text!r}: term {term.text!r} is grouped by {term.group!r}, which is "
+                f"not nested in {top!r}; crossed random effects are not supported"
+            )
+    return top
+
+
+def _factor_codes(frame: pd.DataFrame, factors: list[str]) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Integer codes and labels of the (interaction of) factors, levels present only, in R's order."""
+    codes = np.zeros(len(frame), dtype=np.int64)
+    labels = np.array([""], dtype=object)
+    for factor in factors:
+        factor_codes, factor_labels = _single_factor(frame[factor])
+        codes = codes * len(factor_labels) + factor_codes
+        labels = np.array([f"{a}:{b}" if a else b for a in labels for b in factor_labels], dtype=object)
+    present, codes = np.unique(codes, return_inverse=True)
+    return codes.astype(np.int64), tuple(labels[present])
+
+
+def _single_factor(values: pd.Series) -> tuple[np.ndarray, list[str]]:
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return values.cat.codes.to_numpy(dtype=np.int64), [str(c) for c in values.cat.categories]
+    levels = np.sort(values.unique())
+    labels = [f"{v:g}" if isinstance(v, (int, float, np.number)) else str(v) for v in levels]
+    return np.searchsorted(levels, values.to_numpy()).astype(np.int64), labels
+
+
+def _random_block(term: RandomTerm, frame: pd.DataFrame, top: str, group_codes: np.ndarray) -> RandomBlock:
+    Z, effects = _model_matrix(term.expr, frame)
+    level_codes, levels = _factor_codes(frame, list(term.group_factors))
+    parent_codes = np.zeros(len(levels), dtype=np.int64)
+    parent_codes[level_codes] = group_codes
+    return RandomBlock(
+        group_var=term.group,
+        effects=effects,
+        Z=Z,
+        level_codes=level_codes,
+        levels=levels,
+        parent_codes=parent_codes,
+        label=term.group,
+        is_nested=term.group != top,
+    )
+
+
+def _in_lme4_order(blocks: list[RandomBlock]) -> tuple[RandomBlock, ...]:
+    """lme4 orders terms by decreasing number of levels and names repeats of a factor g.1, g.2."""
+    ordered = sorted(blocks, key=lambda block: -block.n_levels)
+    seen: dict[str, int] = {}
+    labelled = []
+    for block in ordered:
+        count = seen.get(block.group_var, 0)
+        seen[block.group_var] = count + 1
+        label = block.group_var if count == 0 else f"{block.group_var}.{count}"
+        labelled.append(replace(block, label=label))
+    return tuple(labelled)

@@ -1,0 +1,31 @@
+"""What a REML fit produces, whichever path computed it (vectorized REML or statsmodels)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Estimates:
+    """A REML solution on the scale lme4 reports.
+
+    ``covariances[b]`` is the (q_b x q_b) covariance matrix of block b's random effects (absolute
+    scale, i.e. already multiplied by ``sigma2``); ``modes[b]`` and ``conditional_sds[b]`` are
+    (n_levels_b x q_b) arrays of conditional modes and conditional standard deviations, rows in
+    the order of ``Design.blocks[b].levels``. ``beta_cov`` is lme4's ``vcov``.
+    """
+
+    beta: np.ndarray
+    beta_cov: np.ndarray
+    sigma2: float
+    covariances: list[np.ndarray]
+    modes: list[np.ndarray]
+    conditional_sds: list[np.ndarray]
+    loglik: float
+    path: str
+    optimizer: str
+    converged: bool
+    attempts: list[dict] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)

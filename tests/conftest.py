@@ -1,0 +1,52 @@
+"""Shared fixtures: the chapter's data prepared as the lme4 oracle assumes, and the oracle itself."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pyreadr
+import pytest
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+MIRROR = SHARED / "data"
+ORACLE = SHARED / "reference" / "lme4_chapter.json"
+CONFINT_ORACLE = SHARED / "reference" / "lme4_confint.json"
+
+
+@pytest.fixture(scope="session")
+def lme4():
+    return json.loads(ORACLE.read_text())
+
+
+@pytest.fixture(scope="session")
+def lme4_confint():
+    return json.loads(CONFINT_ORACLE.read_text())
+
+
+def _as_factor(values: pd.Series) -> pd.Categorical:
+    """Numeric ids become factors with R's labels ("1", not "1.0") in numeric order."""
+    levels = sorted(values.unique())
+    labels = [f"{v:g}" for v in levels]
+    return pd.Categorical(values.map(dict(zip(levels, labels))), categories=labels)
+
+
+@pytest.fixture(scope="session")
+def gpa():
+    return pyreadr.read_r(MIRROR / "gpa.RData")["gpa"]
+
+
+@pytest.fixture(scope="session")
+def pupils():
+    data = pyreadr.read_r(MIRROR / "pupils.RData")["pupils"].rename(columns={"PUPIL": "student"})
+    collapse = {"lowest": "low", "2": "low", "3": "low", "4": "mid", "5": "mid", "highest": "high"}
+    data["ses"] = pd.Categorical(data["ses"].astype(str).map(collapse), categories=["low", "mid", "high"])
+    data["primary_school_id"] = _as_factor(data["primary_school_id"])
+    data["secondary_school_id"] = _as_factor(data["secondary_school_id"])
+    return data
+
+
+@pytest.fixture(scope="session")
+def sleepstudy():
+    data = pd.read_csv(MIRROR / "sleepstudy.csv")
+    data["Subject"] = _as_factor(data["Subject"])
+    return data
