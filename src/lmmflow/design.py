@@ -50,6 +50,8 @@ class RandomBlock:
 
 @dataclass(frozen=True)
 class Design:
+    """``rows`` are the positions in the source data of the rows used (complete cases)."""
+
     response: str
     y: np.ndarray
     X: np.ndarray
@@ -58,6 +60,7 @@ class Design:
     group_codes: np.ndarray
     group_levels: tuple[str, ...]
     blocks: tuple[RandomBlock, ...]
+    rows: np.ndarray
     n_dropped: int = 0
 
     @property
@@ -77,7 +80,7 @@ def build_design(formula: ModelFormula | str, data: pd.DataFrame) -> Design:
     """Model matrices for ``formula`` on ``data``, dropping rows with missing model values as lme4 does."""
     formula = parse_formula(formula) if isinstance(formula, str) else formula
     _check_columns(formula, data)
-    frame, n_dropped = _complete_cases(formula, data)
+    frame, rows = _complete_cases(formula, data)
     if frame.empty:
         raise DesignError(f"formula {formula.text!r}: no rows left after dropping rows with missing values")
     y = frame[formula.response].to_numpy(dtype=float)
@@ -94,7 +97,8 @@ def build_design(formula: ModelFormula | str, data: pd.DataFrame) -> Design:
         group_codes=group_codes,
         group_levels=group_levels,
         blocks=_in_lme4_order(blocks),
-        n_dropped=n_dropped,
+        rows=rows,
+        n_dropped=len(data) - len(rows),
     )
 
 
@@ -119,14 +123,16 @@ def _check_columns(formula: ModelFormula, data: pd.DataFrame) -> None:
             )
 
 
-def _complete_cases(formula: ModelFormula, data: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+def _complete_cases(formula: ModelFormula, data: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """The rows without missing model values, and their positions in ``data``."""
     columns = {formula.response} | formula.fixed_variables
     columns |= {variable for term in formula.random for variable in term.variables}
-    frame = data[sorted(columns)].dropna()
+    complete = data[sorted(columns)].notna().all(axis=1).to_numpy()
+    frame = data.loc[complete, sorted(columns)].reset_index(drop=True)
     for column in frame.columns:
         if isinstance(frame[column].dtype, pd.CategoricalDtype):
             frame[column] = frame[column].cat.remove_unused_categories()
-    return frame.reset_index(drop=True), len(data) - len(frame)
+    return frame, np.flatnonzero(complete)
 
 
 def _model_matrix(expr: str, frame: pd.DataFrame) -> tuple[np.ndarray, tuple[str, ...]]:

@@ -1,0 +1,17 @@
+# lmmflow: linear mixed models, lme4-identical, on statsmodels.
+# Configuration: config.yaml (schema: workflow/schemas/config.schema.yaml).
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/shrinkage.smk"
+include: "workflow/rules/figures.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        get_final_outputs(),

@@ -1,0 +1,26 @@
+"""Snakemake script: population line with per-group mixed-model lines, and per-group OLS lines."""
+
+import sys
+
+from lmmflow import figures
+from lmmflow.prepare import read_prepared
+from lmmflow.shrinkage import pooled_ols, read_coefficients, setting_variables
+
+sys.stderr = open(snakemake.log[0], "w")
+
+setting = snakemake.params.setting
+columns = setting_variables(setting)
+x, y = columns["predictor"], columns["response"]
+data = read_prepared(snakemake.input.data, snakemake.input.schema)
+pooled = pooled_ols(data, x, y).set_index("term")["value"]
+figures.effects(
+    read_coefficients(snakemake.input.coefficients),
+    {"intercept": pooled["Intercept"], "slope": pooled[x]},
+    x_values=sorted(data[x].dropna().unique()),
+    png=snakemake.output.png,
+    svg=snakemake.output.svg,
+    xlabel=setting.get("xlabel", x),
+    ylabel=setting.get("ylabel", y),
+    group_label=columns["group"],
+    predictor=x,
+)

@@ -1,0 +1,26 @@
+"""Snakemake script: observed trajectories per group, a few highlighted."""
+
+import sys
+
+from lmmflow import figures
+from lmmflow.prepare import read_prepared
+from lmmflow.shrinkage import setting_variables
+
+sys.stderr = open(snakemake.log[0], "w")
+
+setting = snakemake.params.setting
+columns = setting_variables(setting)
+data = read_prepared(snakemake.input.data, snakemake.input.schema)
+x, y, group = columns["predictor"], columns["response"], columns["group"]
+figures.trajectories(
+    data,
+    group=group,
+    x=x,
+    y=y,
+    highlight=figures.pick_highlights(data, group, x, y),
+    png=snakemake.output.png,
+    svg=snakemake.output.svg,
+    xlabel=setting.get("xlabel", x),
+    ylabel=setting.get("ylabel", y),
+    title=f"{setting.get('label', snakemake.wildcards.setting)}: observed trajectories by {group}",
+)

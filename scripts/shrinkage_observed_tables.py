@@ -1,0 +1,13 @@
+"""Snakemake script: the many-regressions table and negative-slope counts of an observed setting."""
+
+import sys
+
+from lmmflow import io
+from lmmflow.shrinkage import observed_tables, read_coefficients
+
+sys.stderr = open(snakemake.log[0], "w")
+
+tables = observed_tables(read_coefficients(snakemake.input.coefficients))
+io.write_csv(tables["coefficients"], snakemake.output.coefficients)
+io.write_csv(tables["negative_slopes"], snakemake.output.negative_slopes)
+print(tables["negative_slopes"].to_string(index=False), file=sys.stderr)

@@ -1,0 +1,171 @@
+"""mixedup-style tables from a fit: fixed effects, variance components, correlations, random effects.
+
+Column names and row order follow R's mixedup (``extract_fixed_effects``, ``extract_vc``,
+``extract_random_effects``, ``extract_random_coefs``); Wald intervals and p-values use the
+normal distribution, as mixedup does.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from lmmflow.design import Design
+from lmmflow.estimates import Estimates
+
+Z_975 = stats.norm.ppf(0.975)
+SINGULAR_TOLERANCE = 1e-4  # lme4's isSingular default, on the relative Cholesky factor
+
+
+def fixed_effects(design: Design, fit: Estimates) -> pd.DataFrame:
+    se = np.sqrt(np.diag(fit.beta_cov))
+    t = fit.beta / se
+    return pd.DataFrame(
+        {
+            "term": design.fixed_names,
+            "value": fit.beta,
+            "se": se,
+            "t": t,
+            "p_value": 2 * stats.norm.sf(np.abs(t)),
+            "lower_2.5": fit.beta - Z_975 * se,
+            "upper_97.5": fit.beta + Z_975 * se,
+        }
+    )
+
+
+def variance_components(design: Design, fit: Estimates) -> pd.DataFrame:
+    rows = [
+        (block.label, effect, cov[j, j])
+        for block, cov in zip(design.blocks, fit.covariances)
+        for j, effect in enumerate(block.effects)
+    ]
+    rows.append(("Residual", "", fit.sigma2))
+    table = pd.DataFrame(rows, columns=["group", "effect", "variance"])
+    table["sd"] = np.sqrt(table["variance"])
+    table["var_prop"] = table["variance"] / table["variance"].sum()
+    return table
+
+
+def re_correlations(design: Design, fit: Estimates) -> pd.DataFrame:
+    rows = []
+    for block, cov in zip(design.blocks, fit.covariances):
+        sd = np.sqrt(np.diag(cov))
+        for i in range(block.n_effects):
+            for j in range(i + 1, block.n_effects):
+                correlation = cov[i, j] / (sd[i] * sd[j]) if sd[i] * sd[j] > 0 else np.nan
+                rows.append((block.label, block.effects[i], block.effects[j], correlation))
+    return pd.DataFrame(rows, columns=["group", "effect_1", "effect_2", "correlation"])
+
+
+def random_effects(design: Design, fit: Estimates) -> pd.DataFrame:
+    frames = []
+    for block, modes, sds in zip(design.blocks, fit.modes, fit.conditional_sds):
+        for j, effect in enumerate(block.effects):
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "group_var": block.group_var,
+                        "effect": effect,
+                        "group": block.levels,
+                        "value": modes[:, j],
+                        "se": sds[:, j],
+                    }
+                )
+            )
+    table = pd.concat(frames, ignore_index=True)
+    table["lower_2.5"] = table["value"] - Z_975 * table["se"]
+    table["upper_97.5"] = table["value"] + Z_975 * table["se"]
+    return table
+
+
+def random_coefficients(design: Design, fit: Estimates) -> pd.DataFrame:
+    """lme4's ``coef``: per grouping factor, fixed effect + random effect, matched by name.
+
+    Effects only random (``seslow`` in ``(0 + ses | g)``) come first, then every fixed effect,
+    as lme4 orders them.
+    """
+    ranef = random_effects(design, fit)
+    fixed = dict(zip(design.fixed_names, fit.beta))
+    frames = []
+    for group_var, blocks in _blocks_by_group_var(design).items():
+        levels = blocks[0].levels
+        random_names = [e for block in blocks for e in block.effects]
+        effects = [e for e in random_names if e not in fixed] + list(design.fixed_names)
+        own = ranef[ranef["group_var"] == group_var]
+        for effect in effects:
+            values = own[own["effect"] == effect].set_index("group")["value"]
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "group_var": group_var,
+                        "effect": effect,
+                        "group": levels,
+                        "value": fixed.get(effect, 0.0) + values.reindex(levels, fill_value=0.0).to_numpy(),
+                    }
+                )
+            )
+    return pd.concat(frames, ignore_index=True)
+
+
+def _blocks_by_group_var(design: Design) -> dict[str, list]:
+    grouped: dict[str, list] = {}
+    for block in design.blocks:
+        grouped.setdefault(block.group_var, []).append(block)
+    return grouped
+
+
+def n_parameters(design: Design) -> int:
+    """K: fixed effects + variances and covariances of every block + the residual variance."""
+    return len(design.fixed_names) + sum(b.n_effects * (b.n_effects + 1) // 2 for b in design.blocks) + 1
+
+
+def information_criteria(loglik: float, k: int, n: int) -> dict[str, float]:
+    aic = -2 * loglik + 2 * k
+    return {"AIC": aic, "AICc": aic + 2 * k * (k + 1) / (n - k - 1)}
+
+
+def is_singular(fit: Estimates) -> bool:
+    """lme4's isSingular: a diagonal of a relative Cholesky factor below 1e-4 (a zero variance
+    or a correlation at +-1 both show up there)."""
+    return any(
+        bool(np.min(_lower_cholesky_diagonal(cov / fit.sigma2)) < SINGULAR_TOLERANCE) for cov in fit.covariances
+    )
+
+
+def _lower_cholesky_diagonal(matrix: np.ndarray) -> np.ndarray:
+    """Diagonal of the Cholesky factor, tolerating positive semi-definite input."""
+    q = len(matrix)
+    lower = np.zeros_like(matrix)
+    for j in range(q):
+        pivot = matrix[j, j] - lower[j, :j] @ lower[j, :j]
+        lower[j, j] = np.sqrt(max(pivot, 0.0))
+        for i in range(j + 1, q):
+            off = matrix[i, j] - lower[i, :j] @ lower[j, :j]
+            lower[i, j] = off / lower[j, j] if lower[j, j] > 0 else 0.0
+    return np.diag(lower)
+
+
+def fit_summary(design: Design, fit: Estimates, *, dataset: str, formula: str) -> dict:
+    """The content of fit.json: everything but timings, so reruns are byte-identical."""
+    k = n_parameters(design)
+    warnings = list(fit.warnings)
+    if design.n_dropped:
+        warnings.append(f"{design.n_dropped} rows with missing values in model columns were dropped")
+    return {
+        "dataset": dataset,
+        "formula": formula,
+        "n_obs": design.n_obs,
+        "n_dropped": design.n_dropped,
+        "n_groups": {block.group_var: block.n_levels for block in design.blocks},
+        "logLik": fit.loglik,
+        "K": k,
+        **information_criteria(fit.loglik, k, design.n_obs),
+        "n_random_effects": design.n_random_effects,
+        "fixed_effects": list(design.fixed_names),
+        "converged": bool(fit.converged),
+        "singular": is_singular(fit),
+        "path": fit.path,
+        "optimizer": fit.optimizer,
+        "warnings": warnings,
+    }

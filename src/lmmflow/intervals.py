@@ -1,0 +1,594 @@
+"""Confidence intervals for every parameter: lme4's profile likelihood and a parametric bootstrap.
+
+Profile intervals (``profile_intervals``) reproduce ``confint(fit, method = "profile")`` of lme4
+1.1-31 for a REML fit. What lme4 actually profiles (``profile.merMod`` -> ``devfun2``):
+
+* ``devfun2`` starts with ``refitML(fit)``: the profile is of the **ML** deviance
+  (-2 log-likelihood), centred at the ML estimates, even though the model was fitted by REML.
+  Nothing in it is a REML criterion.
+* Variance parameters are profiled on lme4's "sdcor" scale: per random term the SDs and
+  correlations on the absolute scale (``sd_(Intercept)|Subject``, ``cor_Days.(Intercept)|Subject``,
+  ...), then ``sigma``. Profiling one of them fixes it and minimizes the ML deviance
+  ``log|L|^2 + r2(theta)/sigma^2 + n log(2 pi sigma^2)`` (beta profiled out) over all the others,
+  sigma included; theta = chol(covariance) / sigma. SDs are bounded below by 0, correlations
+  by [-1, 1]; when the profile does not reach zeta = -1.96 before the bound, the bound is the
+  interval end (lme4 returns ``lower[i]`` for an NA spline prediction).
+* A fixed effect beta_j is profiled by refitting with its column moved into an offset and
+  minimizing over theta and sigma: lme4 builds a fresh ``lmerResp`` whose REML flag is 0, so
+  this is again the ML deviance (the REML criterion of the reduced model, which would change
+  with the offset column, is never used). We compute the same quantity without refitting:
+  for given theta the ML deviance with beta_j fixed at b is
+  ``log|L|^2 + n (1 + log(2 pi (r2 + (b - beta_j(theta))^2 / [F^-1]_jj) / n))`` with
+  F = X'V^-1 X, which is exactly the deviance of the offset model (tested).
+* zeta(x) = sign(x - x_ML) sqrt(deviance(x) - deviance_ML); the interval is where zeta = -+1.96.
+  lme4 samples each profile at ~10-20 points and reads the bounds off an interpolating spline;
+  we find them by root finding (Brent) on zeta itself, i.e. the exact ends of lme4's interval.
+
+The ``estimate`` column holds the fitted model's (REML) estimates, which is what the model
+reports; the profile's own centre (the ML estimates, which lme4 does not print) is in
+``profile_center``.
+
+The parametric bootstrap (``bootstrap_replicates``) is lme4's ``bootMer(type = "parametric",
+use.u = FALSE)``: new random effects and residuals are simulated from the fitted (REML) model and
+the model is refitted by REML. Replicate i always uses ``SeedSequence(base).spawn(n)[i]``, so a
+set of replicates is the same however it is split into chunks (separate jobs).
+``aggregate_bootstrap`` gives boot's percentile intervals (``boot.ci(type = "perc")``, which
+lme4's ``confint(method = "boot")`` uses).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import replace
+from functools import lru_cache
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, stats
+
+from lmmflow.design import Design, build_design
+from lmmflow.estimates import Estimates
+from lmmflow.extract import n_parameters
+from lmmflow.reml import (
+    LOG_2PI,
+    ProfiledREML,
+    fit_reml,
+    lower_triangle_indices,
+    optimize_theta,
+    theta_lower_bounds,
+    theta_to_factors,
+)
+
+LEVEL = 0.95
+# Profile deviances below the ML optimum by more than this mean the optimum was not found.
+DEVIANCE_TOLERANCE = 1e-6
+MAX_SEARCH_STEPS = 60
+METHOD = "L-BFGS-B"
+OPTIONS = {"L-BFGS-B": dict(ftol=1e-13, gtol=1e-7, maxiter=500), "SLSQP": dict(ftol=1e-12, maxiter=500), "TNC": dict(ftol=1e-12), "Powell": dict(xtol=1e-8, ftol=1e-13)}
+
+
+# --------------------------------------------------------------------------- parameter names and scales
+
+
+def _lme4_effect(name: str) -> str:
+    """The design names the intercept ``Intercept``; lme4's parameter names say ``(Intercept)``."""
+    return "(Intercept)" if name == "Intercept" else name
+
+
+def variance_parameter_names(design: Design) -> list[str]:
+    """lme4's ``profnames(signames = FALSE)``: per term sd_/cor_ entries (lower triangle,
+    column-major, named by the term's grouping factor), then ``sigma``."""
+    names = []
+    for block in design.blocks:
+        effects = [_lme4_effect(e) for e in block.effects]
+        rows, cols = lower_triangle_indices(len(effects))
+        for i, j in zip(rows, cols):
+            if i == j:
+                names.append(f"sd_{effects[i]}|{block.group_var}")
+            else:
+                names.append(f"cor_{effects[i]}.{effects[j]}|{block.group_var}")
+    return names + ["sigma"]
+
+
+def parameter_names(design: Design) -> list[str]:
+    return variance_parameter_names(design) + [_lme4_effect(e) for e in design.fixed_names]
+
+
+def _block_sizes(design: Design) -> list[int]:
+    return [block.n_effects for block in design.blocks]
+
+
+def _cov_to_sdcor(cov: np.ndarray) -> np.ndarray:
+    """lme4's cov2sdcor, lower triangle column-major: SDs on the diagonal, correlations below."""
+    sd = np.sqrt(np.maximum(np.diag(cov), 0.0))
+    rows, cols = lower_triangle_indices(len(cov))
+    out = np.empty(len(rows))
+    for k, (i, j) in enumerate(zip(rows, cols)):
+        if i == j:
+            out[k] = sd[i]
+        else:
+            out[k] = cov[i, j] / (sd[i] * sd[j]) if sd[i] * sd[j] > 0 else 0.0
+    return out
+
+
+def theta_to_sdcor(theta: np.ndarray, sizes: list[int], sigma: float) -> np.ndarray:
+    """lme4's ``Cv_to_Sv(theta, s = sigma)``: absolute SDs and correlations of every term, then sigma."""
+    parts = [_cov_to_sdcor(sigma**2 * T @ T.T) for T in theta_to_factors(np.asarray(theta, float), sizes)]
+    return np.concatenate(parts + [np.array([sigma])])
+
+
+def _safe_cholesky(matrix: np.ndarray) -> np.ndarray:
+    """Lower Cholesky factor tolerating positive semi-definite input (lme4's safe_chol)."""
+    q = len(matrix)
+    lower = np.zeros_like(matrix)
+    for j in range(q):
+        pivot = matrix[j, j] - lower[j, :j] @ lower[j, :j]
+        lower[j, j] = np.sqrt(max(pivot, 0.0))
+        for i in range(j + 1, q):
+            off = matrix[i, j] - lower[i, :j] @ lower[j, :j]
+            lower[i, j] = off / lower[j, j] if lower[j, j] > 0 else 0.0
+    return lower
+
+
+def sdcor_to_theta(pars: np.ndarray, sizes: list[int]) -> np.ndarray:
+    """lme4's ``Sv_to_Cv(pars, s = sigma)``; ``pars`` ends with sigma."""
+    sigma, theta, start = pars[-1], [], 0
+    for q in sizes:
+        rows, cols = _triangle(q)
+        block = pars[start : start + len(rows)]
+        start += len(rows)
+        if q == 1:
+            theta.append(block / sigma)
+            continue
+        lower = np.zeros((q, q))
+        lower[rows, cols] = block
+        sd = np.diag(lower).copy()
+        corr = lower + lower.T
+        corr[np.diag_indices(q)] = 1.0
+        relative = corr * np.outer(sd, sd) / sigma**2
+        try:
+            T = np.linalg.cholesky(relative)
+        except np.linalg.LinAlgError:
+            T = _safe_cholesky(relative)
+        theta.append(T[rows, cols])
+    return np.concatenate(theta) if theta else np.zeros(0)
+
+
+@lru_cache(maxsize=None)
+def _triangle(q: int) -> tuple[np.ndarray, np.ndarray]:
+    return lower_triangle_indices(q)
+
+
+def _variance_bounds(design: Design) -> tuple[np.ndarray, np.ndarray]:
+    """lme4's profile cut-offs on the sdcor scale: SD in [0, inf), correlation in [-1, 1], sigma > 0."""
+    is_sd = np.isfinite(theta_lower_bounds(_block_sizes(design)))
+    lower = np.concatenate([np.where(is_sd, 0.0, -1.0), [0.0]])
+    upper = np.concatenate([np.where(is_sd, np.inf, 1.0), [np.inf]])
+    return lower, upper
+
+
+def parameter_vector(design: Design, fit: Estimates) -> pd.Series:
+    """A fit's parameters on lme4's profile/bootstrap scale (``bootFun`` of ``confint.merMod``)."""
+    values = [_cov_to_sdcor(cov) for cov in fit.covariances] + [np.array([np.sqrt(fit.sigma2)]), fit.beta]
+    return pd.Series(np.concatenate(values), index=parameter_names(design), dtype=float)
+
+
+def theta_from_estimates(design: Design, fit: Estimates) -> np.ndarray:
+    """lme4's theta (relative Cholesky factors, column-major lower triangles) of a fit."""
+    parts = []
+    for cov in fit.covariances:
+        rows, cols = lower_triangle_indices(len(cov))
+        parts.append(_safe_cholesky(cov / fit.sigma2)[rows, cols])
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
+# --------------------------------------------------------------------------- the ML deviance lme4 profiles
+
+
+class MLProfile:
+    """lme4's ``devfun2``: the ML deviance as a function of the sdcor parameters (beta profiled
+    out), and the ML deviance with one fixed effect held at a value (theta and sigma free).
+
+    Built on ``lmmflow.reml.ProfiledREML(design, reml=False)``: its ``solve(theta)`` gives the
+    ML sigma^2 = r2/n, beta(theta), vcov and the profiled deviance, from which the log-determinant
+    and r2 are recovered.
+    """
+
+    def __init__(self, design: Design, start: np.ndarray | None = None):
+        self.design = design
+        self.model = ProfiledREML(design, reml=False)
+        self.sizes = _block_sizes(design)
+        self.n = design.n_obs
+        theta, _ = optimize_theta(self.model, start)
+        solution = self.model.solve(theta)
+        self.theta_hat = theta
+        self.base = solution.deviance
+        self.sigma_hat = float(np.sqrt(solution.sigma2))
+        self.vc_hat = theta_to_sdcor(theta, self.sizes, self.sigma_hat)
+        self.beta_hat = solution.beta
+        self.beta_se = np.sqrt(np.diag(solution.beta_cov))
+        self.names = parameter_names(design)
+        self.vc_lower, self.vc_upper = _variance_bounds(design)
+
+    @property
+    def optimum(self) -> np.ndarray:
+        return np.concatenate([self.vc_hat, self.beta_hat])
+
+    def _pieces(self, theta: np.ndarray):
+        """log|L|^2, r2 (penalized RSS) and the solution at theta; None where theta is infeasible.
+
+        Recovered from ``ProfiledREML.solve`` (ML: sigma^2 = r2 / n, deviance = log|L|^2 +
+        n (1 + log(2 pi r2 / n))), the public API; see the module's note on a cheaper accessor.
+        """
+        try:
+            solution = self.model.solve(np.asarray(theta, float))
+        except (np.linalg.LinAlgError, FloatingPointError, ValueError):
+            return None
+        if not (np.isfinite(solution.deviance) and solution.sigma2 > 0):
+            return None
+        logdet = solution.deviance - self.n * (1.0 + LOG_2PI + np.log(solution.sigma2))
+        return logdet, self.n * solution.sigma2, solution
+
+    def vc_deviance(self, pars: np.ndarray) -> float:
+        """ML deviance at sdcor parameters ``pars`` (ending with sigma), beta profiled out."""
+        sigma = pars[-1]
+        if not sigma > 0:
+            return np.inf
+        pieces = self._pieces(sdcor_to_theta(pars, self.sizes))
+        if pieces is None:
+            return np.inf
+        logdet, r2, _ = pieces
+        return float(logdet + r2 / sigma**2 + self.n * (LOG_2PI + 2.0 * np.log(sigma)))
+
+    def fixed_deviance(self, theta: np.ndarray, j: int, value: float) -> float:
+        """ML deviance with beta_j = value, at theta, sigma and the other betas profiled out."""
+        pieces = self._pieces(theta)
+        if pieces is None:
+            return np.inf
+        logdet, r2, solution = pieces
+        f_inv_jj = solution.beta_cov[j, j] / solution.sigma2  # [(X'V^-1 X)^-1]_jj
+        r2_fixed = r2 + (value - solution.beta[j]) ** 2 / f_inv_jj
+        return float(logdet + self.n * (1.0 + LOG_2PI + np.log(r2_fixed / self.n)))
+
+    # -- zeta functions: one per parameter, with warm starts from the nearest evaluated point
+
+    def zeta_function(self, index: int) -> Callable[[float], float]:
+        n_vc = len(self.vc_hat)
+        if index < n_vc:
+            return _VarianceZeta(self, index)
+        return _FixedZeta(self, index - n_vc)
+
+
+class _Zeta:
+    """zeta(x) for one parameter; remembers nuisance solutions to warm-start the next optimization."""
+
+    def __init__(self, profile: MLProfile, center: float, start: np.ndarray):
+        self.profile = profile
+        self.center = center
+        self.points: list[tuple[float, np.ndarray]] = [(center, start)]
+
+    def _start(self, x: float) -> np.ndarray:
+        """Nuisance solution at the nearest evaluated point, extrapolated linearly from the two
+        nearest (profile traces are smooth), which leaves the optimizer a few iterations."""
+        nearest = sorted(self.points, key=lambda point: abs(point[0] - x))[:2]
+        if len(nearest) < 2 or nearest[0][0] == nearest[1][0]:
+            return nearest[0][1]
+        (x0, n0), (x1, n1) = nearest
+        return n0 + (n1 - n0) * (x - x0) / (x1 - x0)
+
+    def _minimize(self, x: float) -> tuple[float, np.ndarray]:
+        raise NotImplementedError
+
+    def __call__(self, x: float) -> float:
+        value, nuisance = self._minimize(x)
+        self.points.append((x, nuisance))
+        difference = value - self.profile.base
+        if difference < -DEVIANCE_TOLERANCE:
+            warnings.warn(
+                f"profiling found a deviance {-difference:.3g} below the ML optimum; the ML fit was not at its optimum"
+            )
+        return float(np.sign(x - self.center) * np.sqrt(max(difference, 0.0)))
+
+
+def _bounded_minimize(fun, start, lower, upper, scale):
+    """Minimize ``fun`` over a box by L-BFGS-B, on a copy of the variables scaled to order 1."""
+    scale = np.where(scale > 0, scale, 1.0)
+    bounds = list(zip(lower / scale, upper / scale))
+
+    def scaled(z):
+        return fun(z * scale)
+
+    z0 = np.clip(start / scale, lower / scale, upper / scale)
+    if len(z0) == 0:
+        return fun(start), start
+    result = optimize.minimize(
+        scaled, z0, method=METHOD, bounds=bounds, options=OPTIONS[METHOD]
+    )
+    return float(result.fun), result.x * scale
+
+
+class _VarianceZeta(_Zeta):
+    def __init__(self, profile: MLProfile, w: int):
+        self.w = w
+        self.others = np.delete(np.arange(len(profile.vc_hat)), w)
+        super().__init__(profile, profile.vc_hat[w], profile.vc_hat[self.others])
+
+    def _minimize(self, x):
+        p = self.profile
+        pars = p.vc_hat.copy()
+        pars[self.w] = x
+
+        def deviance(others):
+            pars[self.others] = others
+            return p.vc_deviance(pars)
+
+        scale = np.where(p.vc_upper[self.others] == 1.0, 1.0, np.abs(p.vc_hat[self.others]))
+        scale = np.where(scale > 0, scale, p.sigma_hat)
+        return _bounded_minimize(deviance, self._start(x), p.vc_lower[self.others], p.vc_upper[self.others], scale)
+
+
+class _FixedZeta(_Zeta):
+    def __init__(self, profile: MLProfile, j: int):
+        self.j = j
+        super().__init__(profile, profile.beta_hat[j], profile.theta_hat)
+
+    def _minimize(self, x):
+        p = self.profile
+        lower = p.model.lower_bounds
+        upper = np.full(len(lower), np.inf)
+        return _bounded_minimize(
+            lambda theta: p.fixed_deviance(theta, self.j, x), self._start(x), lower, upper, np.ones(len(lower))
+        )
+
+
+# --------------------------------------------------------------------------- root finding
+
+
+def _profile_bound(zeta: Callable[[float], float], center: float, target: float, step: float, cut: float) -> float:
+    """x beyond ``center`` (towards sign(target)) where zeta(x) = target; ``cut`` if zeta never gets there.
+
+    Secant steps outwards (zeta is close to linear in x) until the target is bracketed, then Brent.
+    """
+    direction = np.sign(target)
+    x_prev, z_prev = center, 0.0
+    x = center + direction * step
+    for _ in range(MAX_SEARCH_STEPS):
+        if direction * (x - cut) >= 0:
+            x = cut
+        z = zeta(x)
+        if direction * (z - target) >= 0:
+            return optimize.brentq(
+                lambda v: zeta(v) - target, min(x_prev, x), max(x_prev, x), xtol=1e-9 * max(1.0, abs(x)), rtol=1e-9
+            )
+        if x == cut:
+            return cut
+        slope = (z - z_prev) / (x - x_prev)
+        distance = abs(x - x_prev)
+        # Aim 10% beyond the linear prediction so the next point brackets; never shrink, cap growth.
+        move = 1.1 * (target - z) / slope if slope * direction > 0 else 4 * distance
+        move = direction * min(max(abs(move), 0.25 * distance), 10 * distance)
+        x_prev, z_prev, x = x, z, x + move
+    raise RuntimeError(f"profile did not reach zeta = {target} within {MAX_SEARCH_STEPS} steps")
+
+
+def profile_intervals(
+    design: Design, estimates: Estimates | None = None, level: float = LEVEL, which: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """lme4's ``confint(fit, method = "profile")`` for a REML fit of ``design`` (see module docstring).
+
+    Columns: parameter (lme4 names), estimate (the REML fit's value), lower_2.5 and upper_97.5
+    (named for level 0.95), method, profile_center (the ML estimate at which zeta = 0).
+    """
+    estimates = fit_reml(design) if estimates is None else estimates
+    profile = MLProfile(design, start=theta_from_estimates(design, estimates))
+    names = profile.names
+    which = names if which is None else list(which)
+    unknown = sorted(set(which) - set(names))
+    if unknown:
+        raise ValueError(f"unknown parameter(s) {unknown}; this model has {names}")
+    z = stats.norm.ppf((1 + level) / 2)
+    lower_cut = np.concatenate([profile.vc_lower, np.full(len(profile.beta_hat), -np.inf)])
+    upper_cut = np.concatenate([profile.vc_upper, np.full(len(profile.beta_hat), np.inf)])
+    n_vc = len(profile.vc_hat)
+    reported = parameter_vector(design, estimates)
+    rows = []
+    for index, name in enumerate(names):
+        if name not in which:
+            continue
+        center = profile.optimum[index]
+        if index < n_vc:
+            is_cor = profile.vc_upper[index] == 1.0
+            step = 0.05 if is_cor else 0.1 * max(abs(center), 1e-3 * profile.sigma_hat)
+        else:
+            step = 0.5 * profile.beta_se[index - n_vc]
+        bounds = []
+        for target, cut in ((-z, lower_cut[index]), (z, upper_cut[index])):
+            if center == cut:
+                bounds.append(cut)
+                continue
+            first_step = min(step, 0.5 * abs(center - cut)) if np.isfinite(cut) else step
+            bounds.append(_profile_bound(profile.zeta_function(index), center, target, first_step, cut))
+        rows.append(
+            {
+                "parameter": name,
+                "estimate": reported[name],
+                "lower_2.5": bounds[0],
+                "upper_97.5": bounds[1],
+                "method": "profile",
+                "profile_center": center,
+            }
+        )
+    return pd.DataFrame(rows, columns=["parameter", "estimate", "lower_2.5", "upper_97.5", "method", "profile_center"])
+
+
+# --------------------------------------------------------------------------- parametric bootstrap
+
+
+def replicate_seeds(base_seed: int, n_replicates: int) -> list[np.random.SeedSequence]:
+    """One independent stream per replicate, all derived from one base seed."""
+    return np.random.SeedSequence(base_seed).spawn(n_replicates)
+
+
+def chunk_replicates(n_replicates: int, n_chunks: int, chunk: int) -> np.ndarray:
+    """Replicate indices of chunk ``chunk`` (0-based): contiguous, sizes differing by at most one."""
+    if not 0 <= chunk < n_chunks:
+        raise ValueError(f"chunk {chunk} is not in 0..{n_chunks - 1}")
+    return np.array_split(np.arange(n_replicates), n_chunks)[chunk]
+
+
+def simulate_response(design: Design, fit: Estimates, rng: np.random.Generator) -> np.ndarray:
+    """lme4's ``simulate(fit, use.u = FALSE)``: new random effects and residuals from the fitted model."""
+    y = design.X @ fit.beta
+    for block, cov in zip(design.blocks, fit.covariances):
+        effects = rng.standard_normal((block.n_levels, block.n_effects)) @ _safe_cholesky(cov).T
+        y = y + np.einsum("ij,ij->i", np.asarray(block.Z, float), effects[np.asarray(block.level_codes)])
+    return y + np.sqrt(fit.sigma2) * rng.standard_normal(design.n_obs)
+
+
+def bootstrap_replicates(
+    design: Design,
+    estimates: Estimates,
+    seeds: Sequence[np.random.SeedSequence | int],
+    replicate_ids: Iterable[int] | None = None,
+) -> pd.DataFrame:
+    """Simulate y* from the fit and refit by REML once per seed; one row of lme4-named parameters each.
+
+    ``replicate_ids`` (default 0..len(seeds)-1) label the rows, so chunks can be put back together.
+    A refit that fails or does not converge keeps its row with ``converged`` False.
+    """
+    ids = list(range(len(seeds))) if replicate_ids is None else list(replicate_ids)
+    if len(ids) != len(seeds):
+        raise ValueError(f"{len(seeds)} seeds but {len(ids)} replicate ids")
+    names = parameter_names(design)
+    start = theta_from_estimates(design, estimates)
+    rows = []
+    for replicate, seed in zip(ids, seeds):
+        rng = np.random.default_rng(seed)
+        simulated = replace(design, y=simulate_response(design, estimates, rng))
+        try:
+            refit = fit_reml(simulated, start=start)
+            values, converged = parameter_vector(simulated, refit).to_numpy(), bool(refit.converged)
+        except (np.linalg.LinAlgError, ValueError, FloatingPointError):
+            values, converged = np.full(len(names), np.nan), False
+        rows.append([replicate, converged, *values])
+    return pd.DataFrame(rows, columns=["replicate", "converged", *names])
+
+
+def bootstrap_chunk(
+    design: Design, estimates: Estimates, base_seed: int, n_replicates: int, n_chunks: int, chunk: int
+) -> pd.DataFrame:
+    """The replicates of one chunk of a bootstrap of ``n_replicates`` seeded by ``base_seed``."""
+    ids = chunk_replicates(n_replicates, n_chunks, chunk)
+    seeds = replicate_seeds(base_seed, n_replicates)
+    return bootstrap_replicates(design, estimates, [seeds[i] for i in ids], replicate_ids=ids)
+
+
+def percentile_interval(values: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
+    """boot's ``norm.inter`` percentile ends (``boot.ci(type = "perc")``): order statistic (R+1)a,
+    interpolated on the normal quantile scale when (R+1)a is not an integer."""
+    t = np.sort(np.asarray(values, float)[np.isfinite(values)])
+    n = len(t)
+    if n == 0:
+        return np.nan, np.nan
+    out = []
+    for alpha in ((1 - level) / 2, (1 + level) / 2):
+        rk = (n + 1) * alpha
+        k = int(np.floor(rk + 1e-9 * rk))
+        if abs(k - rk) <= 1e-9 * rk and 0 < k <= n:
+            out.append(t[k - 1])
+        elif k <= 0:
+            out.append(t[0])
+        elif k >= n:
+            out.append(t[-1])
+        else:
+            q, q_k, q_k1 = stats.norm.ppf([alpha, k / (n + 1), (k + 1) / (n + 1)])
+            out.append(t[k - 1] + (q - q_k) / (q_k1 - q_k) * (t[k] - t[k - 1]))
+    return float(out[0]), float(out[1])
+
+
+def aggregate_bootstrap(
+    tables: Iterable[pd.DataFrame], level: float = LEVEL, estimate: pd.Series | None = None
+) -> pd.DataFrame:
+    """Percentile intervals from the union of bootstrap chunks (replicate ids must not repeat).
+
+    Non-converged replicates are kept, as lme4's bootMer keeps fits with convergence warnings;
+    failed ones (NaN) are dropped. ``estimate`` (e.g. ``parameter_vector``) fills that column.
+    """
+    union = pd.concat(list(tables), ignore_index=True).sort_values("replicate", ignore_index=True)
+    repeated = union["replicate"][union["replicate"].duplicated()].unique()
+    if len(repeated):
+        raise ValueError(f"replicates {list(repeated)[:10]} appear in more than one chunk")
+    names = [c for c in union.columns if c not in ("replicate", "converged")]
+    rows = []
+    for name in names:
+        values = union[name].to_numpy(dtype=float)
+        lower, upper = percentile_interval(values, level)
+        rows.append(
+            {
+                "parameter": name,
+                "estimate": np.nan if estimate is None else float(estimate[name]),
+                "lower_2.5": lower,
+                "upper_97.5": upper,
+                "method": "bootstrap (percentile)",
+                "n_replicates": int(np.isfinite(values).sum()),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- the chapter's simulation exercise
+
+EXERCISE_MODELS = {
+    "sim_ints_only": "y ~ x + (1 | groups)",
+    "sim_with_slopes": "y ~ x + (1 | groups) + (0 + x | groups)",
+}
+
+
+def simulate_exercise(
+    n_groups: int = 50,
+    n_per_group: int = 3,
+    sd_intercept: float = 0.75,
+    sd_slope: float = 0.25,
+    sd_residual: float = 0.25,
+    rng: np.random.Generator | int | None = None,
+) -> pd.DataFrame:
+    """The chapter's "Simulation revisited" data: y = 2 + u0 + (0.5 + u1) x + e, x ~ N(0, 1).
+
+    Draws in the chapter's order (intercept effects, slope effects, residuals, x) from a numpy
+    Generator; R's ``set.seed(1234)`` stream cannot be reproduced, so the numbers differ from R's.
+    """
+    rng = np.random.default_rng(rng)
+    n = n_groups * n_per_group
+    labels = [str(g) for g in range(1, n_groups + 1)]
+    group = np.repeat(np.arange(n_groups), n_per_group)
+    re_int = rng.normal(scale=sd_intercept, size=n_groups)
+    re_slope = rng.normal(scale=sd_slope, size=n_groups)
+    e = rng.normal(scale=sd_residual, size=n)
+    x = rng.normal(size=n)
+    y = (2 + re_int[group]) + (0.5 + re_slope[group]) * x + e
+    groups = pd.Categorical.from_codes(group, categories=labels)
+    return pd.DataFrame({"x": x, "y": y, "groups": groups})
+
+
+def aic_table(fits: dict[str, tuple[Design, Estimates]]) -> pd.DataFrame:
+    """What ``AIC(model)`` prints for each fit. For a REML fit lme4's ``AIC`` uses the REML
+    log-likelihood (``logLik(fit)`` is REML), so the ``criterion`` column says REML; such AICs
+    compare models with the same fixed effects only (true of the exercise's two models)."""
+    rows = []
+    for name, (design, fit) in fits.items():
+        k = n_parameters(design)
+        rows.append(
+            {"model": name, "K": k, "logLik": fit.loglik, "AIC": -2 * fit.loglik + 2 * k, "criterion": "REML"}
+        )
+    return pd.DataFrame(rows, columns=["model", "K", "logLik", "AIC", "criterion"])
+
+
+def exercise_comparison(data: pd.DataFrame, models: dict[str, str] | None = None) -> pd.DataFrame:
+    """Fit the exercise's models by REML and compare them by AIC, as the chapter asks."""
+    models = EXERCISE_MODELS if models is None else models
+    fits = {}
+    for name, formula in models.items():
+        design = build_design(formula, data)
+        fits[name] = (design, fit_reml(design))
+    return aic_table(fits)

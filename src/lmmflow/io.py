@@ -1,0 +1,49 @@
+"""Atomic, deterministic output: a reader never sees a half-written file, reruns give the same bytes."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+
+FLOAT_FORMAT = "%.10g"  # 10 significant digits: stable across BLAS thread counts, far below any tolerance
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike):
+    """Yield a temporary path beside ``path``; it replaces ``path`` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        yield Path(temporary)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def write_csv(table: pd.DataFrame, path: str | os.PathLike) -> None:
+    with atomic_path(path) as temporary:
+        table.to_csv(temporary, index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
+
+
+def write_json(content: dict, path: str | os.PathLike) -> None:
+    with atomic_path(path) as temporary:
+        temporary.write_text(json.dumps(_rounded(content), indent=2) + "\n")
+
+
+def _rounded(value):
+    """Floats to FLOAT_FORMAT precision, so JSON is as stable as the CSV tables."""
+    if isinstance(value, float):
+        return float(FLOAT_FORMAT % value)
+    if isinstance(value, dict):
+        return {key: _rounded(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_rounded(item) for item in value]
+    return value

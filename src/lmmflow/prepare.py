@@ -1,0 +1,244 @@
+"""Turn a raw data file into an analysis-ready table plus its data dictionary.
+
+Order of operations: read, rename, recode, factors. Every categorical column of the result
+carries only the levels it uses, in a defined order, so that the reference (first) level
+and thus the fitted contrasts are the same on every run.
+"""
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet
+import pyreadr
+from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+from lmmflow.acquire import sha256_of
+from lmmflow.io import atomic_path
+
+R_SUFFIXES = (".rdata", ".rda")
+SUPPORTED_SUFFIXES = (*R_SUFFIXES, ".rds", ".csv", ".parquet")
+# Only the empty field is missing: a level literally called "NA" must survive a round trip.
+CSV_MISSING = {"keep_default_na": False, "na_values": [""]}
+
+
+class PrepareError(ValueError):
+    """The configuration does not fit the data set it describes."""
+
+
+# --- checks of the configuration, run at workflow start-up and again before preparing ---
+
+
+def check_spec(dataset: str, spec: dict, file_name: str) -> None:
+    """Problems visible in the configuration alone, without the data."""
+    key = f"datasets.{dataset}"
+    if Path(file_name).suffix.lower() not in SUPPORTED_SUFFIXES:
+        raise PrepareError(
+            f"{key}.source: cannot read '{file_name}'; supported file types are "
+            f"{', '.join(SUPPORTED_SUFFIXES)}"
+        )
+    targets = list(spec.get("rename", {}).values())
+    for target in targets:
+        if targets.count(target) > 1:
+            raise PrepareError(f"{key}.rename: several columns are renamed to '{target}'")
+    for column, levels in spec.get("recode", {}).items():
+        _recode_lookup(levels, f"{key}.recode.{column}")
+
+
+def check_columns(dataset: str, spec: dict, columns: list[str]) -> None:
+    """Every column the configuration names exists at the step that uses it."""
+    key = f"datasets.{dataset}"
+    rename = spec.get("rename", {})
+    for old in rename:
+        if old not in columns:
+            raise PrepareError(_missing_column(f"{key}.rename", old, columns, ""))
+    renamed = [rename.get(column, column) for column in columns]
+    for column in renamed:
+        if renamed.count(column) > 1:
+            raise PrepareError(f"{key}.rename: after renaming, two columns are called '{column}'")
+    for step in ("recode", "factors"):
+        for column in spec.get(step, []):
+            if column not in renamed:
+                raise PrepareError(_missing_column(f"{key}.{step}", column, renamed, " after rename"))
+
+
+def _missing_column(key: str, column: str, columns: list[str], when: str) -> str:
+    return f"{key}: column '{column}' is not in the data{when}; its columns are {', '.join(columns)}"
+
+
+# --- reading raw files ---
+
+
+def list_columns(path: str | os.PathLike, r_object: str | None = None) -> list[str]:
+    """The columns of a raw file, read from its header or metadata where the format allows."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return list(pd.read_csv(path, nrows=0).columns)
+    if suffix == ".parquet":
+        schema = pyarrow.parquet.read_schema(path)
+        index = (schema.pandas_metadata or {}).get("index_columns", [])
+        return [name for name in schema.names if name not in index]
+    objects = {entry["object_name"]: entry["columns"] for entry in pyreadr.list_objects(path)}
+    return list(objects[_r_object_name(path, list(objects), r_object)])
+
+
+def read_raw(path: str | os.PathLike, r_object: str | None = None) -> pd.DataFrame:
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return pd.read_csv(path)
+    if suffix == ".parquet":
+        return pd.read_parquet(path)
+    if suffix == ".rds":
+        return pyreadr.read_r(path)[None]
+    names = [entry["object_name"] for entry in pyreadr.list_objects(path)]
+    name = _r_object_name(path, names, r_object)
+    return pyreadr.read_r(path, use_objects=[name])[name]
+
+
+def _r_object_name(path: Path, names: list, r_object: str | None) -> str | None:
+    """The object to read: the configured one, or the only one in the file (always, for .rds)."""
+    if path.suffix.lower() not in R_SUFFIXES:
+        return names[0]
+    if r_object is None and len(names) == 1:
+        return names[0]
+    if r_object not in names:
+        raise PrepareError(
+            f"{path.name}: holds the R objects {', '.join(map(str, names))}; "
+            f"set source.object to one of them (got {r_object!r})"
+        )
+    return r_object
+
+
+# --- preparation ---
+
+
+def prepare_dataset(dataset: str, raw_path: str | os.PathLike, spec: dict) -> tuple[pd.DataFrame, dict]:
+    """Read, rename, recode and make factors; return the table and its data dictionary."""
+    raw_path = Path(raw_path)
+    check_spec(dataset, spec, raw_path.name)
+    data = read_raw(raw_path, spec["source"].get("object"))
+    check_columns(dataset, spec, list(data.columns))
+    data = data.rename(columns=spec.get("rename", {}))
+    for column, levels in spec.get("recode", {}).items():
+        data[column] = _recode(data[column], levels, f"datasets.{dataset}.recode.{column}")
+    factors = set(spec.get("factors", []))
+    for column in data.columns:
+        if column in factors or not _is_plain_numeric(data[column]):
+            data[column] = _as_factor(data[column])
+    if data.empty:
+        raise PrepareError(f"datasets.{dataset}: {raw_path.name} gives a table with no rows")
+    return data, data_dictionary(dataset, data, raw_path)
+
+
+def _is_plain_numeric(values: pd.Series) -> bool:
+    return is_numeric_dtype(values.dtype) and not is_bool_dtype(values.dtype)
+
+
+def _r_label(value) -> str:
+    """R's label for a value: 1.0 -> "1", True -> "TRUE", strings as they are."""
+    if isinstance(value, (bool, np.bool_)):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, (int, float, np.number)):
+        return str(int(value)) if float(value).is_integer() else repr(float(value))
+    return str(value)
+
+
+def _labels(values: pd.Series) -> pd.Series:
+    return values.astype(object).map(_r_label, na_action="ignore")
+
+
+def _as_factor(values: pd.Series) -> pd.Categorical:
+    """Categorical with R's labels: existing level order kept, numbers in numeric order,
+    text in sorted order; unused levels dropped."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        order = [_r_label(level) for level in values.cat.remove_unused_categories().cat.categories]
+    elif is_numeric_dtype(values.dtype):
+        order = [_r_label(value) for value in sorted(values.dropna().unique())]
+    else:
+        order = sorted(_labels(values).dropna().unique())
+    return pd.Categorical(_labels(values), categories=order)
+
+
+def _recode_lookup(levels: dict, key: str) -> dict[str, str]:
+    """old value (as its R label) -> new level; an old value may belong to one level only."""
+    lookup = {}
+    for new, olds in levels.items():
+        for old in map(_r_label, olds):
+            if old in lookup:
+                raise PrepareError(f"{key}: value '{old}' is listed under both '{lookup[old]}' and '{new}'")
+            lookup[old] = new
+    return lookup
+
+
+def _recode(values: pd.Series, levels: dict, key: str) -> pd.Categorical:
+    """Map values by their R label to new levels, ordered as in the configuration."""
+    lookup = _recode_lookup(levels, key)
+    labels = _labels(values)
+    unmapped = sorted(set(labels.dropna()) - set(lookup))
+    if unmapped:
+        raise PrepareError(
+            f"{key}: the values {', '.join(map(repr, unmapped))} of column '{values.name}' "
+            f"are not mapped to any level; add them under one of {', '.join(levels)}"
+        )
+    return pd.Categorical(labels.map(lookup), categories=list(levels)).remove_unused_categories()
+
+
+def data_dictionary(dataset: str, data: pd.DataFrame, raw_path: Path) -> dict:
+    return {
+        "dataset": dataset,
+        "rows": len(data),
+        "source": {"file": raw_path.name, "sha256": sha256_of(raw_path)},
+        "columns": [_describe(name, data[name]) for name in data.columns],
+    }
+
+
+def _describe(name: str, values: pd.Series) -> dict:
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        kind = {"type": "categorical", "levels": [str(level) for level in values.cat.categories]}
+    else:
+        kind = {"type": "numeric"}
+    return {"name": name, **kind, "missing": int(values.isna().sum())}
+
+
+# --- prepared files ---
+
+
+def write_prepared(data: pd.DataFrame, dictionary: dict, csv_path, schema_path) -> None:
+    """Write the table and its dictionary, each atomically (never a truncated file)."""
+    with atomic_path(csv_path) as partial:
+        # pandas writes floats with repr, the shortest exact form: byte-identical reruns.
+        data.to_csv(partial, index=False, lineterminator="\n")
+    with atomic_path(schema_path) as partial:
+        partial.write_text(json.dumps(dictionary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def read_prepared(csv_path: str | os.PathLike, schema_path: str | os.PathLike) -> pd.DataFrame:
+    """Read a prepared table back, categorical columns with their level order restored."""
+    csv_path = Path(csv_path)
+    dictionary = json.loads(Path(schema_path).read_text(encoding="utf-8"))
+    levels = {c["name"]: c["levels"] for c in dictionary["columns"] if c["type"] == "categorical"}
+    data = pd.read_csv(csv_path, dtype={name: str for name in levels}, **CSV_MISSING)
+    expected = [c["name"] for c in dictionary["columns"]]
+    if list(data.columns) != expected or len(data) != dictionary["rows"]:
+        raise PrepareError(
+            f"{csv_path}: does not match its data dictionary: {len(data)} rows of "
+            f"{list(data.columns)}, expected {dictionary['rows']} rows of {expected}"
+        )
+    for name, order in levels.items():
+        data[name] = _restore_levels(data[name], order, csv_path)
+    return data
+
+
+def _restore_levels(values: pd.Series, order: list[str], csv_path: Path) -> pd.Categorical:
+    # A value outside the recorded levels would otherwise silently become missing.
+    unknown = sorted(set(values.dropna()) - set(order))
+    if unknown:
+        raise PrepareError(
+            f"{csv_path}: column '{values.name}' has values {unknown} that are not among "
+            f"its levels {order} in the data dictionary"
+        )
+    return pd.Categorical(values, categories=order)

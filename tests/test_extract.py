@@ -1,0 +1,78 @@
+"""Every table of every chapter model, computed through the default fitting path, agrees with lme4."""
+
+import numpy as np
+import pytest
+
+from lme4_agreement import (
+    CHAPTER_MODELS,
+    assert_correlations,
+    assert_fixed_effects,
+    assert_random_coefficients,
+    assert_random_effects,
+    assert_variance_components,
+)
+from lmmflow import extract
+from lmmflow.design import build_design
+from lmmflow.fit import fit_model
+
+
+@pytest.fixture(scope="module", params=sorted(CHAPTER_MODELS))
+def fitted(request):
+    dataset, formula = CHAPTER_MODELS[request.param]
+    design = build_design(formula, request.getfixturevalue(dataset))
+    return request.param, design, fit_model(design)
+
+
+def test_fit_summary_matches_lme4(fitted, lme4):
+    name, design, fit = fitted
+    summary = extract.fit_summary(design, fit, dataset="d", formula="f")
+    oracle = lme4[name]
+    assert abs(summary["logLik"] - oracle["logLik"]) < 1e-4
+    assert (summary["K"], summary["n_obs"], summary["n_random_effects"]) == (
+        oracle["K"],
+        oracle["n_obs"],
+        oracle["n_random_effects"],
+    )
+    assert summary["singular"] == oracle["singular"]
+    assert summary["AICc"] == pytest.approx(oracle["AICc"], abs=2e-4)
+    assert summary["converged"]
+
+
+def test_tables_match_lme4(fitted, lme4):
+    name, design, fit = fitted
+    oracle = lme4[name]
+    assert_fixed_effects(extract.fixed_effects(design, fit), oracle)
+    assert_variance_components(extract.variance_components(design, fit), oracle)
+    assert_correlations(extract.re_correlations(design, fit), oracle)
+    assert_random_effects(extract.random_effects(design, fit), oracle)
+    assert_random_coefficients(extract.random_coefficients(design, fit), oracle)
+
+
+def test_random_coefficients_are_fixed_plus_random(fitted):
+    _, design, fit = fitted
+    coefficients = extract.random_coefficients(design, fit).set_index(["group_var", "effect", "group"])
+    ranef = extract.random_effects(design, fit).groupby(["group_var", "effect", "group"])["value"].sum()
+    fixed = dict(zip(design.fixed_names, fit.beta))
+    expected = [
+        fixed.get(effect, 0.0) + ranef.get((group_var, effect, group), 0.0)
+        for group_var, effect, group in coefficients.index
+    ]
+    np.testing.assert_allclose(coefficients["value"], expected, rtol=0, atol=1e-10)
+
+
+def test_wald_intervals_and_p_values(fitted):
+    _, design, fit = fitted
+    table = extract.fixed_effects(design, fit)
+    np.testing.assert_allclose(table["upper_97.5"] - table["value"], 1.959963984540054 * table["se"])
+    assert ((table["p_value"] >= 0) & (table["p_value"] <= 1)).all()
+
+
+def test_singularity_follows_the_relative_cholesky_factor():
+    from lmmflow.estimates import Estimates
+
+    def estimates(cov):
+        return Estimates(np.zeros(1), np.eye(1), 1.0, [cov], [], [], 0.0, "fast", "x", True)
+
+    assert extract.is_singular(estimates(np.array([[1.0, 1.0], [1.0, 1.0]])))  # correlation +1
+    assert extract.is_singular(estimates(np.array([[1.0, 0.0], [0.0, 0.0]])))  # zero variance
+    assert not extract.is_singular(estimates(np.array([[1.0, 0.5], [0.5, 1.0]])))

@@ -1,0 +1,190 @@
+"""Preparing data sets: rename, recode, factors, the data dictionary and the CSV round trip."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from lmmflow.prepare import (
+    PrepareError,
+    check_spec,
+    prepare_dataset,
+    read_prepared,
+    write_prepared,
+)
+
+from conftest import MIRROR
+
+CONFIG = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())
+
+
+def config_spec(name):
+    return CONFIG["datasets"][name]
+
+
+@pytest.fixture
+def raw_csv(tmp_path):
+    """A small raw table: numeric ids, text, a numeric code to recode, one missing value."""
+    path = tmp_path / "toy.csv"
+    pd.DataFrame(
+        {
+            "id": [10.0, 2.0, 2.0, 1.0],
+            "town": ["b", "a", "c", None],
+            "code": [1, 2, 3, 3],
+            "y": [0.1, 0.2, 0.3, 1 / 3],
+        }
+    ).to_csv(path, index=False)
+    return path
+
+
+def toy(**spec):
+    return {"source": {"path": "toy.csv"}, **spec}
+
+
+def levels(values):
+    return list(values.cat.categories)
+
+
+def test_pupils_ses_is_recoded_with_low_as_reference():
+    data, _ = prepare_dataset("pupils", MIRROR / "pupils.RData", config_spec("pupils"))
+    assert levels(data["ses"]) == ["low", "mid", "high"]
+    assert data["ses"].value_counts(sort=False).to_dict() == {"low": 303, "mid": 554, "high": 143}
+    assert "student" in data and "PUPIL" not in data
+    assert levels(data["primary_school_id"])[:3] == ["1", "2", "3"]
+    assert len(levels(data["primary_school_id"])) == 50
+
+
+def test_gpa_students_keep_their_order():
+    data, dictionary = prepare_dataset("gpa", MIRROR / "gpa.RData", config_spec("gpa"))
+    assert len(data) == 1200 == dictionary["rows"]
+    assert levels(data["student"]) == [str(i) for i in range(1, 201)]
+    # job has levels nobody uses in the raw factor; they are dropped
+    assert levels(data["job"]) == ["1 hour", "2 hours", "3 hours"]
+
+
+def test_sleepstudy_subjects_in_numeric_order():
+    data, _ = prepare_dataset("sleepstudy", MIRROR / "sleepstudy.csv", config_spec("sleepstudy"))
+    assert len(data) == 180
+    assert levels(data["Subject"])[:3] == ["308", "309", "310"]
+    assert len(levels(data["Subject"])) == 18
+
+
+def test_factors_numeric_order_and_text_sorted(raw_csv):
+    data, _ = prepare_dataset("toy", raw_csv, toy(factors=["id"]))
+    assert levels(data["id"]) == ["1", "2", "10"]
+    assert levels(data["town"]) == ["a", "b", "c"]
+    assert data["y"].dtype == float
+
+
+def test_recode_maps_numbers_by_their_label_in_config_order(raw_csv):
+    data, _ = prepare_dataset("toy", raw_csv, toy(recode={"code": {"hi": [3], "lo": ["1", "2"]}}))
+    assert levels(data["code"]) == ["hi", "lo"]
+    assert list(data["code"]) == ["lo", "lo", "hi", "hi"]
+
+
+def test_data_dictionary(raw_csv):
+    _, dictionary = prepare_dataset("toy", raw_csv, toy(factors=["id"]))
+    assert dictionary["dataset"] == "toy"
+    assert dictionary["rows"] == 4
+    assert dictionary["source"]["file"] == "toy.csv"
+    assert len(dictionary["source"]["sha256"]) == 64
+    town = next(c for c in dictionary["columns"] if c["name"] == "town")
+    assert town == {"name": "town", "type": "categorical", "levels": ["a", "b", "c"], "missing": 1}
+    assert {"name": "y", "type": "numeric", "missing": 0} in dictionary["columns"]
+
+
+@pytest.mark.parametrize(
+    "spec, key, column",
+    [
+        (toy(rename={"idd": "x"}), "datasets.toy.rename", "idd"),
+        (toy(recode={"cod": {"a": [1]}}), "datasets.toy.recode", "cod"),
+        (toy(factors=["ids"]), "datasets.toy.factors", "ids"),
+        (toy(rename={"id": "y"}), "datasets.toy.rename", "y"),
+        (toy(rename={"id": "key"}, factors=["id"]), "datasets.toy.factors", "id"),
+    ],
+    ids=["rename", "recode", "factor", "rename-collision", "factor-of-renamed"],
+)
+def test_missing_columns_are_named(raw_csv, spec, key, column):
+    with pytest.raises(PrepareError) as error:
+        prepare_dataset("toy", raw_csv, spec)
+    assert key in str(error.value) and f"'{column}'" in str(error.value)
+
+
+def test_unmapped_value_is_named(raw_csv):
+    with pytest.raises(PrepareError) as error:
+        prepare_dataset("toy", raw_csv, toy(recode={"code": {"lo": [1, 2]}}))
+    assert "datasets.toy.recode.code" in str(error.value) and "'3'" in str(error.value)
+
+
+def test_value_under_two_levels_is_refused():
+    with pytest.raises(PrepareError, match="'2' is listed under both 'lo' and 'hi'"):
+        check_spec("toy", toy(recode={"code": {"lo": [1, 2], "hi": ["2"]}}), "toy.csv")
+
+
+def test_unsupported_file_type_is_refused():
+    with pytest.raises(PrepareError, match="toy.xlsx"):
+        check_spec("toy", toy(), "toy.xlsx")
+
+
+def test_empty_data_is_refused(tmp_path):
+    path = tmp_path / "empty.csv"
+    path.write_text("id,y\n")
+    with pytest.raises(PrepareError, match="datasets.empty: empty.csv gives a table with no rows"):
+        prepare_dataset("empty", path, toy())
+
+
+def test_unknown_r_object_is_named():
+    spec = {"source": {"path": "pupils.RData", "object": "pupil"}}
+    with pytest.raises(PrepareError, match="pupils.RData: holds the R objects pupils"):
+        prepare_dataset("pupils", MIRROR / "pupils.RData", spec)
+
+
+def write(data, dictionary, folder):
+    folder.mkdir()
+    write_prepared(data, dictionary, folder / "t.csv", folder / "t.schema.json")
+    return folder / "t.csv", folder / "t.schema.json"
+
+
+def test_round_trip_restores_levels_and_missing_values(tmp_path):
+    path = tmp_path / "raw.csv"
+    path.write_text("g,y\na,1.5\nb,\n,0.1\nNA,2\n")  # raw "NA" is R's missing value
+    data, dictionary = prepare_dataset("t", path, toy(recode={"g": {"zz": ["b"], "aa": ["a"]}}))
+    csv, schema = write(data, dictionary, tmp_path / "out")
+    back = read_prepared(csv, schema)
+    pd.testing.assert_frame_equal(back, data, check_categorical=True, check_dtype=False)
+    assert levels(back["g"]) == ["zz", "aa"]
+    assert back["g"].isna().sum() == 2 and back["y"].isna().sum() == 1
+
+
+def test_round_trip_keeps_a_level_called_NA(tmp_path):
+    data = pd.DataFrame({"g": pd.Categorical(["NA", "b", None], categories=["b", "NA"]), "y": [1.0, 2.5, 0.1]})
+    dictionary = {
+        "dataset": "t",
+        "rows": 3,
+        "source": {"file": "x", "sha256": "0" * 64},
+        "columns": [
+            {"name": "g", "type": "categorical", "levels": ["b", "NA"], "missing": 1},
+            {"name": "y", "type": "numeric", "missing": 0},
+        ],
+    }
+    back = read_prepared(*write(data, dictionary, tmp_path / "out"))
+    pd.testing.assert_frame_equal(back, data, check_dtype=False)
+    assert levels(back["g"]) == ["b", "NA"]
+
+
+def test_output_is_byte_identical_across_runs(tmp_path):
+    first = write(*prepare_dataset("gpa", MIRROR / "gpa.RData", config_spec("gpa")), tmp_path / "a")
+    second = write(*prepare_dataset("gpa", MIRROR / "gpa.RData", config_spec("gpa")), tmp_path / "b")
+    assert [p.read_bytes() for p in first] == [p.read_bytes() for p in second]
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["t.csv", "t.schema.json"]
+
+
+def test_read_prepared_refuses_a_value_outside_the_levels(tmp_path, raw_csv):
+    csv, schema = write(*prepare_dataset("toy", raw_csv, toy()), tmp_path / "out")
+    csv.write_text(csv.read_text().replace(",a,", ",q,"))
+    with pytest.raises(PrepareError, match=r"column 'town' has values \['q'\]"):
+        read_prepared(csv, schema)
+    csv.write_text(csv.read_text() + "1,a,1,0.5\n")
+    with pytest.raises(PrepareError, match="does not match its data dictionary"):
+        read_prepared(csv, schema)

@@ -1,0 +1,155 @@
+"""The fast REML path against lme4's oracle for every chapter model, and against statsmodels."""
+
+import numpy as np
+import pytest
+import statsmodels.api as sm
+from statsmodels.regression.mixed_linear_model import MixedLMParams
+
+from lmmflow.design import build_design
+from lmmflow.reml import ProfiledREML, _escape_zero_diagonals, default_start, fit_reml, theta_to_factors
+
+MODELS = {
+    "gpa_mixed": ("gpa", "gpa ~ occasion + (1 + occasion | student)"),
+    "ach_cat_re_1": ("pupils", "achievement ~ ses + (1 + ses | primary_school_id)"),
+    "ach_cat_re_2": ("pupils", "achievement ~ ses + (0 + ses | primary_school_id)"),
+    "ach_cat_re_3": ("pupils", "achievement ~ ses + (1 | primary_school_id) + (1 | primary_school_id:ses)"),
+    "sleep_slopes": ("sleepstudy", "Reaction ~ Days + (Days | Subject)"),
+    "sleep_uncorrelated": ("sleepstudy", "Reaction ~ Days + (1 | Subject) + (0 + Days | Subject)"),
+}
+
+
+@pytest.fixture(scope="module")
+def fits(request):
+    """Design and fast-path fit of every chapter model, computed once."""
+    out = {}
+    for key, (data_name, formula) in MODELS.items():
+        design = build_design(formula, request.getfixturevalue(data_name))
+        out[key] = design, fit_reml(design)
+    return out
+
+
+def _variance_components(design, fit):
+    """{(label, effect): variance} and {(label, effect_1, effect_2): correlation} of a fit."""
+    variances, correlations = {("Residual", ""): fit.sigma2}, {}
+    for block, cov in zip(design.blocks, fit.covariances):
+        sd = np.sqrt(np.diag(cov))
+        for i, effect in enumerate(block.effects):
+            variances[(block.label, effect)] = cov[i, i]
+            for j in range(i + 1, len(block.effects)):
+                correlations[(block.label, effect, block.effects[j])] = cov[i, j] / (sd[i] * sd[j])
+    return variances, correlations
+
+
+@pytest.mark.parametrize("key", MODELS)
+def test_loglik_matches_lme4(fits, lme4, key):
+    design, fit = fits[key]
+    assert fit.path == "fast"
+    assert fit.converged, fit.attempts
+    assert abs(fit.loglik - lme4[key]["logLik"]) < 1e-4
+
+
+@pytest.mark.parametrize("key", MODELS)
+def test_fixed_effects_match_lme4(fits, lme4, key):
+    design, fit = fits[key]
+    expected = {row["term"]: row for row in lme4[key]["fixed_effects"]}
+    assert set(design.fixed_names) == set(expected)
+    se = np.sqrt(np.diag(fit.beta_cov))
+    for i, name in enumerate(design.fixed_names):
+        np.testing.assert_allclose(fit.beta[i], expected[name]["value"], rtol=1e-3, err_msg=name)
+        np.testing.assert_allclose(se[i], expected[name]["se"], rtol=1e-3, err_msg=name)
+
+
+@pytest.mark.parametrize("key", MODELS)
+def test_variance_components_match_lme4(fits, lme4, key):
+    design, fit = fits[key]
+    variances, correlations = _variance_components(design, fit)
+    expected = {(row["group"], row["effect"]): row["variance"] for row in lme4[key]["variance_components"]}
+    assert set(variances) == set(expected)
+    for name, value in expected.items():
+        assert abs(variances[name] - value) <= max(0.01 * abs(value), 1e-4), name
+    expected = {(r["group"], r["effect_1"], r["effect_2"]): r["correlation"] for r in lme4[key]["re_correlations"]}
+    assert set(correlations) == set(expected)
+    for name, value in expected.items():
+        assert abs(correlations[name] - value) <= 0.01, name
+
+
+@pytest.mark.parametrize("key", MODELS)
+def test_random_effects_match_lme4(fits, lme4, key):
+    design, fit = fits[key]
+    sd = {(row["group"], row["effect"]): row["sd"] for row in lme4[key]["variance_components"]}
+    ours = {}
+    for block, modes, sds in zip(design.blocks, fit.modes, fit.conditional_sds):
+        for j, effect in enumerate(block.effects):
+            for k, level in enumerate(block.levels):
+                ours[(block.group_var, effect, level)] = (modes[k, j], sds[k, j], sd[(block.label, effect)])
+    rows = lme4[key]["random_effects"]
+    assert len(rows) == len(ours) == lme4[key]["n_random_effects"]
+    for row in rows:
+        mode, cond_sd, effect_sd = ours[(row["group_var"], row["effect"], row["group"])]
+        assert abs(mode - row["value"]) <= 0.005 * effect_sd, row
+        assert abs(cond_sd - row["se"]) <= 0.01 * row["se"], row
+
+
+def test_attempts_are_recorded(fits):
+    _, fit = fits["ach_cat_re_3"]
+    assert fit.attempts and all(
+        {"optimizer", "reml_criterion", "grad_norm", "converged"} <= set(attempt) for attempt in fit.attempts
+    )
+    (winner,) = [attempt for attempt in fit.attempts if attempt["optimizer"] == fit.optimizer]
+    lowest = min(attempt["reml_criterion"] for attempt in fit.attempts)
+    assert winner["reml_criterion"] <= lowest + 1e-10 * abs(lowest)
+    assert np.isclose(-2 * fit.loglik, winner["reml_criterion"], rtol=1e-12)
+
+
+def test_zeroed_diagonal_is_not_taken_for_an_optimum(fits):
+    """The deviance is even in a factor's column, so its gradient vanishes when the column is 0."""
+    model = ProfiledREML(fits["ach_cat_re_3"][0])
+    stalled = np.array([0.0, 0.569])  # where L-BFGS-B from lme4's start stops
+    _, grad = model.deviance_and_gradient(stalled)
+    assert abs(grad[0]) < 1e-8
+    escape = _escape_zero_diagonals(model, stalled)
+    assert escape is not None and model.deviance(escape) < model.deviance(stalled) - 0.1
+    assert _escape_zero_diagonals(model, np.array([0.16, 0.569])) is None
+
+
+@pytest.mark.parametrize("key", MODELS)
+@pytest.mark.parametrize("reml", [True, False])
+def test_gradient_matches_finite_differences(fits, key, reml):
+    model = ProfiledREML(fits[key][0], reml=reml)
+    theta = default_start(model.sizes) + np.linspace(0.1, 0.4, model.n_theta)
+    _, grad = model.deviance_and_gradient(theta)
+    step = 1e-6 * np.eye(model.n_theta)
+    numeric = [(model.deviance(theta + h) - model.deviance(theta - h)) / 2e-6 for h in step]
+    np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-3)
+
+
+@pytest.fixture(scope="module")
+def ragged_gpa(gpa):
+    """gpa with 40% of rows dropped at random: 1 to 6 observations per student."""
+    keep = np.random.default_rng(8).random(len(gpa)) > 0.4
+    data = gpa[keep].reset_index(drop=True)
+    assert data.groupby("student", observed=True).size().nunique() > 3
+    return data
+
+
+def _statsmodels_loglik(design, theta, reml):
+    """statsmodels' profiled log-likelihood (beta and scale profiled out) at our covariance factor."""
+    block = design.blocks[0]
+    model = sm.MixedLM(design.y, design.X, groups=design.group_codes, exog_re=block.Z)
+    (T,) = theta_to_factors(theta, [block.n_effects])
+    # loglike reads what fit() would set: the criterion and (absent) penalties.
+    model.reml, model.cov_pen, model.fe_pen = reml, None, None
+    params = MixedLMParams.from_components(fe_params=np.zeros(design.X.shape[1]), cov_re=T @ T.T)
+    return model.loglike(params, profile_fe=True)
+
+
+@pytest.mark.parametrize("reml", [True, False])
+def test_ragged_design_matches_statsmodels(ragged_gpa, reml):
+    design = build_design("gpa ~ occasion + (1 + occasion | student)", ragged_gpa)
+    fit = fit_reml(design, reml=reml)
+    assert fit.converged, fit.attempts
+    (winner,) = [attempt for attempt in fit.attempts if attempt["optimizer"] == fit.optimizer]
+    assert abs(fit.loglik - _statsmodels_loglik(design, np.array(winner["theta"]), reml)) < 1e-6
+    # and away from the optimum, where the deviance surface is not flat
+    theta = np.array([0.7, -0.2, 0.4])
+    assert abs(-ProfiledREML(design, reml=reml).deviance(theta) / 2 - _statsmodels_loglik(design, theta, reml)) < 1e-6

@@ -1,0 +1,177 @@
+# Start-up: validate the configuration, cross-check it, and provide the input helpers.
+
+import re
+
+from snakemake.utils import validate
+
+from lmmflow.acquire import find_verified, raw_file_name
+from lmmflow.prepare import check_columns, check_spec, list_columns
+
+RAW_DIR = "resources/raw"
+
+
+class ConfigError(ValueError):
+    """The configuration names something that does not exist."""
+
+
+validate(config, schema="../schemas/config.schema.yaml")
+
+
+def check_references():
+    """Models name known data sets; comparisons name known models."""
+    for model, spec in config["models"].items():
+        if spec["dataset"] not in config["datasets"]:
+            raise ConfigError(
+                f"models.{model}.dataset: unknown data set '{spec['dataset']}'; "
+                f"known: {', '.join(config['datasets'])}"
+            )
+    for comparison, models in config["comparisons"].items():
+        for model in models:
+            if model not in config["models"]:
+                raise ConfigError(
+                    f"comparisons.{comparison}: unknown model '{model}'; "
+                    f"known: {', '.join(config['models'])}"
+                )
+
+
+def collect_raw_sources():
+    """Raw file name -> source; data sets may share a file only if they share its source."""
+    sources, users = {}, {}
+    for dataset, spec in config["datasets"].items():
+        source = {key: spec["source"][key] for key in spec["source"] if key != "object"}
+        name = raw_file_name(source)
+        if sources.setdefault(name, source) != source:
+            raise ConfigError(
+                f"datasets.{dataset}.source: file name '{name}' is already used by data set "
+                f"'{users[name]}' with a different source"
+            )
+        users.setdefault(name, dataset)
+    return sources
+
+
+def check_datasets():
+    """Rename/recode/factors fit the raw data, checked now if it is at hand without downloading."""
+    for dataset, spec in config["datasets"].items():
+        check_spec(dataset, spec, raw_file_name(spec["source"]))
+        local = find_verified(spec["source"], config["data_mirror"], RAW_DIR)
+        if local is not None:
+            check_columns(
+                dataset, spec, list_columns(local, spec["source"].get("object"))
+            )
+
+
+# --- shrinkage (issue 4): observed or simulated settings, see config.yaml `shrinkage` ---
+
+SHRINKAGE_SETTINGS = config.get("shrinkage", {}).get("settings", {})
+OBSERVED_SETTINGS = [name for name, spec in SHRINKAGE_SETTINGS.items() if "dataset" in spec]
+FIGURE_FORMATS = ["png", "svg"]
+
+
+def check_shrinkage():
+    """Observed settings name known data sets; dropout weights fit the simulated occasions."""
+    for name, spec in SHRINKAGE_SETTINGS.items():
+        if "dataset" in spec and spec["dataset"] not in config["datasets"]:
+            raise ConfigError(
+                f"shrinkage.settings.{name}.dataset: unknown data set '{spec['dataset']}'; "
+                f"known: {', '.join(config['datasets'])}"
+            )
+        dropout = spec.get("simulate", {}).get("dropout")
+        later = spec.get("simulate", {}).get("n_per_group", 0) - 1
+        if dropout and len(dropout["occasion_weights"]) != later:
+            raise ConfigError(
+                f"shrinkage.settings.{name}.simulate.dropout.occasion_weights: one weight per "
+                f"later occasion expected ({later}), got {len(dropout['occasion_weights'])}"
+            )
+        if dropout and len(dropout["count_weights"]) > later:
+            raise ConfigError(
+                f"shrinkage.settings.{name}.simulate.dropout.count_weights: at most {later} "
+                f"later occasions can be kept, got {len(dropout['count_weights'])} weights"
+            )
+
+
+def name_pattern(names):
+    """A wildcard constraint matching exactly these names (nothing if there are none)."""
+    return "|".join(map(re.escape, names)) or "(?!)"
+
+
+check_references()
+RAW_SOURCES = collect_raw_sources()
+check_datasets()
+check_shrinkage()
+
+
+wildcard_constraints:
+    dataset="|".join(map(re.escape, config["datasets"])),
+    raw_file="|".join(map(re.escape, RAW_SOURCES)),
+    setting=name_pattern(SHRINKAGE_SETTINGS),
+
+
+def get_final_outputs():
+    """Everything `snakemake` builds by default."""
+    return expand(
+        "results/data/{dataset}.{ext}",
+        dataset=config["datasets"],
+        ext=["csv", "schema.json"],
+    ) + get_shrinkage_outputs()
+
+
+def get_raw_source(wildcards):
+    return RAW_SOURCES[wildcards.raw_file]
+
+
+def get_local_source(wildcards):
+    """A local `path:` source is an input, so editing that file re-runs what depends on it."""
+    return RAW_SOURCES[wildcards.raw_file].get("path", [])
+
+
+def get_dataset_raw_file(wildcards):
+    return f"{RAW_DIR}/{raw_file_name(config['datasets'][wildcards.dataset]['source'])}"
+
+
+def get_dataset_spec(wildcards):
+    return config["datasets"][wildcards.dataset]
+
+
+def get_shrinkage_outputs():
+    """Shrinkage tables per setting and their summary; tables and figures of observed settings."""
+    if not SHRINKAGE_SETTINGS:
+        return []
+    outputs = expand(
+        "results/shrinkage/{setting}/{table}.csv",
+        setting=SHRINKAGE_SETTINGS,
+        table=["coefficients", "sd_summary"],
+    )
+    outputs += ["results/shrinkage/sd_summary.csv", "results/shrinkage/negative_slopes.csv"]
+    outputs += expand(
+        "results/tables/{setting}_{table}.csv",
+        setting=OBSERVED_SETTINGS,
+        table=["coefficients", "negative_slopes"],
+    )
+    outputs += expand(
+        "results/figures/{setting}_{figure}.{ext}",
+        setting=OBSERVED_SETTINGS,
+        figure=["trajectories", "coefficient_densities", "effects"],
+        ext=FIGURE_FORMATS,
+    )
+    outputs += expand("results/figures/shrinkage_settings.{ext}", ext=FIGURE_FORMATS)
+    return outputs
+
+
+def get_shrinkage_setting(wildcards):
+    return SHRINKAGE_SETTINGS[wildcards.setting]
+
+
+def get_shrinkage_setting_data(wildcards):
+    """The prepared data set of an observed setting; nothing for a simulated one."""
+    dataset = SHRINKAGE_SETTINGS[wildcards.setting].get("dataset")
+    if dataset is None:
+        return {}
+    return {
+        "data": f"results/data/{dataset}.csv",
+        "schema": f"results/data/{dataset}.schema.json",
+    }
+
+
+def get_shrinkage_labels():
+    """Setting name -> its title in the figures."""
+    return {name: spec.get("label", name) for name, spec in SHRINKAGE_SETTINGS.items()}

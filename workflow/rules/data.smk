@@ -1,0 +1,32 @@
+# Data stage: fetch each raw file once (verified), then prepare each data set.
+
+
+rule fetch_raw:
+    input:
+        get_local_source,
+    output:
+        "resources/raw/{raw_file}",
+    log:
+        "logs/data/fetch_raw/{raw_file}.log",
+    conda:
+        "../envs/lmmflow.yaml"
+    params:
+        source=get_raw_source,
+    script:
+        "../../scripts/fetch_raw.py"
+
+
+rule prepare_dataset:
+    input:
+        raw=get_dataset_raw_file,
+    output:
+        csv="results/data/{dataset}.csv",
+        schema="results/data/{dataset}.schema.json",
+    log:
+        "logs/data/prepare_dataset/{dataset}.log",
+    conda:
+        "../envs/lmmflow.yaml"
+    params:
+        spec=get_dataset_spec,
+    script:
+        "../../scripts/prepare_dataset.py"

@@ -1,0 +1,75 @@
+# Figures of the random-slopes chapter (issue 4): PNG and SVG of each, byte-identical on reruns.
+
+
+rule figure_trajectories:
+    input:
+        unpack(get_shrinkage_setting_data),
+    output:
+        png="results/figures/{setting}_trajectories.png",
+        svg="results/figures/{setting}_trajectories.svg",
+    wildcard_constraints:
+        setting=name_pattern(OBSERVED_SETTINGS),
+    log:
+        "logs/figures/{setting}_trajectories.log",
+    conda:
+        "../envs/lmmflow.yaml"
+    params:
+        setting=get_shrinkage_setting,
+    script:
+        "../../scripts/figure_trajectories.py"
+
+
+rule figure_coefficient_densities:
+    input:
+        coefficients="results/shrinkage/{setting}/coefficients.csv",
+    output:
+        png="results/figures/{setting}_coefficient_densities.png",
+        svg="results/figures/{setting}_coefficient_densities.svg",
+    wildcard_constraints:
+        setting=name_pattern(OBSERVED_SETTINGS),
+    log:
+        "logs/figures/{setting}_coefficient_densities.log",
+    conda:
+        "../envs/lmmflow.yaml"
+    params:
+        setting=get_shrinkage_setting,
+    script:
+        "../../scripts/figure_coefficient_densities.py"
+
+
+rule figure_effects:
+    input:
+        unpack(get_shrinkage_setting_data),
+        coefficients="results/shrinkage/{setting}/coefficients.csv",
+    output:
+        png="results/figures/{setting}_effects.png",
+        svg="results/figures/{setting}_effects.svg",
+    wildcard_constraints:
+        setting=name_pattern(OBSERVED_SETTINGS),
+    log:
+        "logs/figures/{setting}_effects.log",
+    conda:
+        "../envs/lmmflow.yaml"
+    params:
+        setting=get_shrinkage_setting,
+    script:
+        "../../scripts/figure_effects.py"
+
+
+rule figure_shrinkage_settings:
+    input:
+        coefficients=expand(
+            "results/shrinkage/{setting}/coefficients.csv", setting=SHRINKAGE_SETTINGS
+        ),
+    output:
+        png="results/figures/shrinkage_settings.png",
+        svg="results/figures/shrinkage_settings.svg",
+    log:
+        "logs/figures/shrinkage_settings.log",
+    conda:
+        "../envs/lmmflow.yaml"
+    params:
+        settings=list(SHRINKAGE_SETTINGS),
+        labels=get_shrinkage_labels(),
+    script:
+        "../../scripts/figure_shrinkage_settings.py"
