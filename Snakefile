@@ -7,6 +7,8 @@ configfile: "config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/fit.smk"
+include: "workflow/rules/tables.smk"
 include: "workflow/rules/shrinkage.smk"
 include: "workflow/rules/figures.smk"
 

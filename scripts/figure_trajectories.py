@@ -22,5 +22,5 @@ figures.trajectories(
     svg=snakemake.output.svg,
     xlabel=setting.get("xlabel", x),
     ylabel=setting.get("ylabel", y),
-    title=f"{setting.get('label', snakemake.wildcards.setting)}: observed trajectories by {group}",
+    title=f"{setting.get('label', snakemake.wildcards.setting)}: trajectories by {group}",
 )

@@ -113,3 +113,25 @@ def test_coefficient_table_refuses_different_groups():
     mixed = pd.DataFrame({"g": ["1", "3"], "intercept": [0.0, 1.0], "slope": [1.0, 2.0]})
     with pytest.raises(ValueError, match="different groups"):
         shrinkage.coefficient_table(separate, mixed, "g")
+
+
+def test_config_section_matches_the_schema():
+    import copy
+
+    import jsonschema
+
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    assert list(validator.iter_errors(config)) == []
+    for path in (("shrinkage",), ("shrinkage", "settings", "gpa"), ("shrinkage", "settings", "imbalanced", "simulate"),
+                 ("shrinkage", "settings", "imbalanced", "simulate", "dropout")):
+        bad = copy.deepcopy(config)
+        target = bad
+        for key in path:
+            target = target[key]
+        target["bogus"] = 1
+        assert list(validator.iter_errors(bad)), f"unknown key accepted under {path}"
+    bad = copy.deepcopy(config)
+    del bad["shrinkage"]["settings"]["more_variance"]["seed"]
+    assert list(validator.iter_errors(bad)), "a simulated setting without a seed was accepted"

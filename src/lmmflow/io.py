@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 FLOAT_FORMAT = "%.10g"  # 10 significant digits: stable across BLAS thread counts, far below any tolerance
 
 
@@ -20,6 +22,7 @@ def atomic_path(path: str | os.PathLike):
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(handle)
+    os.chmod(temporary, 0o666 & ~_UMASK)  # mkstemp creates 0600; outputs are meant to be shared
     try:
         yield Path(temporary)
         os.replace(temporary, path)

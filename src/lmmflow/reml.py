@@ -37,12 +37,14 @@ GRADIENT_TOLERANCE = 1e-3
 # ... or, when rounding noise in a large data set's deviance keeps the gradient above that, a
 # Newton decrement (deviance still to gain by a Newton step) below this counts as converged.
 NEWTON_DECREMENT_TOLERANCE = 1e-6
-# Run the derivative-free fallback regardless of need when it is expected to cost less than this.
-CHEAP_FALLBACK_SECONDS = 0.3
+# Run the derivative-free fallback (FALLBACK_EVALUATIONS per theta entry at most) regardless of
+# need when its work, in units of G d^2 (d + p + 1) per evaluation, is below CHEAP_FALLBACK_WORK
+# (~0.2 s; all the chapter's models), and for singular solutions, whose flat, bound-constrained
+# directions deserve a second, derivative-free opinion, below SINGULAR_FALLBACK_WORK (~1 s).
+# Work, not measured time, so that which attempts run does not depend on the machine's load.
 FALLBACK_EVALUATIONS = 400
-# Singular solutions have flat, bound-constrained directions: double-check them derivative-free
-# whenever that costs less than this.
-SINGULAR_FALLBACK_SECONDS = 3.0
+CHEAP_FALLBACK_WORK = 5e7
+SINGULAR_FALLBACK_WORK = 2.5e8
 # Local dimension up to which the groups-last Cholesky loop beats per-group LAPACK calls.
 LOOP_CHOLESKY_MAX = 12
 
@@ -137,6 +139,20 @@ def backward_substitute_transposed(L: np.ndarray, B: np.ndarray) -> np.ndarray:
             rhs -= L[k, i] * u[k]
         u[i] = rhs / L[i, i]
     return u
+
+
+def lambda_transpose_times(lam: np.ndarray, stats: np.ndarray) -> np.ndarray:
+    """Lambda' S for a (d, ...) stack S, one axpy per non-zero of the (block-diagonal) Lambda.
+
+    Not a gemm: with its inner dimension d tiny, multithreaded OpenBLAS ran this 10-40x slower
+    than single-threaded when other processes shared the cores; axpys are predictable.
+    """
+    out = np.zeros_like(stats)
+    scratch = np.empty_like(stats[0])
+    for row, col in zip(*np.nonzero(lam)):
+        np.multiply(stats[row], lam[row, col], out=scratch)
+        out[col] += scratch
+    return out
 
 
 # --------------------------------------------------------------------------- local layout
@@ -281,9 +297,8 @@ class ProfiledREML:
         self.n_evaluations += 1
         d, p = self.layout.size, self.p
         lam = self.local_lambda(theta)
-        # P = Lambda' Z'[Z | X | y] per group: one gemm over all groups at once.
         G = self.G
-        P = (lam.T @ self.stats.reshape(d, -1)).reshape(self.stats.shape)
+        P = lambda_transpose_times(lam, self.stats)  # Lambda' Z'[Z | X | y] per group
         A = sum(P[:, l, None, :] * lam[l, None, :, None] for l in range(d))  # P[:, :d] Lambda
         A[np.arange(d), np.arange(d)] += 1.0
         L = batched_cholesky(A)
@@ -427,7 +442,8 @@ def _attempt(name: str, model: ProfiledREML, result, seconds: float) -> dict:
         reml_criterion=float(model.deviance(theta)),
         grad_norm=grad_norm,
         newton_decrement=decrement,
-        converged=_stopped_cleanly(result) and (grad_norm < GRADIENT_TOLERANCE or decrement < NEWTON_DECREMENT_TOLERANCE),
+        converged=_stopped_cleanly(result)
+        and (grad_norm < GRADIENT_TOLERANCE or decrement < NEWTON_DECREMENT_TOLERANCE),
         message=str(result.message),
         n_evaluations=int(result.nfev),
         seconds=seconds,
@@ -502,13 +518,13 @@ def optimize_theta(model: ProfiledREML, start: np.ndarray | None = None) -> tupl
         clock = time.perf_counter()
         attempts.append(_attempt("L-BFGS-B restart", model, _run_lbfgsb(model, escape), time.perf_counter() - clock))
     best = _best(attempts)
-    per_eval = sum(a["seconds"] for a in attempts) / max(sum(a["n_evaluations"] for a in attempts), 1)
-    fallback_seconds = per_eval * FALLBACK_EVALUATIONS * max(1, model.n_theta)
+    d = model.layout.size
+    fallback_work = model.G * d * d * (d + model.p + 1) * FALLBACK_EVALUATIONS * max(1, model.n_theta)
     singular = np.any(best["theta"][np.isfinite(model.lower_bounds)] < 1e-4)
     if (
         not best["converged"]
-        or fallback_seconds < CHEAP_FALLBACK_SECONDS
-        or (singular and fallback_seconds < SINGULAR_FALLBACK_SECONDS)
+        or fallback_work < CHEAP_FALLBACK_WORK
+        or (singular and fallback_work < SINGULAR_FALLBACK_WORK)
     ):
         clock = time.perf_counter()
         result = _run_nelder_mead(model, best["theta"])

@@ -8,7 +8,8 @@ best solution with a tight-tolerance BFGS, keeps the best REML criterion and che
 Every attempt is evaluated at the GLS fixed effects computed here, not at statsmodels' own:
 statsmodels (issue 10239) replaces the inverse of a random-effect covariance with an eigenvalue
 below 1e-10 by zero, which returns the coefficients of group-constant regressors as exactly 0.0
-with ``converged=True``.
+with ``converged=True``. The REML criterion itself is statsmodels' ``loglike``, evaluated with
+exog_re rotated to the covariance's eigenbasis so that near-singular solutions are exact.
 """
 
 from __future__ import annotations
@@ -270,7 +271,8 @@ def _random_effects(design: Design, results: MixedLMResults) -> tuple[list, list
     """Conditional modes and SDs per block, rows in ``block.levels`` order.
 
     statsmodels lists a group's effects as the exog_re effects, then each variance component's
-    columns (the block's cells in that group, in ``cells_in_group`` order).
+    columns (the block's cells in that group, in ``cells_in_group`` order). Its
+    random_effects_cov is Var(b | y) at fixed beta and variances, which is lme4's condVar.
     """
     re_index, vc_indices = split_blocks(design)
     modes = [np.zeros((b.n_levels, b.n_effects)) for b in design.blocks]

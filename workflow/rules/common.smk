@@ -5,6 +5,7 @@ import re
 from snakemake.utils import validate
 
 from lmmflow.acquire import find_verified, raw_file_name
+from lmmflow.formula import FormulaError, parse_formula
 from lmmflow.prepare import check_columns, check_spec, list_columns
 
 RAW_DIR = "resources/raw"
@@ -32,6 +33,15 @@ def check_references():
                     f"comparisons.{comparison}: unknown model '{model}'; "
                     f"known: {', '.join(config['models'])}"
                 )
+
+
+def check_formulas():
+    """Formula syntax is checked at start-up, before any job runs."""
+    for model, spec in config["models"].items():
+        try:
+            parse_formula(spec["formula"])
+        except FormulaError as error:
+            raise ConfigError(f"models.{model}.formula: {error}") from None
 
 
 def collect_raw_sources():
@@ -63,7 +73,9 @@ def check_datasets():
 # --- shrinkage (issue 4): observed or simulated settings, see config.yaml `shrinkage` ---
 
 SHRINKAGE_SETTINGS = config.get("shrinkage", {}).get("settings", {})
-OBSERVED_SETTINGS = [name for name, spec in SHRINKAGE_SETTINGS.items() if "dataset" in spec]
+OBSERVED_SETTINGS = [
+    name for name, spec in SHRINKAGE_SETTINGS.items() if "dataset" in spec
+]
 FIGURE_FORMATS = ["png", "svg"]
 
 
@@ -95,6 +107,7 @@ def name_pattern(names):
 
 
 check_references()
+check_formulas()
 RAW_SOURCES = collect_raw_sources()
 check_datasets()
 check_shrinkage()
@@ -104,15 +117,55 @@ wildcard_constraints:
     dataset="|".join(map(re.escape, config["datasets"])),
     raw_file="|".join(map(re.escape, RAW_SOURCES)),
     setting=name_pattern(SHRINKAGE_SETTINGS),
+    model=name_pattern(config["models"]),
+    comparison=name_pattern(config["comparisons"]),
 
 
 def get_final_outputs():
     """Everything `snakemake` builds by default."""
+    return (
+        expand(
+            "results/data/{dataset}.{ext}",
+            dataset=config["datasets"],
+            ext=["csv", "schema.json"],
+        )
+        + get_model_outputs()
+        + get_shrinkage_outputs()
+    )
+
+
+def get_model_outputs():
+    """Per-model fits and tables, and the configured comparisons."""
+    return expand("results/models/{model}/fit.json", model=config["models"]) + expand(
+        "results/comparisons/{comparison}.csv", comparison=config["comparisons"]
+    )
+
+
+def get_model_data(wildcards):
+    dataset = config["models"][wildcards.model]["dataset"]
+    return {
+        "data": f"results/data/{dataset}.csv",
+        "schema": f"results/data/{dataset}.schema.json",
+    }
+
+
+def get_model_dataset(wildcards):
+    return config["models"][wildcards.model]["dataset"]
+
+
+def get_model_formula(wildcards):
+    return config["models"][wildcards.model]["formula"]
+
+
+def get_model_engine(wildcards):
+    return config["models"][wildcards.model].get("engine", "fast")
+
+
+def get_comparison_fits(wildcards):
     return expand(
-        "results/data/{dataset}.{ext}",
-        dataset=config["datasets"],
-        ext=["csv", "schema.json"],
-    ) + get_shrinkage_outputs()
+        "results/models/{model}/fit.json",
+        model=config["comparisons"][wildcards.comparison],
+    )
 
 
 def get_raw_source(wildcards):
@@ -141,7 +194,10 @@ def get_shrinkage_outputs():
         setting=SHRINKAGE_SETTINGS,
         table=["coefficients", "sd_summary"],
     )
-    outputs += ["results/shrinkage/sd_summary.csv", "results/shrinkage/negative_slopes.csv"]
+    outputs += [
+        "results/shrinkage/sd_summary.csv",
+        "results/shrinkage/negative_slopes.csv",
+    ]
     outputs += expand(
         "results/tables/{setting}_{table}.csv",
         setting=OBSERVED_SETTINGS,

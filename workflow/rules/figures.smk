@@ -7,10 +7,10 @@ rule figure_trajectories:
     output:
         png="results/figures/{setting}_trajectories.png",
         svg="results/figures/{setting}_trajectories.svg",
-    wildcard_constraints:
-        setting=name_pattern(OBSERVED_SETTINGS),
     log:
         "logs/figures/{setting}_trajectories.log",
+    wildcard_constraints:
+        setting=name_pattern(OBSERVED_SETTINGS),
     conda:
         "../envs/lmmflow.yaml"
     params:
@@ -25,10 +25,10 @@ rule figure_coefficient_densities:
     output:
         png="results/figures/{setting}_coefficient_densities.png",
         svg="results/figures/{setting}_coefficient_densities.svg",
-    wildcard_constraints:
-        setting=name_pattern(OBSERVED_SETTINGS),
     log:
         "logs/figures/{setting}_coefficient_densities.log",
+    wildcard_constraints:
+        setting=name_pattern(OBSERVED_SETTINGS),
     conda:
         "../envs/lmmflow.yaml"
     params:
@@ -44,10 +44,10 @@ rule figure_effects:
     output:
         png="results/figures/{setting}_effects.png",
         svg="results/figures/{setting}_effects.svg",
-    wildcard_constraints:
-        setting=name_pattern(OBSERVED_SETTINGS),
     log:
         "logs/figures/{setting}_effects.log",
+    wildcard_constraints:
+        setting=name_pattern(OBSERVED_SETTINGS),
     conda:
         "../envs/lmmflow.yaml"
     params:

@@ -23,6 +23,8 @@ rule fit_model:
         "logs/fit/{model}.log",
     benchmark:
         "results/benchmarks/fit/{model}.tsv"
+    conda:
+        "../envs/lmmflow.yaml"
     params:
         dataset=get_model_dataset,
         formula=get_model_formula,

@@ -49,10 +49,10 @@ rule shrinkage_observed_tables:
     output:
         coefficients="results/tables/{setting}_coefficients.csv",
         negative_slopes="results/tables/{setting}_negative_slopes.csv",
-    wildcard_constraints:
-        setting=name_pattern(OBSERVED_SETTINGS),
     log:
         "logs/shrinkage/tables/{setting}.log",
+    wildcard_constraints:
+        setting=name_pattern(OBSERVED_SETTINGS),
     conda:
         "../envs/lmmflow.yaml"
     script:
