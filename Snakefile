@@ -11,6 +11,28 @@ include: "workflow/rules/fit.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/shrinkage.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/intervals.smk"
+
+
+# Light rules run in the submitting snakemake process, never as cluster jobs (README, "Cluster
+# execution"): fetching (compute nodes may be offline), preparing, aggregating, small tables and
+# figures. Every other rule (fits, shrinkage settings, intervals, bootstrap chunks) is a job.
+localrules:
+    all,
+    fetch_raw,
+    prepare_dataset,
+    compare_models,
+    focus_group,
+    coefficient_check,
+    shrinkage_summary,
+    shrinkage_observed_tables,
+    figure_trajectories,
+    figure_coefficient_densities,
+    figure_effects,
+    figure_shrinkage_settings,
+    aggregate_bootstrap,
+    simulate_exercise,
+    exercise_aic,
 
 
 rule all:

@@ -1,11 +1,10 @@
-"""Fit one configured model and write its fit.json, attempts.csv and tables."""
+"""Fit one configured model and write its fit.json, attempts.csv, tables and fitted values."""
 
-import sys
+from lmmflow.fit import fit_and_write
+from lmmflow.prepare import read_prepared
+from lmmflow.scripting import send_stderr_to_log
 
-sys.stderr = open(snakemake.log[0], "w")
-
-from lmmflow.fit import fit_and_write  # noqa: E402
-from lmmflow.prepare import read_prepared  # noqa: E402
+send_stderr_to_log(snakemake.log[0])
 
 fit_and_write(
     read_prepared(snakemake.input.data, snakemake.input.schema),

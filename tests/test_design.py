@@ -71,3 +71,16 @@ def test_numeric_group_ids_get_r_labels_in_numeric_order():
     design = build_design("y ~ 1 + (1 | g)", data)
     assert design.group_levels == ("2", "10")
     np.testing.assert_array_equal(design.group_codes, [1, 0, 1, 0])
+
+
+def test_grouping_factor_with_one_level_is_refused_naming_it(sleepstudy):
+    one_subject = sleepstudy[sleepstudy["Subject"] == "308"]
+    with pytest.raises(DesignError, match=r"grouping factor 'Subject' has only one level \('308'\)"):
+        build_design("Reaction ~ Days + (Days | Subject)", one_subject)
+
+
+def test_one_level_left_after_dropping_missing_values_is_refused(sleepstudy):
+    data = sleepstudy.copy()
+    data.loc[data["Subject"] != "308", "Reaction"] = np.nan
+    with pytest.raises(DesignError, match="grouping factor 'Subject' has only one level"):
+        build_design("Reaction ~ Days + (1 | Subject)", data)

@@ -13,6 +13,7 @@ from lme4_agreement import (
 )
 from lmmflow import extract
 from lmmflow.design import build_design
+from lmmflow.estimates import Estimates
 from lmmflow.fit import fit_model
 
 
@@ -68,11 +69,20 @@ def test_wald_intervals_and_p_values(fitted):
 
 
 def test_singularity_follows_the_relative_cholesky_factor():
-    from lmmflow.estimates import Estimates
-
     def estimates(cov):
         return Estimates(np.zeros(1), np.eye(1), 1.0, [cov], [], [], 0.0, "fast", "x", True)
 
     assert extract.is_singular(estimates(np.array([[1.0, 1.0], [1.0, 1.0]])))  # correlation +1
     assert extract.is_singular(estimates(np.array([[1.0, 0.0], [0.0, 0.0]])))  # zero variance
     assert not extract.is_singular(estimates(np.array([[1.0, 0.5], [0.5, 1.0]])))
+
+
+def test_coefficient_check_differences_vanish(fitted):
+    _, design, fit = fitted
+    table = extract.coefficient_check(
+        extract.fixed_effects(design, fit),
+        extract.random_effects(design, fit),
+        extract.random_coefficients(design, fit),
+    )
+    assert len(table) == len(extract.random_coefficients(design, fit))
+    assert np.abs(table["difference"]).max() <= 1e-10

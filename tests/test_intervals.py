@@ -185,3 +185,71 @@ def test_exercise_aic_table():
     np.testing.assert_allclose(table["AIC"], -2 * table["logLik"] + 2 * table["K"])
     # random slopes of sd .25 against a residual sd of .25: the slopes model wins clearly
     assert table["AIC"].iloc[1] < table["AIC"].iloc[0]
+
+
+# --------------------------------------------------------------------------- workflow
+
+
+def _snakemake(workdir, *args):
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    shutil.copyfile(root / "config.yaml", workdir / "config.yaml")
+    command = ["snakemake", "--snakefile", root / "Snakefile", "--directory", workdir, "--cores", "2"]
+    return subprocess.run([*map(str, command), *args], capture_output=True, text=True)
+
+
+@pytest.mark.workflow
+@pytest.mark.parametrize(
+    "extra, named",
+    [
+        ({"intervals": {"models": ["nope"]}}, "intervals.models: unknown model 'nope'"),
+        ({"intervals": {"models": ["sleep_slopes"], "method": "wald"}}, "'wald' is not one of"),
+        ({"exercise": {"models": {"sleep_slopes": "y ~ x + (1 | groups)"}}}, "exercise.models.sleep_slopes: already"),
+        ({"intervals": {"bootstrap": {"replicates": 2, "chunks": 4, "seed": 1}}}, "4 chunks for only 2 replicates"),
+    ],
+    ids=["unknown-model", "unknown-method", "exercise-name-clash", "too-many-chunks"],
+)
+def test_bad_interval_config_is_refused_at_start_up(tmp_path, extra, named):
+    import yaml
+
+    from conftest import MIRROR
+
+    extra_file = tmp_path / "extra.yaml"
+    extra_file.write_text(yaml.safe_dump(extra))
+    result = _snakemake(tmp_path, "-n", "--configfile", extra_file, "--config", f"data_mirror={MIRROR}")
+    assert result.returncode != 0
+    assert named in result.stdout + result.stderr, result.stdout + result.stderr
+
+
+@pytest.mark.workflow
+def test_workflow_exercise_profile_and_bootstrap_chunks(tmp_path):
+    """The exercise's data, fits and AIC table, a profile and a small chunked bootstrap, by Snakemake;
+    the chunk jobs give the replicates a single in-process run gives."""
+    import yaml
+
+    from lmmflow.prepare import read_prepared
+
+    extra = tmp_path / "extra.yaml"
+    extra.write_text(yaml.safe_dump({"intervals": {"bootstrap": {"replicates": 6, "chunks": 3, "seed": 11}}}))
+    targets = [
+        "results/exercise/aic.csv",
+        "results/intervals/sim_with_slopes/profile.csv",
+        "results/intervals/sim_ints_only/bootstrap.csv",
+    ]
+    result = _snakemake(tmp_path, *targets, "--configfile", extra)
+    assert result.returncode == 0, result.stdout + result.stderr
+    aic = pd.read_csv(tmp_path / "results/exercise/aic.csv")
+    assert list(aic["model"]) == ["sim_ints_only", "sim_with_slopes"]
+    data = read_prepared(tmp_path / "results/exercise/data.csv", tmp_path / "results/exercise/data.schema.json")
+    pd.testing.assert_frame_equal(data, simulate_exercise(rng=1234), check_exact=False, rtol=1e-12)
+    profile = pd.read_csv(tmp_path / "results/intervals/sim_with_slopes/profile.csv")
+    assert list(profile["parameter"]) == ["sd_(Intercept)|groups", "sd_x|groups", "sigma", "(Intercept)", "x"]
+    chunks = [pd.read_csv(tmp_path / f"results/intervals/sim_ints_only/bootstrap_chunk_{c}.csv") for c in range(3)]
+    design = build_design("y ~ x + (1 | groups)", data)
+    direct = bootstrap_replicates(design, fit_reml(design), replicate_seeds(11, 6))
+    union = pd.concat(chunks, ignore_index=True)
+    np.testing.assert_allclose(union.drop(columns="converged"), direct.drop(columns="converged"), rtol=1e-8)
+    assert len(pd.read_csv(tmp_path / "results/intervals/sim_ints_only/bootstrap.csv")) == 4

@@ -3,7 +3,6 @@
 import hashlib
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,27 +11,16 @@ import yaml
 from lmmflow.prepare import read_prepared
 
 from conftest import MIRROR
+from workflow_helpers import ROOT, output, snakemake
 
 pytestmark = pytest.mark.workflow
 
-ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ["gpa", "pupils", "sleepstudy"]
-
-
-def snakemake(workdir, *args):
-    """Run the repository's workflow with `workdir` as working directory (config.yaml copied in)."""
-    shutil.copyfile(ROOT / "config.yaml", workdir / "config.yaml")
-    command = ["snakemake", "--snakefile", ROOT / "Snakefile", "--directory", workdir, "--cores", "2"]
-    return subprocess.run([*map(str, command), *args], capture_output=True, text=True)
 
 
 def run_data_stage(workdir, mirror):
     targets = [f"results/data/{name}.{ext}" for name in DATASETS for ext in ("csv", "schema.json")]
     return snakemake(workdir, *targets, "--config", f"data_mirror={mirror}")
-
-
-def output(result):
-    return result.stdout + result.stderr
 
 
 @pytest.fixture(scope="module")

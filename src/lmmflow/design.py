@@ -88,6 +88,7 @@ def build_design(formula: ModelFormula | str, data: pd.DataFrame) -> Design:
     top = _top_level_factor(formula)
     group_codes, group_levels = _factor_codes(frame, top.split(":"))
     blocks = [_random_block(term, frame, top, group_codes) for term in formula.random]
+    _check_levels(formula, blocks)
     return Design(
         response=formula.response,
         y=y,
@@ -120,6 +121,17 @@ def _check_columns(formula: ModelFormula, data: pd.DataFrame) -> None:
             raise DesignError(
                 f"formula {formula.text!r}: {where} names column(s) {missing} not found in data "
                 f"(columns: {list(data.columns)})"
+            )
+
+
+def _check_levels(formula: ModelFormula, blocks: list[RandomBlock]) -> None:
+    """lme4 refuses a grouping factor with one level ("grouping factors must have > 1 sampled level")."""
+    for block in blocks:
+        if block.n_levels < 2:
+            raise DesignError(
+                f"formula {formula.text!r}: grouping factor {block.group_var!r} has only one level "
+                f"({block.levels[0]!r}) in the rows used; a random effect needs more than one level "
+                "(lme4: grouping factors must have > 1 sampled level)"
             )
 
 

@@ -108,6 +108,20 @@ def random_coefficients(design: Design, fit: Estimates) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def coefficient_check(
+    fixed: pd.DataFrame, random: pd.DataFrame, coefficients: pd.DataFrame
+) -> pd.DataFrame:
+    """The chapter's sleep exercise: fixef + ranef beside lme4's coef, and their difference."""
+    table = coefficients.rename(columns={"value": "coef"})
+    table["fixef"] = table["effect"].map(fixed.set_index("term")["value"]).fillna(0.0)
+    ranef = random.groupby(["group_var", "effect", "group"])["value"].sum()
+    keys = pd.MultiIndex.from_frame(table[["group_var", "effect", "group"]].astype(str))
+    table["ranef"] = ranef.reindex(keys, fill_value=0.0).to_numpy()
+    table["fixef_plus_ranef"] = table["fixef"] + table["ranef"]
+    table["difference"] = table["coef"] - table["fixef_plus_ranef"]
+    return table[["group_var", "effect", "group", "fixef", "ranef", "fixef_plus_ranef", "coef", "difference"]]
+
+
 def _blocks_by_group_var(design: Design) -> dict[str, list]:
     grouped: dict[str, list] = {}
     for block in design.blocks:
@@ -157,6 +171,7 @@ def fit_summary(design: Design, fit: Estimates, *, dataset: str, formula: str) -
         "formula": formula,
         "n_obs": design.n_obs,
         "n_dropped": design.n_dropped,
+        "grouping_factor": design.group_var,
         "n_groups": {block.group_var: block.n_levels for block in design.blocks},
         "logLik": fit.loglik,
         "K": k,

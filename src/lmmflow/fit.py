@@ -13,6 +13,7 @@ import pandas as pd
 from lmmflow import extract, io
 from lmmflow.design import Design, build_design
 from lmmflow.estimates import Estimates
+from lmmflow.predict import fitted_values
 from lmmflow.reml import fit_reml
 from lmmflow.smfit import UnsupportedByStatsmodels, fit_statsmodels, statsmodels_loglike
 
@@ -25,6 +26,7 @@ MODEL_TABLES = {
     "re_correlations": extract.re_correlations,
     "random_effects": extract.random_effects,
     "random_coefficients": extract.random_coefficients,
+    "fitted": fitted_values,
 }
 
 

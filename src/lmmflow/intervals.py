@@ -610,3 +610,39 @@ def exercise_comparison(data: pd.DataFrame, models: dict[str, str] | None = None
         design = build_design(formula, data)
         fits[name] = (design, fit_reml(design))
     return aic_table(fits)
+
+
+def exercise_dictionary(data: pd.DataFrame, seed: int, simulate: dict) -> dict:
+    """The data dictionary (``lmmflow.prepare.read_prepared``'s schema) of a simulated exercise table."""
+    columns = []
+    for name in data.columns:
+        values = data[name]
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            kind = {"type": "categorical", "levels": [str(level) for level in values.cat.categories]}
+        else:
+            kind = {"type": "numeric"}
+        columns.append({"name": name, **kind, "missing": int(values.isna().sum())})
+    return {
+        "dataset": "simulated_exercise",
+        "rows": len(data),
+        "source": {"simulation": "lmmflow.intervals.simulate_exercise", "seed": seed, "parameters": simulate},
+        "columns": columns,
+    }
+
+
+def aic_table_from_summaries(summaries: dict[str, dict]) -> pd.DataFrame:
+    """``aic_table`` from the fit stage's fit.json contents (their logLik is REML, K counts every
+    parameter, AIC = -2 logLik + 2K as lme4's ``AIC`` prints it for a REML fit)."""
+    rows = [
+        {"model": name, "K": s["K"], "logLik": s["logLik"], "AIC": -2 * s["logLik"] + 2 * s["K"], "criterion": "REML"}
+        for name, s in summaries.items()
+    ]
+    return pd.DataFrame(rows, columns=["model", "K", "logLik", "AIC", "criterion"])
+
+
+def fit_for_intervals(data: pd.DataFrame, formula: str, engine: str = "fast") -> tuple[Design, Estimates]:
+    """The design and the fit-stage fit (``lmmflow.fit.fit_model``) the intervals start from."""
+    from lmmflow.fit import fit_model  # the fit stage's verified fit; imported here to keep this module light
+
+    design = build_design(formula, data)
+    return design, fit_model(design, engine)

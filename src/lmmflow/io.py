@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import tempfile
@@ -12,7 +13,7 @@ import pandas as pd
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
-FLOAT_FORMAT = "%.10g"  # 10 significant digits: stable across BLAS thread counts, far below any tolerance
+FLOAT_FORMAT = "%.15g"  # 15 significant digits: full double precision less the last, noisiest digit
 
 
 @contextmanager
@@ -20,6 +21,10 @@ def atomic_path(path: str | os.PathLike):
     """Yield a temporary path beside ``path``; it replaces ``path`` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # A writer killed (kill -9) between mkstemp and rename leaves its temporary behind; Snakemake
+    # never runs two jobs writing the same output, so any such file is stale: remove it.
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        stale.unlink(missing_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(handle)
     os.chmod(temporary, 0o666 & ~_UMASK)  # mkstemp creates 0600; outputs are meant to be shared

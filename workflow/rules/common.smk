@@ -5,6 +5,7 @@ import re
 from snakemake.utils import validate
 
 from lmmflow.acquire import find_verified, raw_file_name
+from lmmflow.configfiles import check_duplicate_keys
 from lmmflow.formula import FormulaError, parse_formula
 from lmmflow.prepare import check_columns, check_spec, list_columns
 
@@ -15,6 +16,8 @@ class ConfigError(ValueError):
     """The configuration names something that does not exist."""
 
 
+# YAML keeps only the last of two equal keys (e.g. two models of one name): refuse that.
+check_duplicate_keys(workflow.configfiles)
 validate(config, schema="../schemas/config.schema.yaml")
 
 
@@ -33,6 +36,27 @@ def check_references():
                     f"comparisons.{comparison}: unknown model '{model}'; "
                     f"known: {', '.join(config['models'])}"
                 )
+
+
+def check_model_lists():
+    """Focus groups and coefficient checks name known models; a focus group's models share data."""
+    named = {"coefficient_checks": config["coefficient_checks"]}
+    named |= {
+        f"focus_groups.{n}.models": f["models"]
+        for n, f in config["focus_groups"].items()
+    }
+    for key, models in named.items():
+        unknown = [model for model in models if model not in config["models"]]
+        if unknown:
+            raise ConfigError(
+                f"{key}: unknown model(s) {unknown}; known: {', '.join(config['models'])}"
+            )
+    for name, focus in config["focus_groups"].items():
+        datasets = {config["models"][model]["dataset"] for model in focus["models"]}
+        if len(datasets) > 1:
+            raise ConfigError(
+                f"focus_groups.{name}.models: models fitted to different data sets {sorted(datasets)}"
+            )
 
 
 def check_formulas():
@@ -108,6 +132,7 @@ def name_pattern(names):
 
 check_references()
 check_formulas()
+check_model_lists()
 RAW_SOURCES = collect_raw_sources()
 check_datasets()
 check_shrinkage()
@@ -119,6 +144,7 @@ wildcard_constraints:
     setting=name_pattern(SHRINKAGE_SETTINGS),
     model=name_pattern(config["models"]),
     comparison=name_pattern(config["comparisons"]),
+    focus=name_pattern(config["focus_groups"]),
 
 
 def get_final_outputs():
@@ -131,13 +157,26 @@ def get_final_outputs():
         )
         + get_model_outputs()
         + get_shrinkage_outputs()
+        + get_interval_outputs()
     )
 
 
 def get_model_outputs():
-    """Per-model fits and tables, and the configured comparisons."""
-    return expand("results/models/{model}/fit.json", model=config["models"]) + expand(
-        "results/comparisons/{comparison}.csv", comparison=config["comparisons"]
+    """Per-model fits and tables, comparisons, focus-group tables and coefficient checks."""
+    return (
+        expand("results/models/{model}/fit.json", model=config["models"])
+        + expand(
+            "results/comparisons/{comparison}.csv", comparison=config["comparisons"]
+        )
+        + expand(
+            "results/tables/{focus}_{table}.csv",
+            focus=config["focus_groups"],
+            table=["random_effects", "predictions"],
+        )
+        + expand(
+            "results/tables/{model}_coefficient_check.csv",
+            model=config["coefficient_checks"],
+        )
     )
 
 
@@ -159,6 +198,24 @@ def get_model_formula(wildcards):
 
 def get_model_engine(wildcards):
     return config["models"][wildcards.model].get("engine", "fast")
+
+
+def get_focus_inputs(wildcards):
+    models = config["focus_groups"][wildcards.focus]["models"]
+    dataset = config["models"][models[0]]["dataset"]
+    return {
+        "data": f"results/data/{dataset}.csv",
+        "schema": f"results/data/{dataset}.schema.json",
+        "fitted": expand("results/models/{model}/fitted.csv", model=models),
+        "random_effects": expand(
+            "results/models/{model}/random_effects.csv", model=models
+        ),
+        "fits": expand("results/models/{model}/fit.json", model=models),
+    }
+
+
+def get_focus_group(wildcards):
+    return config["focus_groups"][wildcards.focus]
 
 
 def get_comparison_fits(wildcards):
@@ -231,3 +288,101 @@ def get_shrinkage_setting_data(wildcards):
 def get_shrinkage_labels():
     """Setting name -> its title in the figures."""
     return {name: spec.get("label", name) for name, spec in SHRINKAGE_SETTINGS.items()}
+
+
+# --- intervals and the simulation exercise (issue 4, part 7), see config.yaml `intervals`, `exercise` ---
+
+INTERVALS = config.get("intervals", {})
+INTERVAL_MODELS = INTERVALS.get("models", [])
+BOOTSTRAP = INTERVALS.get(
+    "bootstrap", {"replicates": 200, "chunks": 4, "seed": 20261126}
+)
+EXERCISE = config.get("exercise", {})
+EXERCISE_MODELS = EXERCISE.get("models", {})
+EXERCISE_DATA = {
+    "data": "results/exercise/data.csv",
+    "schema": "results/exercise/data.schema.json",
+}
+
+
+def check_intervals():
+    """Interval models are configured or exercise models; exercise models parse and are new names."""
+    for model, formula in EXERCISE_MODELS.items():
+        if model in config["models"]:
+            raise ConfigError(
+                f"exercise.models.{model}: already a model in `models`; choose another name"
+            )
+        try:
+            parse_formula(formula)
+        except FormulaError as error:
+            raise ConfigError(f"exercise.models.{model}: {error}") from None
+    for model in INTERVAL_MODELS:
+        if model not in config["models"] and model not in EXERCISE_MODELS:
+            raise ConfigError(
+                f"intervals.models: unknown model '{model}'; known: "
+                f"{', '.join([*config['models'], *EXERCISE_MODELS])}"
+            )
+    if BOOTSTRAP["chunks"] > BOOTSTRAP["replicates"]:
+        raise ConfigError(
+            f"intervals.bootstrap: {BOOTSTRAP['chunks']} chunks for only "
+            f"{BOOTSTRAP['replicates']} replicates"
+        )
+
+
+check_intervals()
+
+
+def get_interval_outputs():
+    """Profile and/or bootstrap intervals per `intervals.models`; the exercise's AIC table."""
+    method = INTERVALS.get("method", "profile")
+    outputs = []
+    if method in ("profile", "both"):
+        outputs += expand(
+            "results/intervals/{model}/profile.csv", model=INTERVAL_MODELS
+        )
+    if method in ("bootstrap", "both"):
+        outputs += expand(
+            "results/intervals/{model}/bootstrap.csv", model=INTERVAL_MODELS
+        )
+    if EXERCISE_MODELS:
+        outputs.append("results/exercise/aic.csv")
+    return outputs
+
+
+def get_interval_data(wildcards):
+    """The prepared data of a configured model, or the simulated exercise data."""
+    if wildcards.interval_model in EXERCISE_MODELS:
+        return EXERCISE_DATA
+    dataset = config["models"][wildcards.interval_model]["dataset"]
+    return {
+        "data": f"results/data/{dataset}.csv",
+        "schema": f"results/data/{dataset}.schema.json",
+    }
+
+
+def get_interval_formula(wildcards):
+    if wildcards.interval_model in EXERCISE_MODELS:
+        return EXERCISE_MODELS[wildcards.interval_model]
+    return config["models"][wildcards.interval_model]["formula"]
+
+
+def get_interval_engine(wildcards):
+    if wildcards.interval_model in EXERCISE_MODELS:
+        return "fast"
+    return config["models"][wildcards.interval_model].get("engine", "fast")
+
+
+def get_bootstrap_chunks(wildcards):
+    return expand(
+        "results/intervals/{model}/bootstrap_chunk_{chunk}.csv",
+        model=wildcards.interval_model,
+        chunk=range(BOOTSTRAP["chunks"]),
+    )
+
+
+def get_exercise_formula(wildcards):
+    return EXERCISE_MODELS[wildcards.exercise_model]
+
+
+def get_exercise_fits(wildcards):
+    return expand("results/exercise/models/{model}/fit.json", model=EXERCISE_MODELS)

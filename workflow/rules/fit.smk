@@ -19,6 +19,7 @@ rule fit_model:
         re_correlations="results/models/{model}/re_correlations.csv",
         random_effects="results/models/{model}/random_effects.csv",
         random_coefficients="results/models/{model}/random_coefficients.csv",
+        fitted="results/models/{model}/fitted.csv",
     log:
         "logs/fit/{model}.log",
     benchmark:

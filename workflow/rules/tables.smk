@@ -13,3 +13,46 @@ rule compare_models:
         "../envs/lmmflow.yaml"
     script:
         "../../scripts/compare_models.py"
+
+
+rule focus_group:
+    input:
+        unpack(get_focus_inputs),
+    output:
+        random_effects=report(
+            "results/tables/{focus}_random_effects.csv",
+            caption="../report/focus_random_effects.rst",
+            category="Focus groups",
+        ),
+        predictions=report(
+            "results/tables/{focus}_predictions.csv",
+            caption="../report/focus_predictions.rst",
+            category="Focus groups",
+        ),
+    log:
+        "logs/tables/focus_{focus}.log",
+    conda:
+        "../envs/lmmflow.yaml"
+    params:
+        focus=get_focus_group,
+    script:
+        "../../scripts/focus_group.py"
+
+
+rule coefficient_check:
+    input:
+        fixed_effects="results/models/{model}/fixed_effects.csv",
+        random_effects="results/models/{model}/random_effects.csv",
+        random_coefficients="results/models/{model}/random_coefficients.csv",
+    output:
+        report(
+            "results/tables/{model}_coefficient_check.csv",
+            caption="../report/coefficient_check.rst",
+            category="Exercises",
+        ),
+    log:
+        "logs/tables/coefficient_check_{model}.log",
+    conda:
+        "../envs/lmmflow.yaml"
+    script:
+        "../../scripts/coefficient_check.py"

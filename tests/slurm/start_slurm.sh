@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Start a throw-away single-node SLURM (munged, slurmctld, slurmd) for the tests, as root.
+#
+#   tests/slurm/start_slurm.sh [DIR]   # DIR: an empty folder to use; default: a new temp folder
+#
+# Nothing is installed here (.ci/run installs slurm-wlm and munge) and no system file is written:
+# slurm.conf, state, spool, pid and log files live in DIR. SLURM commands find this cluster
+# through SLURM_CONF=DIR/slurm.conf (DIR/env sets it). The last line printed is DIR; stop the
+# cluster with tests/slurm/stop_slurm.sh DIR, which ends the daemons started here by pid file.
+set -euo pipefail
+
+fail() { echo "start_slurm.sh: $*" >&2; exit 1; }
+
+[[ $(id -u) -eq 0 ]] || fail "must run as root (slurmd runs jobs as the submitting user)"
+for tool in munged munge unmunge slurmctld slurmd sinfo; do
+    command -v "$tool" >/dev/null || fail "'$tool' not found: install slurm-wlm and munge (see .ci/run)"
+done
+
+DIR=${1:-$(mktemp -d /tmp/lmmflow-slurm.XXXXXX)}
+mkdir -p "$DIR"
+DIR=$(cd "$DIR" && pwd)
+mkdir -p "$DIR/state" "$DIR/spool" "$DIR/log"
+: >"$DIR/started"
+
+HOST=$(hostname)
+CPUS=$(nproc)
+
+# --- munge: reuse a running munged; otherwise start one as the munge user ---
+if munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
+    echo "munged already running; using it"
+else
+    if [[ ! -s /etc/munge/munge.key ]]; then
+        mkdir -p /etc/munge
+        dd if=/dev/urandom of=/etc/munge/munge.key bs=1 count=1024 status=none
+        chown munge:munge /etc/munge/munge.key
+        chmod 0400 /etc/munge/munge.key
+    fi
+    mkdir -p /run/munge && chown munge:munge /run/munge
+    rm -f /run/munge/munged.pid
+    runuser -u munge -- /usr/sbin/munged
+    for _ in $(seq 50); do
+        [[ -s /run/munge/munged.pid ]] && break
+        sleep 0.1
+    done
+    cp /run/munge/munged.pid "$DIR/munged.pid"
+    echo munged >>"$DIR/started"
+    munge -n | unmunge >/dev/null || fail "munged does not answer (see /var/log/munge/munged.log)"
+fi
+
+cat >"$DIR/slurm.conf" <<CONF
+# Throw-away single-node cluster for lmmflow's tests (tests/slurm/start_slurm.sh).
+ClusterName=lmmflow
+SlurmctldHost=$HOST
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+CredType=cred/munge
+MpiDefault=none
+SchedulerType=sched/backfill
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core_Memory
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+AccountingStorageType=accounting_storage/none
+JobAcctGatherType=jobacct_gather/none
+ReturnToService=2
+StateSaveLocation=$DIR/state
+SlurmdSpoolDir=$DIR/spool
+SlurmctldPidFile=$DIR/slurmctld.pid
+SlurmdPidFile=$DIR/slurmd.pid
+SlurmctldLogFile=$DIR/log/slurmctld.log
+SlurmdLogFile=$DIR/log/slurmd.log
+NodeName=$HOST CPUs=$CPUS RealMemory=8000 State=UNKNOWN
+PartitionName=debug Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
+CONF
+echo "export SLURM_CONF=$DIR/slurm.conf" >"$DIR/env"
+export SLURM_CONF="$DIR/slurm.conf"
+
+slurmctld -f "$SLURM_CONF"
+echo slurmctld >>"$DIR/started"
+slurmd -f "$SLURM_CONF"
+echo slurmd >>"$DIR/started"
+
+for _ in $(seq 60); do
+    state=$(sinfo -h -N -o %t 2>/dev/null || true)
+    [[ $state == idle ]] && break
+    sleep 1
+done
+if [[ $state != idle ]]; then
+    echo "node state: '${state}'" >&2
+    tail -n 20 "$DIR/log/slurmctld.log" "$DIR/log/slurmd.log" >&2 || true
+    "$(dirname "$0")/stop_slurm.sh" "$DIR" >&2 || true
+    fail "the node did not become idle within 60 s"
+fi
+sinfo
+echo "$DIR"

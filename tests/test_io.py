@@ -1,0 +1,35 @@
+"""Atomic writers: a failed write leaves the old file (or none), a killed writer's leftovers go."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from lmmflow import io
+
+
+def test_failed_write_keeps_the_previous_file_and_no_temporary(tmp_path):
+    target = tmp_path / "table.csv"
+    io.write_csv(pd.DataFrame({"a": [1.5]}), target)
+    with pytest.raises(RuntimeError):
+        with io.atomic_path(target) as temporary:
+            temporary.write_text("a\n2")
+            raise RuntimeError("killed half-way")
+    assert target.read_text() == "a\n1.5\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["table.csv"]
+
+
+def test_failed_first_write_leaves_nothing(tmp_path):
+    with pytest.raises(ValueError):
+        io.write_json({"x": object()}, tmp_path / "sub" / "fit.json")
+    assert list((tmp_path / "sub").iterdir()) == []
+
+
+def test_stale_temporary_of_a_killed_writer_is_removed(tmp_path):
+    stale = tmp_path / ".fit.json.abc123.tmp"
+    stale.write_text('{"trunc')
+    other = tmp_path / ".other.json.abc123.tmp"
+    other.write_text("")
+    io.write_json({"logLik": -1.25}, tmp_path / "fit.json")
+    assert json.loads((tmp_path / "fit.json").read_text()) == {"logLik": -1.25}
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.json.abc123.tmp", "fit.json"]
