@@ -12,11 +12,13 @@ include: "workflow/rules/tables.smk"
 include: "workflow/rules/shrinkage.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/intervals.smk"
+include: "workflow/rules/report.smk"
 
 
 # Light rules run in the submitting snakemake process, never as cluster jobs (README, "Cluster
-# execution"): fetching (compute nodes may be offline), preparing, aggregating, small tables and
-# figures. Every other rule (fits, shrinkage settings, intervals, bootstrap chunks) is a job.
+# execution"): fetching (compute nodes may be offline), preparing or simulating data, aggregating,
+# small tables, figures and the report. Every other rule (fits, shrinkage settings, profile
+# intervals, bootstrap chunks) is a cluster job.
 localrules:
     all,
     fetch_raw,
@@ -31,8 +33,8 @@ localrules:
     figure_effects,
     figure_shrinkage_settings,
     aggregate_bootstrap,
-    simulate_exercise,
-    exercise_aic,
+    simulate_dataset,
+    render_report,
 
 
 rule all:

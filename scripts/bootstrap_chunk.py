@@ -16,7 +16,7 @@ chunk = int(snakemake.wildcards.chunk)
 table = bootstrap_chunk(design, fit, settings["seed"], settings["replicates"], settings["chunks"], chunk)
 io.write_csv(table, snakemake.output[0])
 print(
-    f"{snakemake.wildcards.interval_model}: chunk {chunk}, {len(table)} replicates, "
+    f"{snakemake.wildcards.model}: chunk {chunk}, {len(table)} replicates, "
     f"{int((~table['converged']).sum())} not converged",
     file=sys.stderr,
 )

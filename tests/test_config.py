@@ -72,12 +72,20 @@ def test_local_path_source_needs_no_digest():
     assert errors(changed(("datasets", "gpa", "source"), {"path": "data/gpa.RData"})) == []
 
 
+def test_a_data_set_has_a_source_or_a_simulation_not_both():
+    simulate = {"generator": "exercise", "seed": 1}
+    assert errors(changed(("datasets", "gpa", "simulate"), simulate))
+    assert errors(changed(("datasets", "gpa"), {"simulate": simulate})) == []
+    assert errors(changed(("datasets", "gpa"), {"factors": ["student"]}))
+
+
 def test_pinned_sources_match_the_mirror_records():
     digests = dict(
         reversed(line.split()) for line in (MIRROR / "SHA256SUMS").read_text().splitlines() if line
     )
     documented = set(re.findall(r"https://\S+?(?= \|)", (MIRROR / "SOURCES.md").read_text()))
-    for name, dataset in CONFIG["datasets"].items():
-        source = dataset["source"]
+    raw = {name: dataset["source"] for name, dataset in CONFIG["datasets"].items() if "source" in dataset}
+    assert set(raw) == {"gpa", "pupils", "sleepstudy"}
+    for name, source in raw.items():
         assert source["sha256"] == digests[raw_file_name(source)], name
         assert source["url"] in documented, name

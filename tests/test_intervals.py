@@ -1,11 +1,12 @@
 """Profile-likelihood intervals against lme4's confint, the parametric bootstrap's chunking, and
-the chapter's simulation exercise."""
+the chapter's simulation exercise (its data, profile intervals and AIC comparison)."""
 
 from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from lmmflow.design import build_design
 from lmmflow.intervals import (
@@ -13,16 +14,17 @@ from lmmflow.intervals import (
     aggregate_bootstrap,
     bootstrap_chunk,
     bootstrap_replicates,
-    exercise_comparison,
     parameter_names,
     percentile_interval,
     profile_intervals,
     replicate_seeds,
     sdcor_to_theta,
-    simulate_exercise,
     theta_to_sdcor,
 )
+from lmmflow.prepare import read_prepared
 from lmmflow.reml import ProfiledREML, fit_reml, optimize_theta
+from lmmflow.simulate import simulate_exercise
+from workflow_helpers import offline, output, snakemake
 
 SLEEP_MODELS = {
     "sleep_slopes": "Reaction ~ Days + (Days | Subject)",
@@ -177,28 +179,7 @@ def test_simulate_exercise_recovers_its_parameters():
     assert np.sqrt(fit.sigma2) == pytest.approx(0.25, abs=0.03)
 
 
-def test_exercise_aic_table():
-    table = exercise_comparison(simulate_exercise(rng=1))
-    assert list(table["model"]) == ["sim_ints_only", "sim_with_slopes"]
-    assert list(table["K"]) == [4, 5]
-    assert (table["criterion"] == "REML").all()
-    np.testing.assert_allclose(table["AIC"], -2 * table["logLik"] + 2 * table["K"])
-    # random slopes of sd .25 against a residual sd of .25: the slopes model wins clearly
-    assert table["AIC"].iloc[1] < table["AIC"].iloc[0]
-
-
 # --------------------------------------------------------------------------- workflow
-
-
-def _snakemake(workdir, *args):
-    import shutil
-    import subprocess
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[1]
-    shutil.copyfile(root / "config.yaml", workdir / "config.yaml")
-    command = ["snakemake", "--snakefile", root / "Snakefile", "--directory", workdir, "--cores", "2"]
-    return subprocess.run([*map(str, command), *args], capture_output=True, text=True)
 
 
 @pytest.mark.workflow
@@ -207,43 +188,35 @@ def _snakemake(workdir, *args):
     [
         ({"intervals": {"models": ["nope"]}}, "intervals.models: unknown model 'nope'"),
         ({"intervals": {"models": ["sleep_slopes"], "method": "wald"}}, "'wald' is not one of"),
-        ({"exercise": {"models": {"sleep_slopes": "y ~ x + (1 | groups)"}}}, "exercise.models.sleep_slopes: already"),
         ({"intervals": {"bootstrap": {"replicates": 2, "chunks": 4, "seed": 1}}}, "4 chunks for only 2 replicates"),
     ],
-    ids=["unknown-model", "unknown-method", "exercise-name-clash", "too-many-chunks"],
+    ids=["unknown-model", "unknown-method", "too-many-chunks"],
 )
 def test_bad_interval_config_is_refused_at_start_up(tmp_path, extra, named):
-    import yaml
-
-    from conftest import MIRROR
-
     extra_file = tmp_path / "extra.yaml"
     extra_file.write_text(yaml.safe_dump(extra))
-    result = _snakemake(tmp_path, "-n", "--configfile", extra_file, "--config", f"data_mirror={MIRROR}")
+    result = snakemake(tmp_path, "-n", "--configfile", str(extra_file), *offline())
     assert result.returncode != 0
-    assert named in result.stdout + result.stderr, result.stdout + result.stderr
+    assert named in output(result), output(result)
 
 
 @pytest.mark.workflow
 def test_workflow_exercise_profile_and_bootstrap_chunks(tmp_path):
-    """The exercise's data, fits and AIC table, a profile and a small chunked bootstrap, by Snakemake;
-    the chunk jobs give the replicates a single in-process run gives."""
-    import yaml
-
-    from lmmflow.prepare import read_prepared
-
+    """The exercise's simulated data, its AIC comparison, a profile and a small chunked bootstrap,
+    by Snakemake; the chunk jobs give the replicates a single in-process run gives."""
     extra = tmp_path / "extra.yaml"
     extra.write_text(yaml.safe_dump({"intervals": {"bootstrap": {"replicates": 6, "chunks": 3, "seed": 11}}}))
     targets = [
-        "results/exercise/aic.csv",
+        "results/comparisons/sim_exercise.csv",
         "results/intervals/sim_with_slopes/profile.csv",
         "results/intervals/sim_ints_only/bootstrap.csv",
     ]
-    result = _snakemake(tmp_path, *targets, "--configfile", extra)
-    assert result.returncode == 0, result.stdout + result.stderr
-    aic = pd.read_csv(tmp_path / "results/exercise/aic.csv")
-    assert list(aic["model"]) == ["sim_ints_only", "sim_with_slopes"]
-    data = read_prepared(tmp_path / "results/exercise/data.csv", tmp_path / "results/exercise/data.schema.json")
+    result = snakemake(tmp_path, *targets, "--configfile", str(extra))
+    assert result.returncode == 0, output(result)
+    comparison = pd.read_csv(tmp_path / "results/comparisons/sim_exercise.csv")
+    assert set(comparison["model"]) == {"sim_ints_only", "sim_with_slopes"}
+    np.testing.assert_allclose(comparison["AIC"], -2 * comparison["logLik"] + 2 * comparison["K"])
+    data = read_prepared(tmp_path / "results/data/sim_exercise.csv", tmp_path / "results/data/sim_exercise.schema.json")
     pd.testing.assert_frame_equal(data, simulate_exercise(rng=1234), check_exact=False, rtol=1e-12)
     profile = pd.read_csv(tmp_path / "results/intervals/sim_with_slopes/profile.csv")
     assert list(profile["parameter"]) == ["sd_(Intercept)|groups", "sd_x|groups", "sigma", "(Intercept)", "x"]

@@ -20,7 +20,7 @@ def test_failed_write_keeps_the_previous_file_and_no_temporary(tmp_path):
 
 
 def test_failed_first_write_leaves_nothing(tmp_path):
-    with pytest.raises(ValueError):
+    with pytest.raises(TypeError):  # not JSON serializable
         io.write_json({"x": object()}, tmp_path / "sub" / "fit.json")
     assert list((tmp_path / "sub").iterdir()) == []
 

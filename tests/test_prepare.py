@@ -1,5 +1,6 @@
 """Preparing data sets: rename, recode, factors, the data dictionary and the CSV round trip."""
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -11,6 +12,7 @@ from lmmflow.prepare import (
     check_spec,
     prepare_dataset,
     read_prepared,
+    read_raw,
     write_prepared,
 )
 
@@ -188,3 +190,19 @@ def test_read_prepared_refuses_a_value_outside_the_levels(tmp_path, raw_csv):
     csv.write_text(csv.read_text() + "1,a,1,0.5\n")
     with pytest.raises(PrepareError, match="does not match its data dictionary"):
         read_prepared(csv, schema)
+
+
+@pytest.mark.parametrize(
+    "name, content, reason",
+    [
+        ("empty.csv", b"", "EmptyDataError"),
+        ("ragged.csv", b"a,b\n1,2\n3,4,5,6\n", "Expected 2 fields in line 3"),
+        ("truncated.RData", (MIRROR / "gpa.RData").read_bytes()[:300], "LibrdataError"),
+    ],
+    ids=["empty", "ragged", "truncated"],
+)
+def test_unreadable_raw_file_is_named(tmp_path, name, content, reason):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(PrepareError, match=rf"^{re.escape(name)}: cannot read .*{reason}"):
+        read_raw(path)

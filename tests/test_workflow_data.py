@@ -3,7 +3,6 @@
 import hashlib
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 import yaml
@@ -11,7 +10,7 @@ import yaml
 from lmmflow.prepare import read_prepared
 
 from conftest import MIRROR
-from workflow_helpers import ROOT, output, snakemake
+from workflow_helpers import output, snakemake
 
 pytestmark = pytest.mark.workflow
 

@@ -10,12 +10,20 @@ class ComparisonError(ValueError):
 
 
 def compare_models(summaries: dict[str, dict]) -> pd.DataFrame:
-    """Rank models by AICc. Under REML, likelihoods are comparable only for the same data and
-    the same fixed effects, so anything else is refused."""
+    """Rank models by AICc; logLik (REML) and AIC (as lme4's ``AIC`` prints it) follow.
+    Under REML, likelihoods are comparable only for the same data and the same fixed effects,
+    so anything else is refused."""
     _check_comparable(summaries)
     table = pd.DataFrame(
         [
-            {"model": name, "K": s["K"], "AICc": s["AICc"], "n_random_effects": s["n_random_effects"]}
+            {
+                "model": name,
+                "K": s["K"],
+                "AICc": s["AICc"],
+                "n_random_effects": s["n_random_effects"],
+                "logLik": s["logLik"],
+                "AIC": s["AIC"],
+            }
             for name, s in summaries.items()
         ]
     )

@@ -49,7 +49,6 @@ from scipy import optimize, stats
 
 from lmmflow.design import Design, build_design
 from lmmflow.estimates import Estimates
-from lmmflow.extract import n_parameters
 from lmmflow.reml import (
     LOG_2PI,
     ProfiledREML,
@@ -553,91 +552,6 @@ def aggregate_bootstrap(
             }
         )
     return pd.DataFrame(rows)
-
-
-# --------------------------------------------------------------------------- the chapter's simulation exercise
-
-EXERCISE_MODELS = {
-    "sim_ints_only": "y ~ x + (1 | groups)",
-    "sim_with_slopes": "y ~ x + (1 | groups) + (0 + x | groups)",
-}
-
-
-def simulate_exercise(
-    n_groups: int = 50,
-    n_per_group: int = 3,
-    sd_intercept: float = 0.75,
-    sd_slope: float = 0.25,
-    sd_residual: float = 0.25,
-    rng: np.random.Generator | int | None = None,
-) -> pd.DataFrame:
-    """The chapter's "Simulation revisited" data: y = 2 + u0 + (0.5 + u1) x + e, x ~ N(0, 1).
-
-    Draws in the chapter's order (intercept effects, slope effects, residuals, x) from a numpy
-    Generator; R's ``set.seed(1234)`` stream cannot be reproduced, so the numbers differ from R's.
-    """
-    rng = np.random.default_rng(rng)
-    n = n_groups * n_per_group
-    labels = [str(g) for g in range(1, n_groups + 1)]
-    group = np.repeat(np.arange(n_groups), n_per_group)
-    re_int = rng.normal(scale=sd_intercept, size=n_groups)
-    re_slope = rng.normal(scale=sd_slope, size=n_groups)
-    e = rng.normal(scale=sd_residual, size=n)
-    x = rng.normal(size=n)
-    y = (2 + re_int[group]) + (0.5 + re_slope[group]) * x + e
-    groups = pd.Categorical.from_codes(group, categories=labels)
-    return pd.DataFrame({"x": x, "y": y, "groups": groups})
-
-
-def aic_table(fits: dict[str, tuple[Design, Estimates]]) -> pd.DataFrame:
-    """What ``AIC(model)`` prints for each fit. For a REML fit lme4's ``AIC`` uses the REML
-    log-likelihood (``logLik(fit)`` is REML), so the ``criterion`` column says REML; such AICs
-    compare models with the same fixed effects only (true of the exercise's two models)."""
-    rows = []
-    for name, (design, fit) in fits.items():
-        k = n_parameters(design)
-        rows.append(
-            {"model": name, "K": k, "logLik": fit.loglik, "AIC": -2 * fit.loglik + 2 * k, "criterion": "REML"}
-        )
-    return pd.DataFrame(rows, columns=["model", "K", "logLik", "AIC", "criterion"])
-
-
-def exercise_comparison(data: pd.DataFrame, models: dict[str, str] | None = None) -> pd.DataFrame:
-    """Fit the exercise's models by REML and compare them by AIC, as the chapter asks."""
-    models = EXERCISE_MODELS if models is None else models
-    fits = {}
-    for name, formula in models.items():
-        design = build_design(formula, data)
-        fits[name] = (design, fit_reml(design))
-    return aic_table(fits)
-
-
-def exercise_dictionary(data: pd.DataFrame, seed: int, simulate: dict) -> dict:
-    """The data dictionary (``lmmflow.prepare.read_prepared``'s schema) of a simulated exercise table."""
-    columns = []
-    for name in data.columns:
-        values = data[name]
-        if isinstance(values.dtype, pd.CategoricalDtype):
-            kind = {"type": "categorical", "levels": [str(level) for level in values.cat.categories]}
-        else:
-            kind = {"type": "numeric"}
-        columns.append({"name": name, **kind, "missing": int(values.isna().sum())})
-    return {
-        "dataset": "simulated_exercise",
-        "rows": len(data),
-        "source": {"simulation": "lmmflow.intervals.simulate_exercise", "seed": seed, "parameters": simulate},
-        "columns": columns,
-    }
-
-
-def aic_table_from_summaries(summaries: dict[str, dict]) -> pd.DataFrame:
-    """``aic_table`` from the fit stage's fit.json contents (their logLik is REML, K counts every
-    parameter, AIC = -2 logLik + 2K as lme4's ``AIC`` prints it for a REML fit)."""
-    rows = [
-        {"model": name, "K": s["K"], "logLik": s["logLik"], "AIC": -2 * s["logLik"] + 2 * s["K"], "criterion": "REML"}
-        for name, s in summaries.items()
-    ]
-    return pd.DataFrame(rows, columns=["model", "K", "logLik", "AIC", "criterion"])
 
 
 def fit_for_intervals(data: pd.DataFrame, formula: str, engine: str = "fast") -> tuple[Design, Estimates]:

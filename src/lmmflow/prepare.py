@@ -7,12 +7,14 @@ and thus the fitted contrasts are the same on every run.
 
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow.parquet
 import pyreadr
+import pyreadr.custom_errors
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
 from lmmflow.acquire import sha256_of
@@ -74,6 +76,11 @@ def _missing_column(key: str, column: str, columns: list[str], when: str) -> str
 def list_columns(path: str | os.PathLike, r_object: str | None = None) -> list[str]:
     """The columns of a raw file, read from its header or metadata where the format allows."""
     path = Path(path)
+    with _reading(path):
+        return _list_columns(path, r_object)
+
+
+def _list_columns(path: Path, r_object: str | None) -> list[str]:
     suffix = path.suffix.lower()
     if suffix == ".csv":
         return list(pd.read_csv(path, nrows=0).columns)
@@ -87,6 +94,26 @@ def list_columns(path: str | os.PathLike, r_object: str | None = None) -> list[s
 
 def read_raw(path: str | os.PathLike, r_object: str | None = None) -> pd.DataFrame:
     path = Path(path)
+    with _reading(path):
+        return _read_raw(path, r_object)
+
+
+@contextmanager
+def _reading(path: Path):
+    """A file that cannot be parsed (empty, truncated, malformed) is reported by its name."""
+    try:
+        yield
+    except PrepareError:
+        raise
+    except (ValueError, OSError, pyreadr.custom_errors.PyreadrError, pyreadr.custom_errors.LibrdataError,
+            pyarrow.ArrowException) as error:
+        raise PrepareError(
+            f"{path.name}: cannot read this {path.suffix} file ({type(error).__name__}: "
+            f"{str(error).strip()}); is it empty, truncated or not of that format?"
+        ) from error
+
+
+def _read_raw(path: Path, r_object: str | None) -> pd.DataFrame:
     suffix = path.suffix.lower()
     if suffix == ".csv":
         return pd.read_csv(path)
@@ -131,7 +158,7 @@ def prepare_dataset(dataset: str, raw_path: str | os.PathLike, spec: dict) -> tu
             data[column] = _as_factor(data[column])
     if data.empty:
         raise PrepareError(f"datasets.{dataset}: {raw_path.name} gives a table with no rows")
-    return data, data_dictionary(dataset, data, raw_path)
+    return data, data_dictionary(dataset, data, {"file": raw_path.name, "sha256": sha256_of(raw_path)})
 
 
 def _is_plain_numeric(values: pd.Series) -> bool:
@@ -187,11 +214,12 @@ def _recode(values: pd.Series, levels: dict, key: str) -> pd.Categorical:
     return pd.Categorical(labels.map(lookup), categories=list(levels)).remove_unused_categories()
 
 
-def data_dictionary(dataset: str, data: pd.DataFrame, raw_path: Path) -> dict:
+def data_dictionary(dataset: str, data: pd.DataFrame, source: dict) -> dict:
+    """``source``: the raw file and its digest, or the simulation's generator, seed and parameters."""
     return {
         "dataset": dataset,
         "rows": len(data),
-        "source": {"file": raw_path.name, "sha256": sha256_of(raw_path)},
+        "source": source,
         "columns": [_describe(name, data[name]) for name in data.columns],
     }
 

@@ -152,3 +152,40 @@ def simulate_from_config(parameters: Mapping, seed: int) -> pd.DataFrame:
 def occasions_per_group(data: pd.DataFrame, group: str = "student") -> np.ndarray:
     return data.groupby(group, observed=True).size().to_numpy()
 
+
+
+def simulate_exercise(
+    n_groups: int = 50,
+    n_per_group: int = 3,
+    sd_intercept: float = 0.75,
+    sd_slope: float = 0.25,
+    sd_residual: float = 0.25,
+    rng: np.random.Generator | int | None = None,
+) -> pd.DataFrame:
+    """The chapter's "Simulation revisited" data: y = 2 + u0 + (0.5 + u1) x + e, x ~ N(0, 1).
+
+    Draws in the chapter's order (intercept effects, slope effects, residuals, x) from a numpy
+    Generator; R's ``set.seed(1234)`` stream cannot be reproduced, so the numbers differ from R's.
+    """
+    rng = np.random.default_rng(rng)
+    n = n_groups * n_per_group
+    group = np.repeat(np.arange(n_groups), n_per_group)
+    re_int = rng.normal(scale=sd_intercept, size=n_groups)
+    re_slope = rng.normal(scale=sd_slope, size=n_groups)
+    e = rng.normal(scale=sd_residual, size=n)
+    x = rng.normal(size=n)
+    y = (2 + re_int[group]) + (0.5 + re_slope[group]) * x + e
+    groups = pd.Categorical.from_codes(group, categories=[str(g) for g in range(1, n_groups + 1)])
+    return pd.DataFrame({"x": x, "y": y, "groups": groups})
+
+
+GENERATORS = {"exercise": simulate_exercise}
+
+
+def simulate_dataset(dataset: str, spec: Mapping) -> pd.DataFrame:
+    """A configured simulated data set (``datasets.<name>.simulate``: generator, seed, parameters)."""
+    generator = GENERATORS[spec["generator"]]
+    try:
+        return generator(**spec.get("parameters", {}), rng=np.random.default_rng(spec["seed"]))
+    except TypeError as error:
+        raise ValueError(f"datasets.{dataset}.simulate.parameters: {error}") from None

@@ -3,10 +3,11 @@
 #
 #   tests/slurm/start_slurm.sh [DIR]   # DIR: an empty folder to use; default: a new temp folder
 #
-# Nothing is installed here (.ci/run installs slurm-wlm and munge) and no system file is written:
-# slurm.conf, state, spool, pid and log files live in DIR. SLURM commands find this cluster
-# through SLURM_CONF=DIR/slurm.conf (DIR/env sets it). The last line printed is DIR; stop the
-# cluster with tests/slurm/stop_slurm.sh DIR, which ends the daemons started here by pid file.
+# Nothing is installed here (.ci/run installs slurm-wlm and munge). slurm.conf, state, spool, pid
+# and log files live in DIR; SLURM commands find this cluster through SLURM_CONF=DIR/slurm.conf
+# (DIR/env sets it) and, while it runs, the symlink /etc/slurm/slurm.conf -> DIR/slurm.conf
+# (made only if no slurm.conf is there). The last line printed is DIR; stop the cluster with
+# tests/slurm/stop_slurm.sh DIR: it ends the daemons started here, by pid file, and removes the link.
 set -euo pipefail
 
 fail() { echo "start_slurm.sh: $*" >&2; exit 1; }
@@ -75,6 +76,19 @@ PartitionName=debug Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
 CONF
 echo "export SLURM_CONF=$DIR/slurm.conf" >"$DIR/env"
 export SLURM_CONF="$DIR/slurm.conf"
+
+# Inside a job, Snakemake's slurm-jobstep executor runs `srun` with every SLURM_* variable but a
+# few removed, SLURM_CONF included, so srun reads the default /etc/slurm/slurm.conf: point that
+# at this cluster for as long as it runs. A real configuration there is never replaced.
+SYSTEM_CONF=/etc/slurm/slurm.conf
+if [[ -L $SYSTEM_CONF && $(readlink "$SYSTEM_CONF") == /tmp/lmmflow-slurm.*/slurm.conf ]]; then
+    rm -f "$SYSTEM_CONF"   # left by a cluster of these tests that was not stopped
+fi
+[[ -e $SYSTEM_CONF || -L $SYSTEM_CONF ]] &&
+    fail "$SYSTEM_CONF exists: this machine has a SLURM configuration; not starting a test cluster"
+mkdir -p /etc/slurm
+ln -s "$SLURM_CONF" "$SYSTEM_CONF"
+echo system_conf >>"$DIR/started"
 
 slurmctld -f "$SLURM_CONF"
 echo slurmctld >>"$DIR/started"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Stop the cluster started by tests/slurm/start_slurm.sh DIR: end each daemon it started, by the
-# pid file in DIR (slurmd, slurmctld, then munged if it was started there). DIR is kept (logs).
+# pid file in DIR (slurmd, slurmctld, then munged if it was started there), and remove the link
+# /etc/slurm/slurm.conf -> DIR/slurm.conf if it made it. DIR is kept (logs).
 set -uo pipefail
 
 DIR=${1:?usage: stop_slurm.sh DIR}
@@ -26,4 +27,7 @@ for daemon in slurmd slurmctld munged; do
         echo "$daemon ($pid): stopped"
     fi
 done
+if grep -qx system_conf "$DIR/started" && [[ $(readlink /etc/slurm/slurm.conf) == "$DIR/slurm.conf" ]]; then
+    rm -f /etc/slurm/slurm.conf && echo "/etc/slurm/slurm.conf: link removed"
+fi
 exit $status

@@ -20,6 +20,13 @@ class ConfigError(ValueError):
 check_duplicate_keys(workflow.configfiles)
 validate(config, schema="../schemas/config.schema.yaml")
 
+RAW_DATASETS = {
+    name: spec for name, spec in config["datasets"].items() if "source" in spec
+}
+SIMULATED_DATASETS = {
+    name: spec for name, spec in config["datasets"].items() if "simulate" in spec
+}
+
 
 def check_references():
     """Models name known data sets; comparisons name known models."""
@@ -71,7 +78,7 @@ def check_formulas():
 def collect_raw_sources():
     """Raw file name -> source; data sets may share a file only if they share its source."""
     sources, users = {}, {}
-    for dataset, spec in config["datasets"].items():
+    for dataset, spec in RAW_DATASETS.items():
         source = {key: spec["source"][key] for key in spec["source"] if key != "object"}
         name = raw_file_name(source)
         if sources.setdefault(name, source) != source:
@@ -85,7 +92,7 @@ def collect_raw_sources():
 
 def check_datasets():
     """Rename/recode/factors fit the raw data, checked now if it is at hand without downloading."""
-    for dataset, spec in config["datasets"].items():
+    for dataset, spec in RAW_DATASETS.items():
         check_spec(dataset, spec, raw_file_name(spec["source"]))
         local = find_verified(spec["source"], config["data_mirror"], RAW_DIR)
         if local is not None:
@@ -149,6 +156,39 @@ wildcard_constraints:
 
 def get_final_outputs():
     """Everything `snakemake` builds by default."""
+    return get_result_outputs() + get_report_outputs()
+
+
+def get_report_outputs():
+    """The HTML report (workflow/rules/report.smk)."""
+    return ["results/report/report.html"]
+
+
+REPORT_DIR = Path(workflow.basedir) / "reports"
+
+
+def get_report_inputs(wildcards):
+    """The template, its stylesheet, and every result: the report's sections follow the config."""
+    tables = ["attempts.csv", "fixed_effects.csv", "variance_components.csv"]
+    return {
+        "template": str(REPORT_DIR / "report.qmd"),
+        "css": str(REPORT_DIR / "report.css"),
+        "results": get_result_outputs()
+        + expand(
+            "results/models/{model}/{table}",
+            model=config["models"],
+            table=[*tables, "re_correlations.csv"],
+        )
+        + expand("results/shrinkage/{setting}/fit.json", setting=SHRINKAGE_SETTINGS),
+    }
+
+
+def get_report_renderer():
+    return config.get("report", {}).get("renderer", "auto")
+
+
+def get_result_outputs():
+    """Every result but the report (the report's inputs)."""
     return (
         expand(
             "results/data/{dataset}.{ext}",
@@ -290,37 +330,21 @@ def get_shrinkage_labels():
     return {name: spec.get("label", name) for name, spec in SHRINKAGE_SETTINGS.items()}
 
 
-# --- intervals and the simulation exercise (issue 4, part 7), see config.yaml `intervals`, `exercise` ---
+# --- intervals (issue 4, part 7), see config.yaml `intervals` ---
 
 INTERVALS = config.get("intervals", {})
 INTERVAL_MODELS = INTERVALS.get("models", [])
 BOOTSTRAP = INTERVALS.get(
     "bootstrap", {"replicates": 200, "chunks": 4, "seed": 20261126}
 )
-EXERCISE = config.get("exercise", {})
-EXERCISE_MODELS = EXERCISE.get("models", {})
-EXERCISE_DATA = {
-    "data": "results/exercise/data.csv",
-    "schema": "results/exercise/data.schema.json",
-}
 
 
 def check_intervals():
-    """Interval models are configured or exercise models; exercise models parse and are new names."""
-    for model, formula in EXERCISE_MODELS.items():
-        if model in config["models"]:
-            raise ConfigError(
-                f"exercise.models.{model}: already a model in `models`; choose another name"
-            )
-        try:
-            parse_formula(formula)
-        except FormulaError as error:
-            raise ConfigError(f"exercise.models.{model}: {error}") from None
+    """Interval models are configured models; chunks do not outnumber replicates."""
     for model in INTERVAL_MODELS:
-        if model not in config["models"] and model not in EXERCISE_MODELS:
+        if model not in config["models"]:
             raise ConfigError(
-                f"intervals.models: unknown model '{model}'; known: "
-                f"{', '.join([*config['models'], *EXERCISE_MODELS])}"
+                f"intervals.models: unknown model '{model}'; known: {', '.join(config['models'])}"
             )
     if BOOTSTRAP["chunks"] > BOOTSTRAP["replicates"]:
         raise ConfigError(
@@ -333,7 +357,7 @@ check_intervals()
 
 
 def get_interval_outputs():
-    """Profile and/or bootstrap intervals per `intervals.models`; the exercise's AIC table."""
+    """Profile and/or bootstrap intervals per `intervals.models`."""
     method = INTERVALS.get("method", "profile")
     outputs = []
     if method in ("profile", "both"):
@@ -344,45 +368,12 @@ def get_interval_outputs():
         outputs += expand(
             "results/intervals/{model}/bootstrap.csv", model=INTERVAL_MODELS
         )
-    if EXERCISE_MODELS:
-        outputs.append("results/exercise/aic.csv")
     return outputs
-
-
-def get_interval_data(wildcards):
-    """The prepared data of a configured model, or the simulated exercise data."""
-    if wildcards.interval_model in EXERCISE_MODELS:
-        return EXERCISE_DATA
-    dataset = config["models"][wildcards.interval_model]["dataset"]
-    return {
-        "data": f"results/data/{dataset}.csv",
-        "schema": f"results/data/{dataset}.schema.json",
-    }
-
-
-def get_interval_formula(wildcards):
-    if wildcards.interval_model in EXERCISE_MODELS:
-        return EXERCISE_MODELS[wildcards.interval_model]
-    return config["models"][wildcards.interval_model]["formula"]
-
-
-def get_interval_engine(wildcards):
-    if wildcards.interval_model in EXERCISE_MODELS:
-        return "fast"
-    return config["models"][wildcards.interval_model].get("engine", "fast")
 
 
 def get_bootstrap_chunks(wildcards):
     return expand(
         "results/intervals/{model}/bootstrap_chunk_{chunk}.csv",
-        model=wildcards.interval_model,
+        model=wildcards.model,
         chunk=range(BOOTSTRAP["chunks"]),
     )
-
-
-def get_exercise_formula(wildcards):
-    return EXERCISE_MODELS[wildcards.exercise_model]
-
-
-def get_exercise_fits(wildcards):
-    return expand("results/exercise/models/{model}/fit.json", model=EXERCISE_MODELS)

@@ -1,4 +1,4 @@
-# Data stage: fetch each raw file once (verified), then prepare each data set.
+# Data stage: fetch each raw file once (verified), then prepare each data set; or simulate it.
 
 
 rule fetch_raw:
@@ -24,9 +24,27 @@ rule prepare_dataset:
         schema="results/data/{dataset}.schema.json",
     log:
         "logs/data/prepare_dataset/{dataset}.log",
+    wildcard_constraints:
+        dataset=name_pattern(RAW_DATASETS),
     conda:
         "../envs/lmmflow.yaml"
     params:
         spec=get_dataset_spec,
     script:
         "../../scripts/prepare_dataset.py"
+
+
+rule simulate_dataset:
+    output:
+        csv="results/data/{dataset}.csv",
+        schema="results/data/{dataset}.schema.json",
+    log:
+        "logs/data/simulate_dataset/{dataset}.log",
+    wildcard_constraints:
+        dataset=name_pattern(SIMULATED_DATASETS),
+    conda:
+        "../envs/lmmflow.yaml"
+    params:
+        spec=get_dataset_spec,
+    script:
+        "../../scripts/simulate_dataset.py"

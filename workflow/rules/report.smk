@@ -1,0 +1,20 @@
+# Report (issue 5): reports/report.qmd filled from every configured result and rendered to one
+# self-contained HTML page (Quarto if available, else pandoc); see src/lmmflow/report.py.
+
+
+rule render_report:
+    input:
+        unpack(get_report_inputs),
+    output:
+        html="results/report/report.html",
+        build=directory("results/report/build"),
+    log:
+        "logs/report/render_report.log",
+    conda:
+        "../envs/lmmflow.yaml"
+    params:
+        renderer=get_report_renderer(),
+        config=config,
+        repo=workflow.basedir,
+    script:
+        "../../scripts/render_report.py"
