@@ -35,6 +35,7 @@ localrules:
     aggregate_bootstrap,
     simulate_dataset,
     render_report,
+    render_report,
 
 
 rule all:

@@ -5,17 +5,11 @@ import pytest
 import statsmodels.api as sm
 from statsmodels.regression.mixed_linear_model import MixedLMParams
 
+from lme4_agreement import CHAPTER_MODELS
 from lmmflow.design import build_design
 from lmmflow.reml import ProfiledREML, _escape_zero_diagonals, default_start, fit_reml, theta_to_factors
 
-MODELS = {
-    "gpa_mixed": ("gpa", "gpa ~ occasion + (1 + occasion | student)"),
-    "ach_cat_re_1": ("pupils", "achievement ~ ses + (1 + ses | primary_school_id)"),
-    "ach_cat_re_2": ("pupils", "achievement ~ ses + (0 + ses | primary_school_id)"),
-    "ach_cat_re_3": ("pupils", "achievement ~ ses + (1 | primary_school_id) + (1 | primary_school_id:ses)"),
-    "sleep_slopes": ("sleepstudy", "Reaction ~ Days + (Days | Subject)"),
-    "sleep_uncorrelated": ("sleepstudy", "Reaction ~ Days + (1 | Subject) + (0 + Days | Subject)"),
-}
+MODELS = CHAPTER_MODELS
 
 
 @pytest.fixture(scope="module")

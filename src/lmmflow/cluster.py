@@ -124,11 +124,16 @@ def _run(command: list[str]) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, timeout=60)
 
 
+def _message(result: subprocess.CompletedProcess) -> str:
+    """A failed command's message on one line."""
+    return " ".join((result.stderr.strip() or result.stdout.strip()).split())
+
+
 def cluster_partitions(run=_run) -> tuple[list[str], str | None]:
     """The partitions `sinfo` reports, and the default one (marked `*`), if any."""
     result = run(["sinfo", "-h", "-o", "%P"])
     if result.returncode != 0:
-        raise RuntimeError(f"`sinfo -h -o %P` failed: {result.stderr.strip() or result.stdout.strip()}")
+        raise RuntimeError(f"`sinfo -h -o %P` failed: {_message(result)}")
     names, default = [], None
     for line in result.stdout.split():
         name = line.strip().rstrip("*")
@@ -144,7 +149,7 @@ def user_accounts(user: str, run=_run) -> list[str]:
     command = ["sacctmgr", "-n", "-P", "list", "associations", f"user={user}", "format=account"]
     result = run(command)
     if result.returncode != 0:
-        raise RuntimeError(f"`{' '.join(command)}` failed: {result.stderr.strip() or result.stdout.strip()}")
+        raise RuntimeError(f"`{' '.join(command)}` failed: {_message(result)}")
     return sorted({line.strip() for line in result.stdout.splitlines() if line.strip()})
 
 
@@ -178,8 +183,11 @@ def check(request: SlurmRequest, which=shutil.which, run=_run, user: str | None 
                         f"partition {name!r} ({', '.join(where)}) does not exist; partitions: {known}. "
                         "Set slurm_partition in the profile's default-resources"
                     )
-            if request.partitions:
-                notes.append(f"partitions {', '.join(map(repr, request.partitions))} exist (of: {known})")
+            present = [name for name in request.partitions if name in partitions]
+            if present:
+                notes.append(f"partition(s) {', '.join(map(repr, present))} exist (of: {known})")
+            elif request.partitions:
+                pass  # each missing one is a problem above
             elif default:
                 notes.append(f"no slurm_partition set: jobs go to the default partition {default!r}")
             else:

@@ -13,6 +13,7 @@ from scipy.special import ndtr, ndtri
 
 from lmmflow.design import Design
 from lmmflow.estimates import Estimates
+from lmmflow.reml import covariances_to_theta, theta_lower_bounds
 
 Z_975 = ndtri(0.975)
 SINGULAR_TOLERANCE = 1e-4  # lme4's isSingular default, on the relative Cholesky factor
@@ -140,24 +141,11 @@ def information_criteria(loglik: float, k: int, n: int) -> dict[str, float]:
 
 
 def is_singular(fit: Estimates) -> bool:
-    """lme4's isSingular: a diagonal of a relative Cholesky factor below 1e-4 (a zero variance
-    or a correlation at +-1 both show up there)."""
-    return any(
-        bool(np.min(_lower_cholesky_diagonal(cov / fit.sigma2)) < SINGULAR_TOLERANCE) for cov in fit.covariances
-    )
-
-
-def _lower_cholesky_diagonal(matrix: np.ndarray) -> np.ndarray:
-    """Diagonal of the Cholesky factor, tolerating positive semi-definite input."""
-    q = len(matrix)
-    lower = np.zeros_like(matrix)
-    for j in range(q):
-        pivot = matrix[j, j] - lower[j, :j] @ lower[j, :j]
-        lower[j, j] = np.sqrt(max(pivot, 0.0))
-        for i in range(j + 1, q):
-            off = matrix[i, j] - lower[i, :j] @ lower[j, :j]
-            lower[i, j] = off / lower[j, j] if lower[j, j] > 0 else 0.0
-    return np.diag(lower)
+    """lme4's isSingular: a bounded (diagonal) entry of theta below 1e-4; a zero variance and a
+    correlation at +-1 both show up there."""
+    theta = covariances_to_theta(fit.covariances, fit.sigma2)
+    bounded = theta_lower_bounds([len(cov) for cov in fit.covariances]) == 0
+    return bool(np.any(theta[bounded] < SINGULAR_TOLERANCE))
 
 
 def fit_summary(design: Design, fit: Estimates, *, dataset: str, formula: str) -> dict:

@@ -50,6 +50,8 @@ from scipy import optimize, stats
 from lmmflow.design import Design, build_design
 from lmmflow.estimates import Estimates
 from lmmflow.reml import (
+    covariances_to_theta,
+    safe_cholesky,
     LOG_2PI,
     ProfiledREML,
     fit_reml,
@@ -119,19 +121,6 @@ def theta_to_sdcor(theta: np.ndarray, sizes: list[int], sigma: float) -> np.ndar
     return np.concatenate(parts + [np.array([sigma])])
 
 
-def _safe_cholesky(matrix: np.ndarray) -> np.ndarray:
-    """Lower Cholesky factor tolerating positive semi-definite input (lme4's safe_chol)."""
-    q = len(matrix)
-    lower = np.zeros_like(matrix)
-    for j in range(q):
-        pivot = matrix[j, j] - lower[j, :j] @ lower[j, :j]
-        lower[j, j] = np.sqrt(max(pivot, 0.0))
-        for i in range(j + 1, q):
-            off = matrix[i, j] - lower[i, :j] @ lower[j, :j]
-            lower[i, j] = off / lower[j, j] if lower[j, j] > 0 else 0.0
-    return lower
-
-
 def sdcor_to_theta(pars: np.ndarray, sizes: list[int]) -> np.ndarray:
     """lme4's ``Sv_to_Cv(pars, s = sigma)``; ``pars`` ends with sigma."""
     sigma, theta, start = pars[-1], [], 0
@@ -151,7 +140,7 @@ def sdcor_to_theta(pars: np.ndarray, sizes: list[int]) -> np.ndarray:
         try:
             T = np.linalg.cholesky(relative)
         except np.linalg.LinAlgError:
-            T = _safe_cholesky(relative)
+            T = safe_cholesky(relative)
         theta.append(T[rows, cols])
     return np.concatenate(theta) if theta else np.zeros(0)
 
@@ -177,11 +166,7 @@ def parameter_vector(design: Design, fit: Estimates) -> pd.Series:
 
 def theta_from_estimates(design: Design, fit: Estimates) -> np.ndarray:
     """lme4's theta (relative Cholesky factors, column-major lower triangles) of a fit."""
-    parts = []
-    for cov in fit.covariances:
-        rows, cols = lower_triangle_indices(len(cov))
-        parts.append(_safe_cholesky(cov / fit.sigma2)[rows, cols])
-    return np.concatenate(parts) if parts else np.zeros(0)
+    return covariances_to_theta(fit.covariances, fit.sigma2)
 
 
 # --------------------------------------------------------------------------- the ML deviance lme4 profiles
@@ -458,7 +443,7 @@ def simulate_response(design: Design, fit: Estimates, rng: np.random.Generator) 
     """lme4's ``simulate(fit, use.u = FALSE)``: new random effects and residuals from the fitted model."""
     y = design.X @ fit.beta
     for block, cov in zip(design.blocks, fit.covariances):
-        effects = rng.standard_normal((block.n_levels, block.n_effects)) @ _safe_cholesky(cov).T
+        effects = rng.standard_normal((block.n_levels, block.n_effects)) @ safe_cholesky(cov).T
         y = y + np.einsum("ij,ij->i", np.asarray(block.Z, float), effects[np.asarray(block.level_codes)])
     return y + np.sqrt(fit.sigma2) * rng.standard_normal(design.n_obs)
 

@@ -79,6 +79,28 @@ def theta_to_covariances(theta: np.ndarray, sizes: list[int], sigma2: float) -> 
     return [sigma2 * T @ T.T for T in theta_to_factors(np.asarray(theta, float), sizes)]
 
 
+def safe_cholesky(matrix: np.ndarray) -> np.ndarray:
+    """Lower Cholesky factor tolerating positive semi-definite input (lme4's safe_chol)."""
+    q = len(matrix)
+    lower = np.zeros_like(matrix)
+    for j in range(q):
+        pivot = matrix[j, j] - lower[j, :j] @ lower[j, :j]
+        lower[j, j] = np.sqrt(max(pivot, 0.0))
+        for i in range(j + 1, q):
+            off = matrix[i, j] - lower[i, :j] @ lower[j, :j]
+            lower[i, j] = off / lower[j, j] if lower[j, j] > 0 else 0.0
+    return lower
+
+
+def covariances_to_theta(covariances: list[np.ndarray], sigma2: float) -> np.ndarray:
+    """lme4's theta of absolute block covariances: the inverse of ``theta_to_covariances``."""
+    parts = []
+    for cov in covariances:
+        rows, cols = lower_triangle_indices(len(cov))
+        parts.append(safe_cholesky(cov / sigma2)[rows, cols])
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
 def theta_lower_bounds(sizes: list[int]) -> np.ndarray:
     """Diagonal entries of the factors are >= 0, off-diagonal ones unbounded (as in lme4)."""
     bounds = []

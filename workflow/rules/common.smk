@@ -1,5 +1,6 @@
 # Start-up: validate the configuration, cross-check it, and provide the input helpers.
 
+import os
 import re
 
 from snakemake.utils import validate
@@ -164,15 +165,15 @@ def get_report_outputs():
     return ["results/report/report.html"]
 
 
-REPORT_DIR = Path(workflow.basedir) / "reports"
+REPORT_DIR = os.path.join(workflow.basedir, "reports")
 
 
 def get_report_inputs(wildcards):
     """The template, its stylesheet, and every result: the report's sections follow the config."""
     tables = ["attempts.csv", "fixed_effects.csv", "variance_components.csv"]
     return {
-        "template": str(REPORT_DIR / "report.qmd"),
-        "css": str(REPORT_DIR / "report.css"),
+        "template": os.path.join(REPORT_DIR, "report.qmd"),
+        "css": os.path.join(REPORT_DIR, "report.css"),
         "results": get_result_outputs()
         + expand(
             "results/models/{model}/{table}",

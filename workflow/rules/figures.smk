@@ -5,7 +5,12 @@ rule figure_trajectories:
     input:
         unpack(get_shrinkage_setting_data),
     output:
-        png="results/figures/{setting}_trajectories.png",
+        png=report(
+            "results/figures/{setting}_trajectories.png",
+            caption="../report/figure_trajectories.rst",
+            category="Figures",
+            subcategory="{setting}",
+        ),
         svg="results/figures/{setting}_trajectories.svg",
     log:
         "logs/figures/{setting}_trajectories.log",
@@ -23,7 +28,12 @@ rule figure_coefficient_densities:
     input:
         coefficients="results/shrinkage/{setting}/coefficients.csv",
     output:
-        png="results/figures/{setting}_coefficient_densities.png",
+        png=report(
+            "results/figures/{setting}_coefficient_densities.png",
+            caption="../report/figure_coefficient_densities.rst",
+            category="Figures",
+            subcategory="{setting}",
+        ),
         svg="results/figures/{setting}_coefficient_densities.svg",
     log:
         "logs/figures/{setting}_coefficient_densities.log",
@@ -42,7 +52,12 @@ rule figure_effects:
         unpack(get_shrinkage_setting_data),
         coefficients="results/shrinkage/{setting}/coefficients.csv",
     output:
-        png="results/figures/{setting}_effects.png",
+        png=report(
+            "results/figures/{setting}_effects.png",
+            caption="../report/figure_effects.rst",
+            category="Figures",
+            subcategory="{setting}",
+        ),
         svg="results/figures/{setting}_effects.svg",
     log:
         "logs/figures/{setting}_effects.log",
@@ -62,7 +77,11 @@ rule figure_shrinkage_settings:
             "results/shrinkage/{setting}/coefficients.csv", setting=SHRINKAGE_SETTINGS
         ),
     output:
-        png="results/figures/shrinkage_settings.png",
+        png=report(
+            "results/figures/shrinkage_settings.png",
+            caption="../report/figure_shrinkage_settings.rst",
+            category="Figures",
+        ),
         svg="results/figures/shrinkage_settings.svg",
     log:
         "logs/figures/shrinkage_settings.log",

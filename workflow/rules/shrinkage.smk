@@ -31,8 +31,16 @@ rule shrinkage_summary:
             "results/shrinkage/{setting}/coefficients.csv", setting=SHRINKAGE_SETTINGS
         ),
     output:
-        sd_summary="results/shrinkage/sd_summary.csv",
-        negative_slopes="results/shrinkage/negative_slopes.csv",
+        sd_summary=report(
+            "results/shrinkage/sd_summary.csv",
+            caption="../report/shrinkage_sd_summary.rst",
+            category="Shrinkage",
+        ),
+        negative_slopes=report(
+            "results/shrinkage/negative_slopes.csv",
+            caption="../report/shrinkage_negative_slopes.rst",
+            category="Shrinkage",
+        ),
     log:
         "logs/shrinkage/summary.log",
     conda:

@@ -1,0 +1,411 @@
+"""lmmflow benchmarks: the workflow's run times, per-model fit times, and REML scaling with groups.
+
+    python benchmarks/run.py            # everything (~5-10 min on 2 cores)
+    python benchmarks/run.py --quick    # smoke run: the two sleepstudy models, 200 and 2,000 students
+
+Prints one markdown report and writes it to benchmarks/results/latest.md. Sections:
+
+1. Workflow: a clean run of the default target (the report included when `rule all` asks for
+   it) with --cores 2 in a fresh scratch directory (config.yaml copied, raw files from the
+   data mirror), a no-op rerun, and an incremental rerun after one model's formula changed
+   (`--configfile` overriding models.sleep_uncorrelated.formula): seconds and jobs run.
+2. Chapter models: the fit job's wall time (the workflow's results/benchmarks/fit/<model>.tsv,
+   Python start-up included) and in-process seconds of lmmflow.fit.fit_model (fast path plus
+   statsmodels' check), lmmflow.reml.fit_reml, lmmflow.smfit.fit_statsmodels (robust: several
+   optimizers) and statsmodels' default single fit, each with its REML logLik.
+3. Scaling: the GPA random-slope model on data simulated with the chapter's estimates, 6
+   occasions per student; each fit in a fresh subprocess (its own peak RSS). A path is skipped
+   at a size where the growth of its time over the smaller sizes predicts more than
+   --max-seconds. "optimum" compares each logLik with the best over every path run at that size.
+
+Timings are of one run each, on whatever machine runs this: read them as orders of magnitude.
+No test fails on a timing; tests/test_benchmarks.py only runs --quick as a smoke test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+DEFAULT_MIRROR = ROOT.parent / "shared" / "data"
+GPA_FORMULA = "y ~ occasion + (1 + occasion | student)"
+# The chapter's GPA estimates, the truth of the simulation.
+GPA_TRUTH = dict(
+    intercept=2.599, slope=0.1063, sd_intercept=0.2126, sd_slope=0.0671, correlation=-0.098, sd_residual=0.2059
+)
+SIZES = [200, 2_000, 20_000, 125_000]
+QUICK_SIZES = [200, 2_000]
+PATHS = {  # scaling: path -> what runs in the child
+    "fast": "lmmflow.reml.fit_reml",
+    "robust": "lmmflow.smfit.fit_statsmodels",
+    "default": "statsmodels MixedLM.fit(reml=True)",
+}
+INCREMENTAL_MODEL = "sleep_uncorrelated"
+INCREMENTAL_FORMULA = "Reaction ~ Days + (1 | Subject)"
+QUICK_TARGETS = ["results/models/sleep_slopes/fit.json", f"results/models/{INCREMENTAL_MODEL}/fit.json"]
+SAME_OPTIMUM = 1e-4  # logLik units: closer than this to the best counts as the optimum
+
+
+# --- 1. workflow ---------------------------------------------------------------------------------
+
+
+def snakemake(workdir: Path, mirror: Path | None, *args: str) -> tuple[float, int, str]:
+    """Seconds, number of jobs run (rule `all` not counted) and the printed output of one run."""
+    command = ["snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir), "--cores", "2"]
+    command += list(args)
+    if mirror is not None:
+        command += ["--config", f"data_mirror={mirror}"]
+    clock = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, text=True)
+    seconds = time.perf_counter() - clock
+    printed = result.stdout + result.stderr
+    if result.returncode != 0:
+        raise RuntimeError(f"snakemake {' '.join(args)} failed in {workdir}:\n{printed[-3000:]}")
+    jobs = len(re.findall(r"^\s*(?:local)?(?:rule|checkpoint) (?!all\b)\w+:", printed, flags=re.M))
+    return seconds, jobs, printed
+
+
+def workflow_section(scratch: Path, mirror: Path | None, targets: list[str]) -> tuple[list[dict], Path]:
+    workdir = scratch / "workflow"
+    workdir.mkdir()
+    shutil.copyfile(ROOT / "config.yaml", workdir / "config.yaml")
+    rows = []
+    seconds, jobs, _ = snakemake(workdir, mirror, *targets)
+    rows.append({"run": "clean, --cores 2", "seconds": seconds, "jobs": jobs, "target": "60 s or less"})
+    seconds, jobs, _ = snakemake(workdir, mirror, *targets)
+    rows.append({"run": "no-op rerun", "seconds": seconds, "jobs": jobs, "target": "5 s or less"})
+    override = workdir / "override.yaml"
+    override.write_text(yaml.safe_dump({"models": {INCREMENTAL_MODEL: {"formula": INCREMENTAL_FORMULA}}}))
+    seconds, jobs, printed = snakemake(workdir, mirror, *targets, "--configfile", str(override))
+    rerun = sorted(set(re.findall(r"^\s*(?:local)?rule (?!all\b)(\w+):", printed, flags=re.M)))
+    rows.append(
+        {
+            "run": f"incremental: models.{INCREMENTAL_MODEL}.formula changed",
+            "seconds": seconds,
+            "jobs": jobs,
+            "target": f"reran: {', '.join(rerun)}",
+        }
+    )
+    return rows, workdir
+
+
+# --- 2. chapter models ---------------------------------------------------------------------------
+
+
+def prepared_datasets(config: dict, mirror: Path | None, workdir: Path | None) -> dict:
+    """The workflow's prepared tables if it ran, else prepared here from the mirror."""
+    from lmmflow.acquire import raw_file_name
+    from lmmflow.prepare import prepare_dataset, read_prepared
+
+    data = {}
+    for name, spec in config["datasets"].items():
+        csv = workdir / "results" / "data" / f"{name}.csv" if workdir else None
+        if csv is not None and csv.exists():
+            data[name] = read_prepared(csv, csv.with_suffix(".schema.json"))
+        elif mirror is not None and (mirror / raw_file_name(spec["source"])).exists():
+            data[name] = prepare_dataset(name, mirror / raw_file_name(spec["source"]), spec)[0]
+    return data
+
+
+def statsmodels_default(design):
+    """statsmodels' own single fit (its default optimizer chain), REML."""
+    from lmmflow.smfit import to_mixedlm
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = to_mixedlm(design).fit(reml=True)
+    return float(result.llf), bool(result.converged)
+
+
+def timed(function, *args):
+    clock = time.perf_counter()
+    value = function(*args)
+    return time.perf_counter() - clock, value
+
+
+def model_section(config: dict, models: list[str], data: dict, workdir: Path | None) -> list[dict]:
+    from lmmflow.design import build_design
+    from lmmflow.fit import fit_model
+    from lmmflow.reml import fit_reml
+    from lmmflow.smfit import fit_statsmodels
+
+    rows = []
+    for model in models:
+        spec = config["models"][model]
+        if spec["dataset"] not in data:
+            continue
+        design = build_design(spec["formula"], data[spec["dataset"]])
+        job = None
+        if workdir is not None and (workdir / "results" / "benchmarks" / "fit" / f"{model}.tsv").exists():
+            with open(workdir / "results" / "benchmarks" / "fit" / f"{model}.tsv") as stream:
+                header, values = (line.split("\t") for line in stream.read().splitlines()[:2])
+            job = dict(zip(header, values))
+        fit_model(design)  # warm-up: first calls pay for lazy imports and caches
+        t_model, chosen = timed(fit_model, design)
+        t_fast, fast = timed(fit_reml, design)
+        t_robust, robust = timed(fit_statsmodels, design)
+        t_default, (default_loglik, default_converged) = timed(statsmodels_default, design)
+        best = max(fast.loglik, robust.loglik, default_loglik)
+        rows.append(
+            {
+                "model": model,
+                "n_obs": design.n_obs,
+                "job_s": float(job["s"]) if job else math.nan,
+                "job_rss_mb": float(job["max_rss"]) if job else math.nan,
+                "fit_model_s": t_model,
+                "chosen": chosen.path,
+                "fit_reml_s": t_fast,
+                "fit_statsmodels_s": t_robust,
+                "default_s": t_default,
+                "loglik_fast": fast.loglik,
+                "loglik_robust": robust.loglik,
+                "loglik_default": default_loglik,
+                "default_converged": default_converged,
+                "default_short_by": best - default_loglik,
+            }
+        )
+    return rows
+
+
+# --- 3. scaling ----------------------------------------------------------------------------------
+
+
+def scaling_child(n_groups: int, path: str) -> None:
+    """Run in a fresh process: simulate, build the design, fit by `path`; print one JSON line."""
+    from lmmflow.design import build_design
+    from lmmflow.simulate import simulate_random_slopes
+
+    data = simulate_random_slopes(n_groups, 6, **GPA_TRUTH, rng=np.random.default_rng(20240500 + n_groups))
+    build_s, design = timed(build_design, GPA_FORMULA, data)
+    if path == "fast":
+        from lmmflow.reml import fit_reml
+
+        fit_s, fit = timed(fit_reml, design)
+        loglik, converged = fit.loglik, fit.converged
+    elif path == "robust":
+        from lmmflow.smfit import fit_statsmodels
+
+        fit_s, fit = timed(fit_statsmodels, design)
+        loglik, converged = fit.loglik, fit.converged
+    else:
+        fit_s, (loglik, converged) = timed(statsmodels_default, design)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"build_s": build_s, "fit_s": fit_s, "loglik": loglik, "converged": converged, "peak_mb": peak_mb}))
+
+
+def run_child(n_groups: int, path: str) -> dict:
+    command = [sys.executable, __file__, "--scaling-child", str(n_groups), path]
+    result = subprocess.run(command, capture_output=True, text=True, env=os.environ | {"PYTHONWARNINGS": "ignore"})
+    if result.returncode != 0:
+        return {"error": result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "failed"}
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def growth_exponent(sizes: list[int], seconds: list[float]) -> float:
+    """Least-squares slope of log(seconds) on log(groups)."""
+    if len(sizes) < 2:
+        return math.nan
+    return float(np.polyfit(np.log(sizes), np.log(seconds), 1)[0])
+
+
+def predicted_seconds(sizes: list[int], seconds: list[float], size: int) -> float:
+    """Extrapolated from the two largest measured sizes, at least linear growth."""
+    if not sizes:
+        return 0.0
+    if len(sizes) == 1:
+        return seconds[0] * size / sizes[0]
+    exponent = max(1.0, growth_exponent(sizes[-2:], seconds[-2:]))
+    return seconds[-1] * (size / sizes[-1]) ** exponent
+
+
+def scaling_section(sizes: list[int], max_seconds: float, robust_max: int | None) -> tuple[list[dict], dict]:
+    rows = []
+    measured = {path: ([], []) for path in PATHS}
+    for size in sizes:
+        results = {}
+        for path in PATHS:
+            done_sizes, done_seconds = measured[path]
+            estimate = predicted_seconds(done_sizes, done_seconds, size)
+            if path != "fast" and robust_max is not None and size > robust_max:
+                results[path] = {"skipped": "not run in --quick"}
+            elif path != "fast" and estimate > max_seconds:
+                results[path] = {"skipped": f"skipped: predicted {estimate:,.0f} s > {max_seconds:,.0f} s"}
+            else:
+                results[path] = run_child(size, path)
+                if "fit_s" in results[path]:
+                    done_sizes.append(size)
+                    done_seconds.append(results[path]["fit_s"])
+            print(f"  {size:>7,} students, {path}: {results[path]}", file=sys.stderr, flush=True)
+        best = max((r["loglik"] for r in results.values() if "loglik" in r), default=math.nan)
+        for path, result in results.items():
+            rows.append({"students": size, "path": path, **result, "best": best})
+    exponents = {path: growth_exponent(*measured[path]) for path in PATHS}
+    exponents_large = {
+        path: growth_exponent([s for s in sizes_ if s >= 2_000], [t for s, t in zip(sizes_, times) if s >= 2_000])
+        for path, (sizes_, times) in measured.items()
+    }
+    return rows, {"all sizes": exponents, "2,000 students and more": exponents_large}
+
+
+# --- the report ----------------------------------------------------------------------------------
+
+
+def fmt(value, digits=2) -> str:
+    if isinstance(value, float) and math.isnan(value):
+        return "–"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return str(value)
+
+
+def table(header: list[str], rows: list[list]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    return lines + ["| " + " | ".join(fmt(v) if not isinstance(v, str) else v for v in row) + " |" for row in rows]
+
+
+def optimum(row: dict) -> str:
+    if "loglik" not in row:
+        return "–"
+    gap = row["best"] - row["loglik"]
+    return "yes" if gap <= SAME_OPTIMUM else f"no (short by {gap:.3g})"
+
+
+def report(args, workflow_rows, model_rows, scaling_rows, exponents) -> str:
+    import numpy
+    import scipy
+    import statsmodels
+
+    lines = [
+        "# lmmflow benchmarks" + (" (--quick)" if args.quick else ""),
+        "",
+        f"{time.strftime('%Y-%m-%d %H:%M')} · {platform.node()} · {os.cpu_count()} CPUs · Python "
+        f"{platform.python_version()} · numpy {numpy.__version__} · scipy {scipy.__version__} · "
+        f"statsmodels {statsmodels.__version__}",
+        "",
+    ]
+    if workflow_rows:
+        lines += ["## Workflow (`snakemake --cores 2`, fresh scratch directory)", ""]
+        lines += table(
+            ["run", "seconds", "jobs", "target / note"],
+            [[r["run"], r["seconds"], r["jobs"], r["target"]] for r in workflow_rows],
+        )
+        lines += [""]
+    if model_rows:
+        lines += [
+            "## Chapter models: fit seconds and REML logLik",
+            "",
+            "job s: the workflow's fit job (results/benchmarks/fit/<model>.tsv; Python start-up and "
+            "I/O included). fit_model: the workflow's fit (fast path + statsmodels' check). "
+            "default: statsmodels' single `MixedLM.fit(reml=True)`; short by: its logLik below the best.",
+            "",
+        ]
+        lines += table(
+            ["model", "n", "job s", "job MB", "fit_model s", "fit_reml s", "fit_statsmodels s", "default s",
+             "logLik fast", "logLik robust", "logLik default", "default short by"],
+            [
+                [r["model"], str(r["n_obs"]), r["job_s"], fmt(r["job_rss_mb"], 0), r["fit_model_s"], r["fit_reml_s"],
+                 r["fit_statsmodels_s"], r["default_s"], fmt(r["loglik_fast"], 4), fmt(r["loglik_robust"], 4),
+                 fmt(r["loglik_default"], 4) + ("" if r["default_converged"] else " (not converged)"),
+                 f"{r['default_short_by']:.2g}"]
+                for r in model_rows
+            ],
+        )
+        lines += [""]
+    if scaling_rows:
+        lines += [
+            f"## Scaling: `{GPA_FORMULA}`, simulated, 6 occasions per student",
+            "",
+            "Each fit in a fresh process; peak MB is that process's maximum RSS (Python, numpy, "
+            "statsmodels and the data included). fast = lmmflow.reml.fit_reml, robust = "
+            "lmmflow.smfit.fit_statsmodels, default = statsmodels' single fit. optimum: logLik within "
+            f"{SAME_OPTIMUM:g} of the best over the paths run at that size.",
+            "",
+        ]
+        body = []
+        for r in scaling_rows:
+            if "fit_s" in r:
+                body.append([f"{r['students']:,}", r["path"], f"{6 * r['students']:,}", r["build_s"], r["fit_s"],
+                             fmt(r["peak_mb"], 0), fmt(r["loglik"], 4), "yes" if r["converged"] else "no",
+                             optimum(r)])
+            else:
+                body.append([f"{r['students']:,}", r["path"], f"{6 * r['students']:,}", "–", "–", "–", "–", "–",
+                             r.get("skipped", r.get("error", "?"))])
+        lines += table(
+            ["students", "path", "rows", "design s", "fit s", "peak MB", "REML logLik", "converged", "optimum"], body
+        )
+        lines += ["", "Growth of fit seconds with the number of students (fitted exponent b in t ~ n^b):", ""]
+        lines += table(
+            ["path", *exponents],
+            [[path, *(fmt(exponents[key][path]) for key in exponents)] for path in PATHS],
+        )
+        lines += [""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run: sleepstudy models, 200 and 2,000 students")
+    parser.add_argument("--mirror", type=Path, default=DEFAULT_MIRROR if DEFAULT_MIRROR.is_dir() else None,
+                        help=f"data mirror (default {DEFAULT_MIRROR} if present, else download)")
+    parser.add_argument("--sizes", type=int, nargs="+", help=f"numbers of students (default {SIZES})")
+    parser.add_argument("--max-seconds", type=float, default=600.0,
+                        help="skip a statsmodels fit predicted to take longer (default 600)")
+    parser.add_argument("--skip", nargs="+", default=[], choices=["workflow", "models", "scaling"])
+    parser.add_argument("--output", type=Path, default=RESULTS / "latest.md")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    parser.add_argument("--scaling-child", nargs=2, metavar=("N_GROUPS", "PATH"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.scaling_child:
+        scaling_child(int(args.scaling_child[0]), args.scaling_child[1])
+        return
+
+    mirror = args.mirror.resolve() if args.mirror else None
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    scratch = Path(tempfile.mkdtemp(prefix="lmmflow-bench-"))
+    try:
+        workflow_rows, workdir = [], None
+        if "workflow" not in args.skip:
+            print("workflow ...", file=sys.stderr, flush=True)
+            workflow_rows, workdir = workflow_section(scratch, mirror, QUICK_TARGETS if args.quick else [])
+        model_rows = []
+        if "models" not in args.skip:
+            print("chapter models ...", file=sys.stderr, flush=True)
+            models = [m for m in config["models"] if not args.quick or m in ("sleep_slopes", INCREMENTAL_MODEL)]
+            model_rows = model_section(config, models, prepared_datasets(config, mirror, workdir), workdir)
+        scaling_rows, exponents = [], {}
+        if "scaling" not in args.skip:
+            print("scaling ...", file=sys.stderr, flush=True)
+            sizes = args.sizes or (QUICK_SIZES if args.quick else SIZES)
+            scaling_rows, exponents = scaling_section(sizes, args.max_seconds, 200 if args.quick else None)
+    finally:
+        if args.keep:
+            print(f"scratch directory kept: {scratch}", file=sys.stderr)
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)
+    text = report(args, workflow_rows, model_rows, scaling_rows, exponents)
+    print(text)
+    from lmmflow.io import atomic_path
+
+    with atomic_path(args.output) as temporary:
+        temporary.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
