@@ -119,7 +119,7 @@ def prepared_datasets(config: dict, mirror: Path | None, workdir: Path | None) -
         csv = workdir / "results" / "data" / f"{name}.csv" if workdir else None
         if csv is not None and csv.exists():
             data[name] = read_prepared(csv, csv.with_suffix(".schema.json"))
-        elif mirror is not None and (mirror / raw_file_name(spec["source"])).exists():
+        elif "source" in spec and mirror is not None and (mirror / raw_file_name(spec["source"])).exists():
             data[name] = prepare_dataset(name, mirror / raw_file_name(spec["source"]), spec)[0]
     return data
 

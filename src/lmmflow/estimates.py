@@ -15,6 +15,7 @@ class Estimates:
     scale, i.e. already multiplied by ``sigma2``); ``modes[b]`` and ``conditional_sds[b]`` are
     (n_levels_b x q_b) arrays of conditional modes and conditional standard deviations, rows in
     the order of ``Design.blocks[b].levels``. ``beta_cov`` is lme4's ``vcov``.
+    ``statsmodels_loglik`` is set when the solution was re-evaluated by statsmodels.
     """
 
     beta: np.ndarray
@@ -29,3 +30,4 @@ class Estimates:
     converged: bool
     attempts: list[dict] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    statsmodels_loglik: float | None = None  # statsmodels' MixedLM.loglike at this solution

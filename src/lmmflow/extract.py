@@ -169,6 +169,7 @@ def fit_summary(design: Design, fit: Estimates, *, dataset: str, formula: str) -
         "converged": bool(fit.converged),
         "singular": is_singular(fit),
         "path": fit.path,
+        "statsmodels_logLik": fit.statsmodels_loglik,
         "optimizer": fit.optimizer,
         "warnings": warnings,
     }

@@ -45,6 +45,7 @@ def _verified(design: Design, fit: Estimates) -> Estimates:
         fit.warnings.append(f"not verified by statsmodels, which cannot express this model: {reason}")
         return fit
     if abs(reference - fit.loglik) <= VERIFY_TOLERANCE:
+        fit.statsmodels_loglik = reference
         return fit
     fallback = fit_statsmodels(design)
     fallback.warnings.append(
