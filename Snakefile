@@ -32,6 +32,7 @@ localrules:
     figure_coefficient_densities,
     figure_effects,
     figure_shrinkage_settings,
+    figure_scatter,
     aggregate_bootstrap,
     simulate_dataset,
     render_report,

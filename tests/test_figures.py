@@ -1,4 +1,4 @@
-"""The four shrinkage figures are written (PNG + SVG), non-empty and identical on reruns."""
+"""The shrinkage figures and the scatter plot are written (PNG + SVG), non-empty and identical on reruns."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ import pytest
 from lmmflow import figures, shrinkage
 from lmmflow.simulate import simulate_random_slopes
 
-NAMES = ("trajectories", "densities", "settings", "effects")
+NAMES = ("trajectories", "densities", "settings", "effects", "scatter")
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +27,7 @@ def draw_all(directory, data, coefficients):
     pooled = shrinkage.pooled_ols(data, "occasion", "y")["value"].to_numpy()
     figures.effects(coefficients, {"intercept": pooled[0], "slope": pooled[1]}, x_values=range(5),
                     png=paths["effects"][0], svg=paths["effects"][1])
+    figures.scatter(data, x="occasion", y="y", png=paths["scatter"][0], svg=paths["scatter"][1], title="y on x")
     return paths
 
 

@@ -317,3 +317,25 @@ def effects(
                 ax.set_xticks(ticks)
         axes[0].set_ylabel(ylabel)
         save_figure(fig, png, svg)
+
+
+# --- 5. scatter of a response on a predictor -------------------------------------------------
+def scatter(
+    data: pd.DataFrame,
+    *,
+    x: str,
+    y: str,
+    png: str | os.PathLike,
+    svg: str | os.PathLike,
+    title: str,
+) -> None:
+    """Points of ``y`` on ``x`` with the pooled least-squares line (the simulation exercise's plot)."""
+    slope, intercept = np.polyfit(data[x], data[y], 1)
+    grid = np.array([data[x].min(), data[x].max()])
+    with plt.rc_context(RC):
+        fig, ax = plt.subplots(figsize=(6, 4.5), layout="constrained")
+        ax.scatter(data[x], data[y], s=14, alpha=0.6, color=PALETTE["blue"], label="Observations")
+        ax.plot(grid, intercept + slope * grid, **POPULATION_STYLE, label=f"Pooled OLS: {intercept:.2f} + {slope:.2f} × {x}")
+        ax.set(xlabel=x, ylabel=y, title=title)
+        ax.legend(loc="upper left")
+        save_figure(fig, png, svg)

@@ -59,6 +59,12 @@ def check_model_lists():
             raise ConfigError(
                 f"{key}: unknown model(s) {unknown}; known: {', '.join(config['models'])}"
             )
+    for name, plot in config["scatter_plots"].items():
+        if plot["dataset"] not in config["datasets"]:
+            raise ConfigError(
+                f"scatter_plots.{name}.dataset: unknown data set '{plot['dataset']}'; "
+                f"known: {', '.join(config['datasets'])}"
+            )
     for name, focus in config["focus_groups"].items():
         datasets = {config["models"][model]["dataset"] for model in focus["models"]}
         if len(datasets) > 1:
@@ -153,6 +159,7 @@ wildcard_constraints:
     model=name_pattern(config["models"]),
     comparison=name_pattern(config["comparisons"]),
     focus=name_pattern(config["focus_groups"]),
+    plot=name_pattern(config["scatter_plots"]),
 
 
 def get_final_outputs():
@@ -218,6 +225,11 @@ def get_model_outputs():
             "results/tables/{model}_coefficient_check.csv",
             model=config["coefficient_checks"],
         )
+        + expand(
+            "results/figures/{plot}_scatter.{ext}",
+            plot=config["scatter_plots"],
+            ext=["png", "svg"],
+        )
     )
 
 
@@ -253,6 +265,18 @@ def get_focus_inputs(wildcards):
         ),
         "fits": expand("results/models/{model}/fit.json", model=models),
     }
+
+
+def get_scatter_data(wildcards):
+    dataset = config["scatter_plots"][wildcards.plot]["dataset"]
+    return {
+        "data": f"results/data/{dataset}.csv",
+        "schema": f"results/data/{dataset}.schema.json",
+    }
+
+
+def get_scatter_plot(wildcards):
+    return config["scatter_plots"][wildcards.plot]
 
 
 def get_focus_group(wildcards):

@@ -92,3 +92,23 @@ rule figure_shrinkage_settings:
         labels=get_shrinkage_labels(),
     script:
         "../../scripts/figure_shrinkage_settings.py"
+
+
+rule figure_scatter:
+    input:
+        unpack(get_scatter_data),
+    output:
+        png=report(
+            "results/figures/{plot}_scatter.png",
+            caption="../report/figure_scatter.rst",
+            category="Figures",
+        ),
+        svg="results/figures/{plot}_scatter.svg",
+    log:
+        "logs/figures/{plot}_scatter.log",
+    conda:
+        "../envs/lmmflow.yaml"
+    params:
+        plot=get_scatter_plot,
+    script:
+        "../../scripts/figure_scatter.py"

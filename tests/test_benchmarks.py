@@ -1,0 +1,30 @@
+"""Smoke test of the benchmarks: `python benchmarks/run.py --quick` runs and writes its table.
+
+Timings are not checked: a benchmark is not a timed test.
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import MIRROR
+
+pytestmark = pytest.mark.workflow
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_quick_benchmark_writes_the_markdown_tables(tmp_path):
+    target = tmp_path / "latest.md"
+    command = [sys.executable, ROOT / "benchmarks" / "run.py", "--quick", "--mirror", MIRROR, "--output", target]
+    result = subprocess.run(list(map(str, command)), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    text = target.read_text()
+    assert text.strip() == result.stdout.strip()
+    for heading in ("## Workflow", "## Chapter models", "## Scaling"):
+        assert heading in text
+    assert "| no-op rerun |" in text and "reran: fit_model" in text
+    assert "| sleep_slopes | 180 |" in text
+    assert "| 2,000 | fast | 12,000 |" in text and "not run in --quick" in text
