@@ -2,6 +2,9 @@
 # Configuration: config.yaml (schema: workflow/schemas/config.schema.yaml).
 
 
+from lmmflow.cluster import check_jobs as check_slurm_jobs
+
+
 configfile: "config.yaml"
 
 
@@ -36,7 +39,16 @@ localrules:
     aggregate_bootstrap,
     simulate_dataset,
     render_report,
-    render_report,
+
+
+onstart:
+    # Under `--executor slurm`, before anything is submitted: the SLURM commands are there and
+    # every partition and account the jobs ask for exists (lmmflow.cluster, the preflight check).
+    if workflow.executor_plugin.name == "slurm":
+        for note in check_slurm_jobs(
+            workflow.dag.needrun_jobs(), workflow.executor_settings.status_command
+        ):
+            print(f"SLURM preflight: {note}")
 
 
 rule all:

@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 import sys
+from types import SimpleNamespace
 from pathlib import Path
 
 import pytest
@@ -164,3 +165,26 @@ def test_slurm_request_reads_both_set_resources_forms():
     request = cluster.slurm_request(settings)
     assert request.partitions == {"debug": ["default-resources"], "gpu": ["set-resources.fit_model"]}
     assert request.accounts == {"lab": ["set-resources.fit_model"]}
+
+
+def fake_job(rule, local=False, **resources):
+    return SimpleNamespace(rule=SimpleNamespace(name=rule), is_local=local, resources=resources)
+
+
+def test_check_jobs_of_a_run(tmp_path, monkeypatch):
+    """The workflow's onstart check: partitions/accounts the submitted (non-local) jobs ask for."""
+    monkeypatch.setenv("PATH", str(fake_commands(tmp_path / "bin")))
+    jobs = [
+        fake_job("fit_model", slurm_partition="debug"),
+        fake_job("fit_model", slurm_partition="debug"),
+        fake_job("compare_models", local=True, slurm_partition="nosuch"),
+    ]
+    assert any("'debug' exist" in note for note in cluster.check_jobs(jobs, "squeue"))
+    jobs.append(fake_job("shrinkage_setting", slurm_partition="bigmem", slurm_account="nolab"))
+    with pytest.raises(cluster.PreflightError) as error:
+        cluster.check_jobs(jobs, "squeue")
+    message = str(error.value)
+    assert "nothing was submitted" in message
+    assert "partition 'bigmem' (rule shrinkage_setting) does not exist" in message
+    assert "account 'nolab' (rule shrinkage_setting) is not one of user" in message
+    assert "nosuch" not in message

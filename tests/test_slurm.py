@@ -62,14 +62,19 @@ def slurm_env():
             print(f"stop_slurm.sh:\n{stopped.stdout}{stopped.stderr}")
 
 
-def snakemake(workdir, env, *args):
+def run_snakemake(workdir, env, *args):
     """The repository's workflow run in `workdir` (config.yaml copied in), offline from the mirror."""
     workdir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(ROOT / "config.yaml", workdir / "config.yaml")
     command = ["snakemake", "--snakefile", ROOT / "Snakefile", "--directory", workdir, *args]
     command += ["--config", f"data_mirror={MIRROR}"]
+    return subprocess.run(list(map(str, command)), capture_output=True, text=True, env=env)
+
+
+def snakemake(workdir, env, *args):
+    """A successful run (as run_snakemake): its output and wall time."""
     start = time.monotonic()
-    result = subprocess.run(list(map(str, command)), capture_output=True, text=True, env=env)
+    result = run_snakemake(workdir, env, *args)
     elapsed = time.monotonic() - start
     (workdir.parent / f"{workdir.name}.log").write_text(result.stdout + result.stderr)
     assert result.returncode == 0, f"snakemake in {workdir} failed:\n{result.stdout}\n{result.stderr[-20000:]}"
@@ -122,6 +127,19 @@ def test_preflight_on_the_running_cluster(slurm_env):
     assert result.returncode == 0, result.stdout + result.stderr
     result = subprocess.run(list(map(str, [*command, "--partition", "nosuch"])), capture_output=True, text=True, env=slurm_env)
     assert result.returncode == 1 and "partition 'nosuch' (default-resources) does not exist" in result.stdout
+
+
+def test_workflow_checks_partitions_before_submitting(slurm_env, tmp_path):
+    """The Snakefile's onstart preflight stops a run whose jobs name a partition SLURM lacks."""
+    result = run_snakemake(
+        tmp_path, slurm_env, "--profile", ROOT / "workflow/profiles/slurm",
+        "--set-resources", "shrinkage_setting:slurm_partition=nosuch",
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "SLURM preflight failed, nothing was submitted" in output, output
+    assert "partition 'nosuch' (rule shrinkage_setting) does not exist; partitions: debug*" in output
+    assert not SUBMITTED.search(output) and not (tmp_path / "results").exists()
 
 
 def test_whole_workflow_on_slurm_matches_local_run(slurm_env, tmp_path):

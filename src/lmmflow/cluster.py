@@ -222,6 +222,39 @@ def check(request: SlurmRequest, which=shutil.which, run=_run, user: str | None 
     return problems, notes
 
 
+class PreflightError(RuntimeError):
+    """The cluster cannot take the jobs as they are configured."""
+
+
+def jobs_request(jobs, status_command: str | None = None) -> SlurmRequest:
+    """Partitions and accounts that Snakemake jobs will be submitted with (local jobs left out)."""
+    request = SlurmRequest(status_command=status_command, executor="slurm")
+    for job in jobs:
+        if job.is_local:
+            continue
+        for key, found in (("slurm_partition", request.partitions), ("slurm_account", request.accounts)):
+            value = job.resources.get(key)
+            if value:
+                rules = found.setdefault(_strip(value), [])
+                if f"rule {job.rule.name}" not in rules:
+                    rules.append(f"rule {job.rule.name}")
+    return request
+
+
+def check_jobs(jobs, status_command: str | None = None, which=shutil.which, run=_run) -> list[str]:
+    """The preflight of a run's jobs, from the workflow's `onstart`: raises PreflightError."""
+    request = jobs_request(jobs, status_command)
+    problems, notes = check(request, which=which, run=run)
+    if problems:
+        raise PreflightError(
+            "SLURM preflight failed, nothing was submitted:\n"
+            + "\n".join(f"  - {problem}" for problem in problems)
+            + "\n(set slurm_partition/slurm_account in workflow/profiles/slurm/config.yaml or with "
+            "--default-resources; README, \"Cluster execution\")"
+        )
+    return notes
+
+
 def preflight(profile, partition=None, account=None, which=shutil.which, run=_run, out=sys.stdout) -> int:
     """Check a profile against the cluster; print the findings; 0 if it can submit, else 1 (2: bad profile)."""
     try:

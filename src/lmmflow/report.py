@@ -129,7 +129,7 @@ def pipe_table(table: pd.DataFrame, caption: str = "", digits: int = 3) -> str:
     for column, is_number in zip(table.columns, numeric):
         values = table[column].dropna()
         if is_number and pd.api.types.is_float_dtype(table[column]) and len(values) and (values % 1 == 0).all():
-            table[column] = table[column].astype(object).map(lambda v: v if pd.isna(v) else int(v))
+            table[column] = pd.Series([v if pd.isna(v) else int(v) for v in table[column]], index=table.index, dtype=object)
     header = [str(c).replace("|", "\\|") for c in table.columns]
     body = [[cell(v, digits) for v in row] for row in table.itertuples(index=False)]
     # A wide table gets relative column widths from the dashes: make them follow the content.
@@ -534,6 +534,8 @@ def diagnostics(results: Results) -> str:
             }
         )
         warnings += [f"- {code(name)}: {w}" for w in fit["warnings"]]
+    if not rows:
+        raise MissingResult("results/models/<model>/fit.json")
     table = pipe_table(
         pd.DataFrame(rows),
         "Fitting path (fast: vectorized profiled REML verified by statsmodels' MixedLM.loglike; "

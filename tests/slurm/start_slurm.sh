@@ -82,7 +82,14 @@ export SLURM_CONF="$DIR/slurm.conf"
 # at this cluster for as long as it runs. A real configuration there is never replaced.
 SYSTEM_CONF=/etc/slurm/slurm.conf
 if [[ -L $SYSTEM_CONF && $(readlink "$SYSTEM_CONF") == /tmp/lmmflow-slurm.*/slurm.conf ]]; then
-    rm -f "$SYSTEM_CONF"   # left by a cluster of these tests that was not stopped
+    other=$(dirname "$(readlink "$SYSTEM_CONF")")
+    for daemon in slurmctld slurmd; do
+        pid=$(cat "$other/$daemon.pid" 2>/dev/null || true)
+        if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
+            fail "a test cluster is running in $other: stop it first with tests/slurm/stop_slurm.sh $other"
+        fi
+    done
+    rm -f "$SYSTEM_CONF"   # left by a test cluster that was not stopped; its daemons are gone
 fi
 [[ -e $SYSTEM_CONF || -L $SYSTEM_CONF ]] &&
     fail "$SYSTEM_CONF exists: this machine has a SLURM configuration; not starting a test cluster"
@@ -106,5 +113,13 @@ if [[ $state != idle ]]; then
     "$(dirname "$0")/stop_slurm.sh" "$DIR" >&2 || true
     fail "the node did not become idle within 60 s"
 fi
+for daemon in slurmctld slurmd; do   # idle, and by the daemons started here
+    pid=$(cat "$DIR/$daemon.pid" 2>/dev/null || true)
+    if [[ -z $pid ]] || ! kill -0 "$pid" 2>/dev/null; then
+        tail -n 20 "$DIR/log/$daemon.log" >&2 || true
+        "$(dirname "$0")/stop_slurm.sh" "$DIR" >&2 || true
+        fail "$daemon did not stay up (see $DIR/log/$daemon.log)"
+    fi
+done
 sinfo
 echo "$DIR"
