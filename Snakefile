@@ -44,7 +44,7 @@ localrules:
 onstart:
     # Under `--executor slurm`, before anything is submitted: the SLURM commands are there and
     # every partition and account the jobs ask for exists (lmmflow.cluster, the preflight check).
-    if workflow.executor_plugin.name == "slurm":
+    if getattr(workflow.executor_plugin, "name", None) == "slurm":
         for note in check_slurm_jobs(
             workflow.dag.needrun_jobs(), workflow.executor_settings.status_command
         ):
