@@ -95,15 +95,16 @@ def faulty(tmp_path_factory):
             "m_one_subject": {"dataset": "sleep_one_subject", "formula": FORMULA},
             "m_text": {"dataset": "sleep_text", "formula": FORMULA},
             "m_unknown_column": {"dataset": "sleepstudy", "formula": "Reaction ~ Dayz + (Days | Subject)"},
+            "m_no_slope": {"dataset": "sleepstudy", "formula": "Reaction ~ 1 + (Days | Subject)"},
         },
-        "comparisons": {"different_data": ["sleep_slopes", "m_missing"]},
+        "comparisons": {"different_fixed": ["sleep_slopes", "m_no_slope"]},
     }
     targets = [
         f"results/models/{model}/fit.json"
         for model in ("m_missing", "m_complete", "m_one_subject", "m_text", "m_unknown_column")
     ]
     targets += [f"results/data/{name}.csv" for name in ("sleep_header_only", "sleep_ragged", "sleep_offline")]
-    targets += ["results/comparisons/different_data.csv"]
+    targets += ["results/comparisons/different_fixed.csv"]
     result = run(workdir, *targets, extra=extra, args=["--keep-going"])
     assert result.returncode != 0, output(result)
     return workdir, output(result)
@@ -118,12 +119,12 @@ RAW = "resources/raw/"
         ("response 'Reaction' must be numeric, found category", "m_text", []),
         ("grouping factor 'Subject' has only one level ('308')", "m_one_subject", []),
         ("fixed part 'Dayz' names column(s) ['Dayz'] not found in data", "m_unknown_column", []),
-        ("models 'sleep_slopes' and 'm_missing' differ in data set", "different_data", []),
+        ("models 'sleep_slopes' and 'm_no_slope' differ in fixed effects", "different_fixed", []),
         ("sleep_header_only.csv gives a table with no rows", "sleep_header_only", [RAW + "sleep_header_only.csv"]),
         ("sleep_ragged.csv: cannot read this .csv file (ParserError", "sleep_ragged", [RAW + "sleep_ragged.csv"]),
         (f"cannot fetch nowhere.csv: not in data_mirror {MIRROR}, and downloading {NOWHERE} failed", "nowhere", []),
     ],
-    ids=["non-numeric-response", "one-level-group", "unknown-column", "different-data", "empty-table",
+    ids=["non-numeric-response", "one-level-group", "unknown-column", "different-fixed-effects", "empty-table",
          "corrupted-csv", "missing-raw-offline"],
 )
 def test_fault_is_named_and_leaves_no_output(faulty, message, culprit, kept):
@@ -162,6 +163,14 @@ models:
   sleep_slopes: {dataset: sleepstudy, formula: "Reaction ~ Days + (Days | Subject)"}
   sleep_slopes: {dataset: sleepstudy, formula: "Reaction ~ Days + (1 | Subject)"}
 """
+
+
+def test_comparison_of_models_on_different_data_is_refused_at_start_up(tmp_path):
+    extra = {"comparisons": {"different_data": ["sleep_slopes", "gpa_mixed"]}}
+    result = run(tmp_path, "results/comparisons/different_data.csv", extra=extra)
+    assert result.returncode != 0
+    assert "comparisons.different_data: models fitted to different data sets ['gpa', 'sleepstudy']" in output(result)
+    assert not (tmp_path / "results").exists() and not (tmp_path / "resources").exists()
 
 
 def test_duplicate_model_name_in_an_extra_configfile_is_refused(tmp_path):

@@ -47,7 +47,8 @@ def check_references():
 
 
 def check_model_lists():
-    """Focus groups and coefficient checks name known models; a focus group's models share data."""
+    """Focus groups and coefficient checks name known models; the models of a comparison or a
+    focus group share their data set (their fixed effects are compared once fitted)."""
     named = {"coefficient_checks": config["coefficient_checks"]}
     named |= {
         f"focus_groups.{n}.models": f["models"]
@@ -65,11 +66,14 @@ def check_model_lists():
                 f"scatter_plots.{name}.dataset: unknown data set '{plot['dataset']}'; "
                 f"known: {', '.join(config['datasets'])}"
             )
-    for name, focus in config["focus_groups"].items():
-        datasets = {config["models"][model]["dataset"] for model in focus["models"]}
+    shared = {f"comparisons.{n}": models for n, models in config["comparisons"].items()}
+    shared |= {f"focus_groups.{n}.models": f["models"] for n, f in config["focus_groups"].items()}
+    for key, models in shared.items():
+        datasets = {config["models"][model]["dataset"] for model in models}
         if len(datasets) > 1:
             raise ConfigError(
-                f"focus_groups.{name}.models: models fitted to different data sets {sorted(datasets)}"
+                f"{key}: models fitted to different data sets {sorted(datasets)}; "
+                "REML criteria compare only models on the same data"
             )
 
 
