@@ -67,7 +67,10 @@ def check_model_lists():
                 f"known: {', '.join(config['datasets'])}"
             )
     shared = {f"comparisons.{n}": models for n, models in config["comparisons"].items()}
-    shared |= {f"focus_groups.{n}.models": f["models"] for n, f in config["focus_groups"].items()}
+    shared |= {
+        f"focus_groups.{n}.models": f["models"]
+        for n, f in config["focus_groups"].items()
+    }
     for key, models in shared.items():
         datasets = {config["models"][model]["dataset"] for model in models}
         if len(datasets) > 1:
