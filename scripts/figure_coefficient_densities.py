@@ -1,11 +1,10 @@
 """Snakemake script: densities of per-group intercepts and slopes, mixed model vs separate regressions."""
 
-import sys
-
 from lmmflow import figures
+from lmmflow.scripting import send_stderr_to_log
 from lmmflow.shrinkage import read_coefficients, setting_variables
 
-sys.stderr = open(snakemake.log[0], "w")
+send_stderr_to_log(snakemake.log[0])
 
 setting = snakemake.params.setting
 columns = setting_variables(setting)

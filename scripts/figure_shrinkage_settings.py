@@ -1,11 +1,10 @@
 """Snakemake script: mixed vs separate coefficient densities in every shrinkage setting."""
 
-import sys
-
 from lmmflow import figures
+from lmmflow.scripting import send_stderr_to_log
 from lmmflow.shrinkage import read_coefficients
 
-sys.stderr = open(snakemake.log[0], "w")
+send_stderr_to_log(snakemake.log[0])
 
 figures.shrinkage_settings(
     dict(zip(snakemake.params.settings, map(read_coefficients, snakemake.input.coefficients))),

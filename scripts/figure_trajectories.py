@@ -1,12 +1,11 @@
 """Snakemake script: observed trajectories per group, a few highlighted."""
 
-import sys
-
 from lmmflow import figures
 from lmmflow.prepare import read_prepared
+from lmmflow.scripting import send_stderr_to_log
 from lmmflow.shrinkage import setting_variables
 
-sys.stderr = open(snakemake.log[0], "w")
+send_stderr_to_log(snakemake.log[0])
 
 setting = snakemake.params.setting
 columns = setting_variables(setting)

@@ -3,9 +3,10 @@
 import sys
 
 from lmmflow import io
+from lmmflow.scripting import send_stderr_to_log
 from lmmflow.shrinkage import observed_tables, read_coefficients
 
-sys.stderr = open(snakemake.log[0], "w")
+send_stderr_to_log(snakemake.log[0])
 
 tables = observed_tables(read_coefficients(snakemake.input.coefficients))
 io.write_csv(tables["coefficients"], snakemake.output.coefficients)

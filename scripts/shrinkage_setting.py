@@ -4,9 +4,10 @@ import sys
 
 from lmmflow import io
 from lmmflow.prepare import read_prepared
+from lmmflow.scripting import send_stderr_to_log
 from lmmflow.shrinkage import run_setting, setting_data
 
-sys.stderr = open(snakemake.log[0], "w")
+send_stderr_to_log(snakemake.log[0])
 
 name = snakemake.wildcards.setting
 setting = snakemake.params.setting

@@ -5,9 +5,10 @@ import sys
 import pandas as pd
 
 from lmmflow import io
+from lmmflow.scripting import send_stderr_to_log
 from lmmflow.shrinkage import read_coefficients, summarize_settings
 
-sys.stderr = open(snakemake.log[0], "w")
+send_stderr_to_log(snakemake.log[0])
 
 settings = snakemake.params.settings
 tables = summarize_settings(
