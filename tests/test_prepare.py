@@ -206,3 +206,22 @@ def test_unreadable_raw_file_is_named(tmp_path, name, content, reason):
     path.write_bytes(content)
     with pytest.raises(PrepareError, match=rf"^{re.escape(name)}: cannot read .*{reason}"):
         read_raw(path)
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".rds"])
+def test_parquet_and_rds_prepare_like_csv(tmp_path, suffix):
+    import pyreadr
+
+    # without the CSV's row-name column: pyreadr reads R row names into the index, not a column
+    table = pd.read_csv(MIRROR / "sleepstudy.csv").drop(columns="rownames")
+    table.to_csv(tmp_path / "sleepstudy.csv", index=False)
+    path = tmp_path / f"sleepstudy{suffix}"
+    if suffix == ".parquet":
+        table.to_parquet(path)
+    else:
+        pyreadr.write_rds(path, table)
+    spec = {"source": {"path": path.name}, "factors": ["Subject"]}
+    from_csv, _ = prepare_dataset("sleepstudy", tmp_path / "sleepstudy.csv", spec)
+    prepared, dictionary = prepare_dataset("sleepstudy", path, spec)
+    pd.testing.assert_frame_equal(prepared, from_csv, check_dtype=False)
+    assert dictionary["source"]["file"] == path.name
