@@ -147,7 +147,8 @@ def prepare_dataset(dataset: str, raw_path: str | os.PathLike, spec: dict) -> tu
     """Read, rename, recode and make factors; return the table and its data dictionary."""
     raw_path = Path(raw_path)
     check_spec(dataset, spec, raw_path.name)
-    data = read_raw(raw_path, spec["source"].get("object"))
+    # R row names (pyreadr puts them in the index) are labels, not data, as in lme4
+    data = read_raw(raw_path, spec["source"].get("object")).reset_index(drop=True)
     check_columns(dataset, spec, list(data.columns))
     data = data.rename(columns=spec.get("rename", {}))
     for column, levels in spec.get("recode", {}).items():
