@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import MIRROR
+from workflow_helpers import checkout_env
 
 pytestmark = pytest.mark.workflow
 
@@ -19,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_quick_benchmark_writes_the_markdown_tables(tmp_path):
     target = tmp_path / "latest.md"
     command = [sys.executable, ROOT / "benchmarks" / "run.py", "--quick", "--mirror", MIRROR, "--output", target]
-    result = subprocess.run(list(map(str, command)), capture_output=True, text=True, timeout=600)
+    result = subprocess.run(list(map(str, command)), capture_output=True, text=True, timeout=600, env=checkout_env())
     assert result.returncode == 0, result.stdout + result.stderr
     text = target.read_text()
     assert text.strip() == result.stdout.strip()

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from conftest import MIRROR
-from workflow_helpers import ROOT, output, snakemake
+from workflow_helpers import ROOT, checkout_env, output, snakemake
 
 pytestmark = pytest.mark.workflow
 
@@ -232,7 +232,9 @@ def test_killed_run_resumes_and_leaves_no_truncated_file(tmp_path):
     command += [*KILL_TARGETS, "--config", f"data_mirror={MIRROR}"]
     (tmp_path / "config.yaml").write_text((ROOT / "config.yaml").read_text())
     with open(tmp_path / "killed.out", "w") as log:
-        process = subprocess.Popen(list(map(str, command)), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            list(map(str, command)), stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=checkout_env()
+        )
     deadline = time.monotonic() + 120
     while not _first_output_of_a_fit(tmp_path) and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.002)
@@ -290,7 +292,11 @@ def test_two_clean_runs_give_identical_tables_and_json(tmp_path):
         (workdir / "config.yaml").write_text((ROOT / "config.yaml").read_text())
         command = ["snakemake", "--snakefile", ROOT / "Snakefile", "--directory", workdir, "--cores", "2"]
         command += ["--config", f"data_mirror={MIRROR}"]
-        runs.append(subprocess.Popen(list(map(str, command)), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        runs.append(
+            subprocess.Popen(
+                list(map(str, command)), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=checkout_env()
+            )
+        )
     for process in runs:
         printed, _ = process.communicate()
         assert process.returncode == 0, printed

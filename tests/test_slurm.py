@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from conftest import MIRROR
+from workflow_helpers import checkout_env
 from test_cluster import local_rules
 
 pytestmark = [pytest.mark.slurm, pytest.mark.workflow]
@@ -55,7 +56,7 @@ def slurm_env():
     try:
         assert started.returncode == 0, f"start_slurm.sh failed:\n{started.stdout}\n{started.stderr}"
         print(f"\nSLURM test cluster in {folder}:\n{started.stdout}")
-        yield {**os.environ, "SLURM_CONF": str(folder / "slurm.conf")}
+        yield {**checkout_env(), "SLURM_CONF": str(folder / "slurm.conf")}
     finally:
         if folder is not None and (folder / "started").exists():
             stopped = subprocess.run([SCRIPTS / "stop_slurm.sh", folder], capture_output=True, text=True)

@@ -1,5 +1,6 @@
 """Run the repository's workflow from tests, in a scratch working directory, offline."""
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -14,7 +15,13 @@ def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
     if not (workdir / "config.yaml").exists():
         shutil.copyfile(ROOT / "config.yaml", workdir / "config.yaml")
     command = ["snakemake", "--snakefile", ROOT / "Snakefile", "--directory", workdir, "--cores", "2"]
-    return subprocess.run([*map(str, command), *args], capture_output=True, text=True)
+    return subprocess.run([*map(str, command), *args], capture_output=True, text=True, env=checkout_env())
+
+
+def checkout_env() -> dict[str, str]:
+    """The environment with this checkout's package first on the path, for Snakemake and its jobs."""
+    paths = [str(ROOT / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
 
 
 def offline(*targets: str) -> list[str]:
