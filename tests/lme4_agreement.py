@@ -53,12 +53,17 @@ def effect_sds(oracle: dict) -> dict[tuple[str, str], float]:
     }
 
 
-def assert_random_effects(table: pd.DataFrame, oracle: dict) -> None:
+def aligned(table: pd.DataFrame, oracle: dict, name: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Our rows and lme4's of a per-group table, the same keys in lme4's order."""
     keys = ["group_var", "effect", "group"]
     ours = table.set_index(keys)
-    lme4 = oracle_table(oracle, "random_effects", keys)
+    lme4 = oracle_table(oracle, name, keys)
     assert sorted(ours.index) == sorted(lme4.index)
-    ours = ours.loc[lme4.index]
+    return ours.loc[lme4.index], lme4
+
+
+def assert_random_effects(table: pd.DataFrame, oracle: dict) -> None:
+    ours, lme4 = aligned(table, oracle, "random_effects")
     sds = effect_sds(oracle)
     tolerance = np.array([0.005 * sds[(g, e)] for g, e, _ in lme4.index])
     assert np.all(np.abs(ours["value"] - lme4["value"]) <= tolerance)
@@ -67,11 +72,7 @@ def assert_random_effects(table: pd.DataFrame, oracle: dict) -> None:
 
 def assert_random_coefficients(table: pd.DataFrame, oracle: dict) -> None:
     """Coefficients with a random part within 0.5% of its SD; purely fixed ones as fixed effects."""
-    keys = ["group_var", "effect", "group"]
-    ours = table.set_index(keys)
-    lme4 = oracle_table(oracle, "random_coefficients", keys)
-    assert sorted(ours.index) == sorted(lme4.index)
-    ours = ours.loc[lme4.index]
+    ours, lme4 = aligned(table, oracle, "random_coefficients")
     sds = effect_sds(oracle)
     tolerance = np.array(
         [0.005 * sds[(g, e)] if (g, e) in sds else 1e-3 * abs(v) for (g, e, _), v in zip(lme4.index, lme4["value"])]
