@@ -84,3 +84,9 @@ def test_one_level_left_after_dropping_missing_values_is_refused(sleepstudy):
     data.loc[data["Subject"] != "308", "Reaction"] = np.nan
     with pytest.raises(DesignError, match="grouping factor 'Subject' has only one level"):
         build_design("Reaction ~ Days + (1 | Subject)", data)
+
+
+def test_large_numeric_ids_keep_distinct_labels():
+    data = pd.DataFrame({"y": [1.0, 2.0, 3.0, 4.0], "g": [1234567.0, 1234568.0, 1234567.0, 1234568.0]})
+    design = build_design("y ~ 1 + (1 | g)", data)
+    assert design.group_levels == ("1234567", "1234568")

@@ -22,6 +22,7 @@ from matplotlib.collections import LineCollection  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from scipy import stats  # noqa: E402
 
+from lmmflow.design import single_factor  # noqa: E402
 from lmmflow.io import atomic_path  # noqa: E402
 from lmmflow.shrinkage import MIXED, SEPARATE, per_group_ols  # noqa: E402
 
@@ -99,7 +100,8 @@ def trajectories(
     title: str = "Observed trajectories",
 ) -> None:
     """Every group's observed path in grey, a few highlighted groups on top, in colour."""
-    labels = data[group].astype(str)
+    codes, names = single_factor(data[group])
+    labels = pd.Series(np.asarray(names, dtype=object)[codes], index=data.index)
     ols = per_group_ols(data, group, x, y).set_index(group)
     with plt.rc_context(RC):
         fig, ax = plt.subplots(figsize=(7.5, 4.8), layout="constrained")
@@ -108,7 +110,7 @@ def trajectories(
                 _paths(data, labels, x, y), colors=BACKGROUND_COLOR, linewidths=0.7, alpha=0.35, zorder=1
             )
         )
-        handles = [Line2D([], [], color=BACKGROUND_COLOR, linewidth=1, label=f"All {labels.nunique()} students")]
+        handles = [Line2D([], [], color=BACKGROUND_COLOR, linewidth=1, label=f"All {labels.nunique()} {group}s")]
         for i, label in enumerate(highlight):
             rows = data[labels == str(label)].sort_values(x)
             (line,) = ax.plot(
@@ -120,7 +122,7 @@ def trajectories(
                 markersize=4,
                 linewidth=2,
                 zorder=3,
-                label=f"Student {label} (own slope {ols.loc[str(label), 'slope']:+.2f})",
+                label=f"{group.capitalize()} {label} (own slope {ols.loc[str(label), 'slope']:+.2f})",
             )
             handles.append(line)
         ax.autoscale_view()

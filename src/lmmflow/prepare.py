@@ -10,7 +10,6 @@ import os
 from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pyarrow.parquet
 import pyreadr
@@ -18,6 +17,7 @@ import pyreadr.custom_errors
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
 from lmmflow.acquire import sha256_of
+from lmmflow.design import r_label
 from lmmflow.io import atomic_path
 
 R_SUFFIXES = (".rdata", ".rda")
@@ -166,26 +166,17 @@ def _is_plain_numeric(values: pd.Series) -> bool:
     return is_numeric_dtype(values.dtype) and not is_bool_dtype(values.dtype)
 
 
-def _r_label(value) -> str:
-    """R's label for a value: 1.0 -> "1", True -> "TRUE", strings as they are."""
-    if isinstance(value, (bool, np.bool_)):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, (int, float, np.number)):
-        return str(int(value)) if float(value).is_integer() else repr(float(value))
-    return str(value)
-
-
 def _labels(values: pd.Series) -> pd.Series:
-    return values.astype(object).map(_r_label, na_action="ignore")
+    return values.astype(object).map(r_label, na_action="ignore")
 
 
 def _as_factor(values: pd.Series) -> pd.Categorical:
     """Categorical with R's labels: existing level order kept, numbers in numeric order,
     text in sorted order; unused levels dropped."""
     if isinstance(values.dtype, pd.CategoricalDtype):
-        order = [_r_label(level) for level in values.cat.remove_unused_categories().cat.categories]
+        order = [r_label(level) for level in values.cat.remove_unused_categories().cat.categories]
     elif is_numeric_dtype(values.dtype):
-        order = [_r_label(value) for value in sorted(values.dropna().unique())]
+        order = [r_label(value) for value in sorted(values.dropna().unique())]
     else:
         order = sorted(_labels(values).dropna().unique())
     return pd.Categorical(_labels(values), categories=order)
@@ -195,7 +186,7 @@ def _recode_lookup(levels: dict, key: str) -> dict[str, str]:
     """old value (as its R label) -> new level; an old value may belong to one level only."""
     lookup = {}
     for new, olds in levels.items():
-        for old in map(_r_label, olds):
+        for old in map(r_label, olds):
             if old in lookup:
                 raise PrepareError(f"{key}: value '{old}' is listed under both '{lookup[old]}' and '{new}'")
             lookup[old] = new

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from lmmflow import extract
-from lmmflow.design import Design, build_design
+from lmmflow.design import Design, build_design, single_factor
 from lmmflow.estimates import Estimates
 
 COEFFICIENTS = ("intercept", "slope")
@@ -25,17 +25,6 @@ def random_slope_formula(response: str, predictor: str, group: str) -> str:
     return f"{response} ~ {predictor} + (1 + {predictor} | {group})"
 
 
-def group_labels(values: pd.Series) -> tuple[np.ndarray, list[str]]:
-    """Integer codes and string labels of a grouping column, in the order lmmflow.design uses
-    (categories for a categorical, sorted values otherwise), levels present only."""
-    if isinstance(values.dtype, pd.CategoricalDtype):
-        values = values.cat.remove_unused_categories()
-        return values.cat.codes.to_numpy(dtype=np.int64), [str(c) for c in values.cat.categories]
-    levels, codes = np.unique(values.to_numpy(), return_inverse=True)
-    labels = [f"{v:g}" if isinstance(v, (int, float, np.number)) else str(v) for v in levels]
-    return codes.astype(np.int64), labels
-
-
 def per_group_ols(data: pd.DataFrame, group: str, predictor: str, response: str) -> pd.DataFrame:
     """OLS of ``response`` on ``predictor`` within each group, vectorized over groups.
 
@@ -44,7 +33,7 @@ def per_group_ols(data: pd.DataFrame, group: str, predictor: str, response: str)
     intercept and slope are NaN. Rows with a missing value are dropped first.
     """
     frame = data[[group, predictor, response]].dropna()
-    codes, labels = group_labels(frame[group])
+    codes, labels = single_factor(frame[group])
     x = frame[predictor].to_numpy(dtype=float)
     y = frame[response].to_numpy(dtype=float)
     n_groups = len(labels)
