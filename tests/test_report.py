@@ -78,6 +78,15 @@ def test_placeholders_are_filled_from_the_results(results):
     assert "lmmflow:" not in filled and left_out == []
 
 
+@pytest.mark.parametrize(
+    "quantity, named",
+    [("fixef.occasionx", "no fixed effect 'occasionx' in fixed_effects.csv"), ("sd.z", "0 random effects named 'z'")],
+)
+def test_a_value_naming_a_missing_term_is_an_error_naming_it(results, quantity, named):
+    with pytest.raises(report.ReportError, match=f"m1: {re.escape(quantity)}: {re.escape(named)}"):
+        report.value(results, "m1", quantity)
+
+
 def test_a_section_whose_results_are_not_configured_is_left_out(results):
     text = (
         "# Kept\n\n<!-- lmmflow:section -->\n# Gone\n\n<!-- lmmflow:fixed_effects model=nope -->\n<!-- lmmflow:end -->\n"

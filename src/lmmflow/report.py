@@ -246,14 +246,29 @@ def value(results: Results, model: str, quantity: str, digits: str = "3") -> str
         return f"lower {first} values go with {'larger' if correlation < 0 else 'smaller'} {second} effects"
     fixed = results.csv(f"{folder}/fixed_effects.csv").set_index("term")["value"]
     components = results.csv(f"{folder}/variance_components.csv", keep_default_na=False)
-    components = components[components["group"] != "Residual"].drop_duplicates("effect").set_index("effect")
+    components = components[components["group"] != "Residual"]
+
+    def fixef(term: str) -> float:
+        if term not in fixed.index:
+            raise ReportError(f"{model}: {quantity}: no fixed effect {term!r} in fixed_effects.csv")
+        return fixed[term]
+
+    def component(effect: str) -> pd.Series:
+        rows = components[components["effect"] == effect]
+        if len(rows) != 1:
+            raise ReportError(
+                f"{model}: {quantity}: {len(rows)} random effects named {effect!r} in "
+                f"variance_components.csv (groups {list(rows['group'])}); expected exactly one"
+            )
+        return rows.iloc[0]
+
     quantities = {
-        "fixef": lambda term: fixed[term],
-        "sd": lambda effect: components.loc[effect, "sd"],
-        "variance": lambda effect: components.loc[effect, "variance"],
-        "low": lambda term: fixed[term] - 2 * components.loc[term, "sd"],
-        "high": lambda term: fixed[term] + 2 * components.loc[term, "sd"],
-        "sd_ratio": lambda term: components.loc[term, "sd"] / fixed[term],
+        "fixef": fixef,
+        "sd": lambda effect: component(effect)["sd"],
+        "variance": lambda effect: component(effect)["variance"],
+        "low": lambda term: fixef(term) - 2 * component(term)["sd"],
+        "high": lambda term: fixef(term) + 2 * component(term)["sd"],
+        "sd_ratio": lambda term: component(term)["sd"] / fixef(term),
     }
     if kind not in quantities:
         raise ReportError(f"value: unknown quantity {quantity!r}")
