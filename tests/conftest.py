@@ -6,11 +6,17 @@ from pathlib import Path
 import pandas as pd
 import pyreadr
 import pytest
+import yaml
+
+from lmmflow.simulate import Dropout
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 MIRROR = SHARED / "data"
 ORACLE = SHARED / "reference" / "lme4_chapter.json"
 CONFINT_ORACLE = SHARED / "reference" / "lme4_confint.json"
+CONFIG = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())
+# The chapter's imbalanced setting as configured: 1..9 later occasions kept, early ones more often.
+CHAPTER_DROPOUT = Dropout.from_config(CONFIG["shrinkage"]["settings"]["imbalanced"]["simulate"]["dropout"])
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from lmmflow import shrinkage
-from lmmflow.simulate import CHAPTER_DROPOUT, simulate_random_slopes
+from conftest import CHAPTER_DROPOUT
+from lmmflow.simulate import simulate_random_slopes
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = yaml.safe_load((ROOT / "config.yaml").read_text())["shrinkage"]["settings"]

@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lmmflow.simulate import CHAPTER_DROPOUT, Dropout, simulate_from_config, simulate_random_slopes
+from conftest import CHAPTER_DROPOUT
+from lmmflow.simulate import Dropout, simulate_from_config, simulate_random_slopes
 
 PARAMETERS = dict(
     n_groups=50, n_per_group=6, intercept=2.6, slope=0.11, sd_intercept=0.2, sd_slope=0.067,

@@ -164,11 +164,6 @@ def parameter_vector(design: Design, fit: Estimates) -> pd.Series:
     return pd.Series(np.concatenate(values), index=parameter_names(design), dtype=float)
 
 
-def theta_from_estimates(design: Design, fit: Estimates) -> np.ndarray:
-    """lme4's theta (relative Cholesky factors, column-major lower triangles) of a fit."""
-    return covariances_to_theta(fit.covariances, fit.sigma2)
-
-
 # --------------------------------------------------------------------------- the ML deviance lme4 profiles
 
 
@@ -383,7 +378,7 @@ def profile_intervals(
 
 
 def _profile_table(design: Design, estimates: Estimates, level: float, which: Sequence[str] | None) -> pd.DataFrame:
-    profile = MLProfile(design, start=theta_from_estimates(design, estimates))
+    profile = MLProfile(design, start=covariances_to_theta(estimates.covariances, estimates.sigma2))
     names = profile.names
     which = names if which is None else list(which)
     unknown = sorted(set(which) - set(names))
@@ -463,7 +458,7 @@ def bootstrap_replicates(
     if len(ids) != len(seeds):
         raise ValueError(f"{len(seeds)} seeds but {len(ids)} replicate ids")
     names = parameter_names(design)
-    start = theta_from_estimates(design, estimates)
+    start = covariances_to_theta(estimates.covariances, estimates.sigma2)
     rows = []
     for replicate, seed in zip(ids, seeds):
         rng = np.random.default_rng(seed)

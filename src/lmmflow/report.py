@@ -63,7 +63,6 @@ class Results:
             self.paths[key] = Path(path)
         self.config = config or {}
         self.figures_dir = figures_dir  # where figures are copied for the renderer
-        self.singular_models: dict[str, bool] = {}
 
     def path(self, key: str) -> Path:
         if key not in self.paths:
@@ -84,11 +83,10 @@ class Results:
         return json.loads(self.path(key).read_text())
 
     def model_dir(self, model: str) -> str:
-        """``models/<model>`` for a configured model, ``exercise/models/<model>`` for an exercise one."""
-        for folder in (f"models/{model}", f"exercise/models/{model}"):
-            if self.has(f"{folder}/fit.json"):
-                return folder
-        raise MissingResult(f"results/models/{model}/fit.json")
+        folder = f"models/{model}"
+        if not self.has(f"{folder}/fit.json"):
+            raise MissingResult(f"results/{folder}/fit.json")
+        return folder
 
     def fit(self, model: str) -> dict:
         return self.json(f"{self.model_dir(model)}/fit.json")
@@ -517,16 +515,13 @@ def figure(results: Results, file: str, caption: str) -> str:
 def diagnostics(results: Results) -> str:
     """Per fitted model: data, fitting path, optimizer attempts, convergence, singularity, warnings."""
     rows, warnings = [], []
-    folders = results.keys(r"models/\w+/fit\.json") + results.keys(r"exercise/models/\w+/fit\.json")
-    folders += results.keys(r"shrinkage/\w+/fit\.json")
+    folders = results.keys(r"models/\w+/fit\.json") + results.keys(r"shrinkage/\w+/fit\.json")
     for key in folders:
         folder = key.rsplit("/", 1)[0]
         fit = results.json(key)
         name = folder.split("/")[-1]
         if folder.startswith("shrinkage/"):
             name = f"shrinkage: {name}"
-        elif folder.startswith("exercise/"):
-            name = f"exercise: {name}"
         attempts = "–"
         if results.has(f"{folder}/attempts.csv"):
             tried = results.csv(f"{folder}/attempts.csv")
@@ -742,7 +737,7 @@ def pandoc_command(pandoc: str, source: str, html: str, css: str, title: str) ->
     ]
 
 
-def renderer_version(renderer: str, executable: str) -> str:
+def renderer_version(executable: str) -> str:
     try:
         result = subprocess.run([executable, "--version"], capture_output=True, text=True, timeout=60)
     except OSError:
@@ -791,7 +786,7 @@ def build_report(
     template, css = Path(template), Path(css)
     text = template.read_text()
     chosen, executable = select_renderer(renderer)
-    version = renderer_version(chosen, executable)
+    version = renderer_version(executable)
     label = f"Quarto {version}" if chosen == "quarto" else f"pandoc {version} (pypandoc-binary)"
     context = {
         "git": git_state(repo),

@@ -46,13 +46,6 @@ class Dropout:
         return cls(tuple(config["count_weights"]), tuple(config["occasion_weights"]))
 
 
-# The chapter's imbalanced setting: 1..9 later occasions kept, early occasions kept more often.
-CHAPTER_DROPOUT = Dropout(
-    count_weights=(0.95, 0.95, 0.9, 0.9, 0.85, 0.85, 0.8, 0.8, 0.8),
-    occasion_weights=(0.95, 0.95, 0.9, 0.85, 0.80, 0.75, 0.7, 0.6, 0.5),
-)
-
-
 def random_effect_covariance(sd_intercept: float, sd_slope: float, correlation: float) -> np.ndarray:
     if sd_intercept < 0 or sd_slope < 0:
         raise ValueError(f"standard deviations must be non-negative, got {sd_intercept}, {sd_slope}")
@@ -147,11 +140,6 @@ def simulate_from_config(parameters: Mapping, seed: int) -> pd.DataFrame:
         rng=np.random.default_rng(seed),
         dropout=parameters.get("dropout"),
     )
-
-
-def occasions_per_group(data: pd.DataFrame, group: str = "student") -> np.ndarray:
-    return data.groupby(group, observed=True).size().to_numpy()
-
 
 
 def simulate_exercise(
