@@ -15,14 +15,15 @@ import yaml
 from lmmflow import cluster
 
 ROOT = Path(__file__).resolve().parents[1]
+CLUSTER_RULES = ROOT / "workflow" / "rules" / "cluster.smk"
 SLURM_PROFILE = ROOT / "workflow" / "profiles" / "slurm"
 DEFAULT_PROFILE = ROOT / "workflow" / "profiles" / "default"
 
 
 def local_rules():
-    """The rule names of the Snakefile's `localrules:` directive."""
-    match = re.search(r"^localrules:\n((?:[ \t]+\w+,?\n)+)", (ROOT / "Snakefile").read_text(), re.M)
-    assert match, "Snakefile: no `localrules:` block"
+    """The rule names of the workflow's `localrules:` directive (workflow/rules/cluster.smk)."""
+    match = re.search(r"^localrules:\n((?:[ \t]+\w+,?\n)+)", CLUSTER_RULES.read_text(), re.M)
+    assert match, f"{CLUSTER_RULES}: no `localrules:` block"
     return [name.strip(" \t,") for name in match.group(1).splitlines()]
 
 

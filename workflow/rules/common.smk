@@ -115,7 +115,7 @@ def check_datasets():
             )
 
 
-# --- shrinkage (issue 4): observed or simulated settings, see config.yaml `shrinkage` ---
+# --- shrinkage: observed or simulated settings, see config.yaml `shrinkage` ---
 
 SHRINKAGE_SETTINGS = config.get("shrinkage", {}).get("settings", {})
 OBSERVED_SETTINGS = [
@@ -362,7 +362,7 @@ def get_shrinkage_labels():
     return {name: spec.get("label", name) for name, spec in SHRINKAGE_SETTINGS.items()}
 
 
-# --- intervals (issue 4, part 7), see config.yaml `intervals` ---
+# --- intervals, see config.yaml `intervals` ---
 
 INTERVALS = config.get("intervals", {})
 INTERVAL_MODELS = INTERVALS.get("models", [])

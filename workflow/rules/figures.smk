@@ -1,4 +1,4 @@
-# Figures of the random-slopes chapter (issue 4): PNG and SVG of each, byte-identical on reruns.
+# Figures of the random-slopes chapter: PNG and SVG of each, byte-identical on reruns.
 
 
 rule figure_trajectories:

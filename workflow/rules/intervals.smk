@@ -1,4 +1,4 @@
-# Confidence intervals (issue 4, part 7): lme4's profile-likelihood intervals per model and a
+# Confidence intervals: lme4's profile-likelihood intervals per model and a
 # parametric bootstrap split into seeded chunk jobs, aggregated by one rule.
 
 

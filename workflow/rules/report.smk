@@ -1,4 +1,4 @@
-# Report (issue 5): reports/report.qmd filled from every configured result and rendered to one
+# Report: reports/report.qmd filled from every configured result and rendered to one
 # self-contained HTML page (Quarto if available, else pandoc); see src/lmmflow/report.py.
 
 

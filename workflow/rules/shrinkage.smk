@@ -1,4 +1,4 @@
-# Shrinkage (issue 4): in each setting (observed data or a seeded simulation), the mixed
+# Shrinkage: in each setting (observed data or a seeded simulation), the mixed
 # model's per-group coefficients against separate per-group regressions.
 
 

@@ -1,0 +1,35 @@
+# Cluster execution: which rules stay in the submitting process, and a SLURM preflight.
+
+from lmmflow.cluster import check_jobs as check_slurm_jobs
+
+
+# Light rules run in the submitting snakemake process, never as cluster jobs (README, "Cluster
+# execution"): fetching (compute nodes may be offline), preparing or simulating data, aggregating,
+# small tables, figures and the report. Every other rule (fits, shrinkage settings, profile
+# intervals, bootstrap chunks and their aggregation, which refits the model) is a cluster job.
+localrules:
+    all,
+    fetch_raw,
+    prepare_dataset,
+    compare_models,
+    focus_group,
+    coefficient_check,
+    shrinkage_summary,
+    shrinkage_observed_tables,
+    figure_trajectories,
+    figure_coefficient_densities,
+    figure_effects,
+    figure_shrinkage_settings,
+    figure_scatter,
+    simulate_dataset,
+    render_report,
+
+
+onstart:
+    # Under `--executor slurm`, before anything is submitted: the SLURM commands are there and
+    # every partition and account the jobs ask for exists (lmmflow.cluster, the preflight check).
+    if getattr(workflow.executor_plugin, "name", None) == "slurm":
+        for note in check_slurm_jobs(
+            workflow.dag.needrun_jobs(), workflow.executor_settings.status_command
+        ):
+            print(f"SLURM preflight: {note}")
