@@ -160,8 +160,7 @@ check_shrinkage()
 
 
 wildcard_constraints:
-    dataset="|".join(map(re.escape, config["datasets"])),
-    raw_file="|".join(map(re.escape, RAW_SOURCES)),
+    raw_file=name_pattern(RAW_SOURCES),
     setting=name_pattern(SHRINKAGE_SETTINGS),
     model=name_pattern(config["models"]),
     comparison=name_pattern(config["comparisons"]),
@@ -199,7 +198,7 @@ def get_report_inputs(wildcards):
 
 
 def get_report_renderer():
-    return config.get("report", {}).get("renderer", "auto")
+    return config["report"]["renderer"]  # the schema's default fills it in
 
 
 def get_result_outputs():
@@ -235,7 +234,7 @@ def get_model_outputs():
         + expand(
             "results/figures/{plot}_scatter.{ext}",
             plot=config["scatter_plots"],
-            ext=["png", "svg"],
+            ext=FIGURE_FORMATS,
         )
     )
 
