@@ -3,7 +3,7 @@
 from lmmflow import figures
 from lmmflow.prepare import read_prepared
 from lmmflow.scripting import send_stderr_to_log
-from lmmflow.shrinkage import pooled_ols, read_coefficients, setting_variables
+from lmmflow.shrinkage import population_line, read_coefficients, setting_variables
 
 send_stderr_to_log(snakemake.log[0])
 
@@ -11,10 +11,9 @@ setting = snakemake.params.setting
 columns = setting_variables(setting)
 x, y = columns["predictor"], columns["response"]
 data = read_prepared(snakemake.input.data, snakemake.input.schema)
-pooled = pooled_ols(data, x, y).set_index("term")["value"]
 figures.effects(
     read_coefficients(snakemake.input.coefficients),
-    {"intercept": pooled["Intercept"], "slope": pooled[x]},
+    population_line(data, x, y),
     x_values=sorted(data[x].dropna().unique()),
     png=snakemake.output.png,
     svg=snakemake.output.svg,

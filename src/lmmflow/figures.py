@@ -24,7 +24,7 @@ from scipy import stats  # noqa: E402
 
 from lmmflow.design import single_factor  # noqa: E402
 from lmmflow.io import atomic_path  # noqa: E402
-from lmmflow.shrinkage import MIXED, SEPARATE, per_group_ols  # noqa: E402
+from lmmflow.shrinkage import MIXED, SEPARATE, per_group_ols, population_line  # noqa: E402
 
 # --- the one palette (Okabe-Ito) and the styles built from it --------------------------------
 PALETTE = {
@@ -332,7 +332,8 @@ def scatter(
     title: str,
 ) -> None:
     """Points of ``y`` on ``x`` with the pooled least-squares line (the simulation exercise's plot)."""
-    slope, intercept = np.polyfit(data[x], data[y], 1)
+    line = population_line(data, x, y)
+    intercept, slope = line["intercept"], line["slope"]
     grid = np.array([data[x].min(), data[x].max()])
     with plt.rc_context(RC):
         fig, ax = plt.subplots(figsize=(6, 4.5), layout="constrained")

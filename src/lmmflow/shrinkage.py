@@ -60,6 +60,12 @@ def pooled_ols(data: pd.DataFrame, predictor: str, response: str) -> pd.DataFram
     return pd.DataFrame({"term": ["Intercept", predictor], "value": beta})
 
 
+def population_line(data: pd.DataFrame, predictor: str, response: str) -> dict[str, float]:
+    """Intercept and slope of the pooled regression, for drawing the population line."""
+    intercept, slope = pooled_ols(data, predictor, response)["value"]
+    return {"intercept": float(intercept), "slope": float(slope)}
+
+
 def mixed_coefficients(design: Design, fit: Estimates, predictor: str) -> pd.DataFrame:
     """Each group's intercept and slope from the mixed model (lme4's ``coef``)."""
     table = extract.random_coefficients(design, fit)
