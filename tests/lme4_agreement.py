@@ -8,6 +8,8 @@ effects and random coefficients 0.5% of that effect's SD; conditional SEs 1% rel
 import numpy as np
 import pandas as pd
 
+from lmmflow import extract
+
 CHAPTER_MODELS = {
     "gpa_mixed": ("gpa", "gpa ~ occasion + (1 + occasion | student)"),
     "ach_cat_re_1": ("pupils", "achievement ~ ses + (1 + ses | primary_school_id)"),
@@ -78,3 +80,13 @@ def assert_random_coefficients(table: pd.DataFrame, oracle: dict) -> None:
         [0.005 * sds[(g, e)] if (g, e) in sds else 1e-3 * abs(v) for (g, e, _), v in zip(lme4.index, lme4["value"])]
     )
     assert np.all(np.abs(ours["value"] - lme4["value"]) <= tolerance)
+
+
+def assert_fit_matches_lme4(design, fit, oracle: dict) -> None:
+    """A fit (any path) against lme4: REML logLik within 1e-4, then every table."""
+    assert abs(fit.loglik - oracle["logLik"]) < 1e-4
+    assert_fixed_effects(extract.fixed_effects(design, fit), oracle)
+    assert_variance_components(extract.variance_components(design, fit), oracle)
+    assert_correlations(extract.re_correlations(design, fit), oracle)
+    assert_random_effects(extract.random_effects(design, fit), oracle)
+    assert_random_coefficients(extract.random_coefficients(design, fit), oracle)

@@ -3,14 +3,7 @@
 import numpy as np
 import pytest
 
-from lme4_agreement import (
-    CHAPTER_MODELS,
-    assert_correlations,
-    assert_fixed_effects,
-    assert_random_coefficients,
-    assert_random_effects,
-    assert_variance_components,
-)
+from lme4_agreement import CHAPTER_MODELS, assert_fit_matches_lme4
 from lmmflow import extract
 from lmmflow.design import build_design
 from lmmflow.estimates import Estimates
@@ -41,12 +34,7 @@ def test_fit_summary_matches_lme4(fitted, lme4):
 
 def test_tables_match_lme4(fitted, lme4):
     name, design, fit = fitted
-    oracle = lme4[name]
-    assert_fixed_effects(extract.fixed_effects(design, fit), oracle)
-    assert_variance_components(extract.variance_components(design, fit), oracle)
-    assert_correlations(extract.re_correlations(design, fit), oracle)
-    assert_random_effects(extract.random_effects(design, fit), oracle)
-    assert_random_coefficients(extract.random_coefficients(design, fit), oracle)
+    assert_fit_matches_lme4(design, fit, lme4[name])
 
 
 def test_random_coefficients_are_fixed_plus_random(fitted):

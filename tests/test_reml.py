@@ -5,7 +5,7 @@ import pytest
 import statsmodels.api as sm
 from statsmodels.regression.mixed_linear_model import MixedLMParams
 
-from lme4_agreement import CHAPTER_MODELS
+from lme4_agreement import CHAPTER_MODELS, assert_fit_matches_lme4
 from lmmflow.design import build_design
 from lmmflow.reml import ProfiledREML, _escape_zero_diagonals, default_start, fit_reml, theta_to_factors
 
@@ -22,66 +22,12 @@ def fits(request):
     return out
 
 
-def _variance_components(design, fit):
-    """{(label, effect): variance} and {(label, effect_1, effect_2): correlation} of a fit."""
-    variances, correlations = {("Residual", ""): fit.sigma2}, {}
-    for block, cov in zip(design.blocks, fit.covariances):
-        sd = np.sqrt(np.diag(cov))
-        for i, effect in enumerate(block.effects):
-            variances[(block.label, effect)] = cov[i, i]
-            for j in range(i + 1, len(block.effects)):
-                correlations[(block.label, effect, block.effects[j])] = cov[i, j] / (sd[i] * sd[j])
-    return variances, correlations
-
-
 @pytest.mark.parametrize("key", MODELS)
-def test_loglik_matches_lme4(fits, lme4, key):
+def test_fast_path_matches_lme4(fits, lme4, key):
     design, fit = fits[key]
     assert fit.path == "fast"
     assert fit.converged, fit.attempts
-    assert abs(fit.loglik - lme4[key]["logLik"]) < 1e-4
-
-
-@pytest.mark.parametrize("key", MODELS)
-def test_fixed_effects_match_lme4(fits, lme4, key):
-    design, fit = fits[key]
-    expected = {row["term"]: row for row in lme4[key]["fixed_effects"]}
-    assert set(design.fixed_names) == set(expected)
-    se = np.sqrt(np.diag(fit.beta_cov))
-    for i, name in enumerate(design.fixed_names):
-        np.testing.assert_allclose(fit.beta[i], expected[name]["value"], rtol=1e-3, err_msg=name)
-        np.testing.assert_allclose(se[i], expected[name]["se"], rtol=1e-3, err_msg=name)
-
-
-@pytest.mark.parametrize("key", MODELS)
-def test_variance_components_match_lme4(fits, lme4, key):
-    design, fit = fits[key]
-    variances, correlations = _variance_components(design, fit)
-    expected = {(row["group"], row["effect"]): row["variance"] for row in lme4[key]["variance_components"]}
-    assert set(variances) == set(expected)
-    for name, value in expected.items():
-        assert abs(variances[name] - value) <= max(0.01 * abs(value), 1e-4), name
-    expected = {(r["group"], r["effect_1"], r["effect_2"]): r["correlation"] for r in lme4[key]["re_correlations"]}
-    assert set(correlations) == set(expected)
-    for name, value in expected.items():
-        assert abs(correlations[name] - value) <= 0.01, name
-
-
-@pytest.mark.parametrize("key", MODELS)
-def test_random_effects_match_lme4(fits, lme4, key):
-    design, fit = fits[key]
-    sd = {(row["group"], row["effect"]): row["sd"] for row in lme4[key]["variance_components"]}
-    ours = {}
-    for block, modes, sds in zip(design.blocks, fit.modes, fit.conditional_sds):
-        for j, effect in enumerate(block.effects):
-            for k, level in enumerate(block.levels):
-                ours[(block.group_var, effect, level)] = (modes[k, j], sds[k, j], sd[(block.label, effect)])
-    rows = lme4[key]["random_effects"]
-    assert len(rows) == len(ours) == lme4[key]["n_random_effects"]
-    for row in rows:
-        mode, cond_sd, effect_sd = ours[(row["group_var"], row["effect"], row["group"])]
-        assert abs(mode - row["value"]) <= 0.005 * effect_sd, row
-        assert abs(cond_sd - row["se"]) <= 0.01 * row["se"], row
+    assert_fit_matches_lme4(design, fit, lme4[key])
 
 
 def test_attempts_are_recorded(fits):

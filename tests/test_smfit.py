@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lme4_agreement import CHAPTER_MODELS, effect_sds
+from lme4_agreement import CHAPTER_MODELS, assert_fit_matches_lme4
 from lmmflow.design import build_design
 from lmmflow.estimates import Estimates
 from lmmflow.smfit import (
@@ -38,57 +38,12 @@ def fitted(request):
     return request.param, design, fit_statsmodels(design)
 
 
-def test_reml_loglik_matches_lme4(fitted, lme4):
-    name, _, fit = fitted
-    assert abs(fit.loglik - lme4[name]["logLik"]) < 1e-4
-
-
-def test_fixed_effects_and_ses_match_lme4(fitted, lme4):
+def test_statsmodels_path_matches_lme4(fitted, lme4):
     name, design, fit = fitted
-    oracle = {row["term"]: row for row in lme4[name]["fixed_effects"]}
-    assert list(design.fixed_names) == list(oracle)
-    np.testing.assert_allclose(fit.beta, [oracle[t]["value"] for t in oracle], rtol=1e-3)
-    ses = np.sqrt(np.diag(fit.beta_cov))
-    np.testing.assert_allclose(ses, [oracle[t]["se"] for t in oracle], rtol=1e-3)
-
-
-def test_variances_and_correlations_match_lme4(fitted, lme4):
-    name, design, fit = fitted
-    ours = {("Residual", ""): fit.sigma2}
-    correlations = {}
-    for block, cov in zip(design.blocks, fit.covariances):
+    for block, cov, modes in zip(design.blocks, fit.covariances, fit.modes):
         assert cov.shape == (block.n_effects, block.n_effects)
-        sd = np.sqrt(np.diag(cov))
-        for j, effect in enumerate(block.effects):
-            ours[(block.label, effect)] = cov[j, j]
-            for k in range(j + 1, block.n_effects):
-                correlations[(block.label, effect, block.effects[k])] = cov[j, k] / (sd[j] * sd[k])
-    oracle = {(r["group"], r["effect"]): r["variance"] for r in lme4[name]["variance_components"]}
-    assert set(ours) == set(oracle)
-    keys = sorted(oracle)
-    np.testing.assert_allclose([ours[k] for k in keys], [oracle[k] for k in keys], rtol=1e-2, atol=1e-4)
-    oracle_cor = {(r["group"], r["effect_1"], r["effect_2"]): r["correlation"]
-                  for r in lme4[name]["re_correlations"]}
-    assert set(correlations) == set(oracle_cor)
-    for key, value in oracle_cor.items():
-        assert abs(correlations[key] - value) <= 0.01, key
-
-
-def test_random_effects_and_conditional_sds_match_lme4(fitted, lme4):
-    name, design, fit = fitted
-    ours = {}
-    for block, modes, sds in zip(design.blocks, fit.modes, fit.conditional_sds):
-        assert modes.shape == sds.shape == (block.n_levels, block.n_effects)
-        for k, level in enumerate(block.levels):
-            for j, effect in enumerate(block.effects):
-                ours[(block.group_var, effect, level)] = (modes[k, j], sds[k, j])
-    oracle = lme4[name]["random_effects"]
-    assert set(ours) == {(r["group_var"], r["effect"], r["group"]) for r in oracle}
-    effect_sd = effect_sds(lme4[name])
-    for row in oracle:
-        mode, sd = ours[(row["group_var"], row["effect"], row["group"])]
-        assert abs(mode - row["value"]) <= 0.005 * effect_sd[(row["group_var"], row["effect"])], row
-        assert sd == pytest.approx(row["se"], rel=1e-2), row
+        assert modes.shape == (block.n_levels, block.n_effects)
+    assert_fit_matches_lme4(design, fit, lme4[name])
 
 
 def test_every_attempt_is_recorded_and_the_best_wins(fitted):
