@@ -56,11 +56,15 @@ def _verified(design: Design, fit: Estimates) -> Estimates:
 
 
 def write_model_outputs(design: Design, fit: Estimates, summary: dict, outputs: dict[str, str]) -> None:
-    """Write fit.json, attempts.csv and the five tables to the paths named in ``outputs``."""
-    for name, table in MODEL_TABLES.items():
-        io.write_csv(table(design, fit), outputs[name])
-    attempts = pd.DataFrame(fit.attempts, columns=["optimizer", "reml_criterion", "grad_norm", "converged"])
-    io.write_csv(attempts, outputs["attempts"])
+    """Write fit.json, attempts.csv and the MODEL_TABLES to the paths named in ``outputs``.
+
+    Every table is computed before the first is written, so an error leaves no file behind;
+    fit.json comes last, as the sign that the others are complete.
+    """
+    tables = {name: table(design, fit) for name, table in MODEL_TABLES.items()}
+    tables["attempts"] = pd.DataFrame(fit.attempts, columns=["optimizer", "reml_criterion", "grad_norm", "converged"])
+    for name, table in tables.items():
+        io.write_csv(table, outputs[name])
     io.write_json(summary, outputs["fit"])
 
 
