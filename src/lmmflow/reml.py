@@ -376,8 +376,11 @@ class ProfiledREML:
     def projected_gradient(self, theta: np.ndarray) -> np.ndarray:
         """Gradient with components that push against an active bound (theta_j = 0) removed."""
         _, grad = self.deviance_and_gradient(theta)
-        at_bound = np.asarray(theta) <= self.lower_bounds + 1e-10
-        return np.where(at_bound & (grad > 0), 0.0, grad)
+        return np.where(self.held_at_bound(theta, grad), 0.0, grad)
+
+    def held_at_bound(self, theta: np.ndarray, grad: np.ndarray) -> np.ndarray:
+        """Coordinates at their lower bound whose gradient pushes further down."""
+        return (np.asarray(theta) <= self.lower_bounds + 1e-10) & (grad > 0)
 
     # -- estimates at a given theta
 
@@ -427,7 +430,7 @@ def newton_decrement(model: ProfiledREML, theta: np.ndarray) -> float:
     Returns inf when H is not positive definite there (not a minimum, or too flat to tell).
     """
     _, grad = model.deviance_and_gradient(theta)
-    free = ~((theta <= model.lower_bounds + 1e-10) & (grad > 0))
+    free = ~model.held_at_bound(theta, grad)
     if not free.any():
         return 0.0
     columns = []
@@ -456,12 +459,13 @@ def _stopped_cleanly(result) -> bool:
 
 def _attempt(name: str, model: ProfiledREML, result, seconds: float) -> dict:
     theta = np.asarray(result.x, dtype=float)
-    pgrad = model.projected_gradient(theta)
+    deviance, grad = model.deviance_and_gradient(theta)
+    pgrad = np.where(model.held_at_bound(theta, grad), 0.0, grad)
     grad_norm = float(np.max(np.abs(pgrad))) if len(pgrad) else 0.0
     decrement = 0.0 if grad_norm < GRADIENT_TOLERANCE else newton_decrement(model, theta)
     return dict(
         optimizer=name,
-        reml_criterion=float(model.deviance(theta)),
+        reml_criterion=float(deviance),
         grad_norm=grad_norm,
         newton_decrement=decrement,
         converged=_stopped_cleanly(result)
