@@ -207,7 +207,9 @@ def scaling_child(n_groups: int, path: str) -> None:
     else:
         fit_s, (loglik, converged) = timed(statsmodels_default, design)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"build_s": build_s, "fit_s": fit_s, "loglik": loglik, "converged": converged, "peak_mb": peak_mb}))
+    print(
+        json.dumps({"build_s": build_s, "fit_s": fit_s, "loglik": loglik, "converged": converged, "peak_mb": peak_mb})
+    )
 
 
 def run_child(n_groups: int, path: str) -> dict:
@@ -317,13 +319,35 @@ def report(args, workflow_rows, model_rows, scaling_rows, exponents) -> str:
             "",
         ]
         lines += table(
-            ["model", "n", "job s", "job MB", "fit_model s", "fit_reml s", "fit_statsmodels s", "default s",
-             "logLik fast", "logLik robust", "logLik default", "default short by"],
             [
-                [r["model"], str(r["n_obs"]), r["job_s"], fmt(r["job_rss_mb"], 0), r["fit_model_s"], r["fit_reml_s"],
-                 r["fit_statsmodels_s"], r["default_s"], fmt(r["loglik_fast"], 4), fmt(r["loglik_robust"], 4),
-                 fmt(r["loglik_default"], 4) + ("" if r["default_converged"] else " (not converged)"),
-                 f"{r['default_short_by']:.2g}"]
+                "model",
+                "n",
+                "job s",
+                "job MB",
+                "fit_model s",
+                "fit_reml s",
+                "fit_statsmodels s",
+                "default s",
+                "logLik fast",
+                "logLik robust",
+                "logLik default",
+                "default short by",
+            ],
+            [
+                [
+                    r["model"],
+                    str(r["n_obs"]),
+                    r["job_s"],
+                    fmt(r["job_rss_mb"], 0),
+                    r["fit_model_s"],
+                    r["fit_reml_s"],
+                    r["fit_statsmodels_s"],
+                    r["default_s"],
+                    fmt(r["loglik_fast"], 4),
+                    fmt(r["loglik_robust"], 4),
+                    fmt(r["loglik_default"], 4) + ("" if r["default_converged"] else " (not converged)"),
+                    f"{r['default_short_by']:.2g}",
+                ]
                 for r in model_rows
             ],
         )
@@ -341,12 +365,33 @@ def report(args, workflow_rows, model_rows, scaling_rows, exponents) -> str:
         body = []
         for r in scaling_rows:
             if "fit_s" in r:
-                body.append([f"{r['students']:,}", r["path"], f"{6 * r['students']:,}", r["build_s"], r["fit_s"],
-                             fmt(r["peak_mb"], 0), fmt(r["loglik"], 4), "yes" if r["converged"] else "no",
-                             optimum(r)])
+                body.append(
+                    [
+                        f"{r['students']:,}",
+                        r["path"],
+                        f"{6 * r['students']:,}",
+                        r["build_s"],
+                        r["fit_s"],
+                        fmt(r["peak_mb"], 0),
+                        fmt(r["loglik"], 4),
+                        "yes" if r["converged"] else "no",
+                        optimum(r),
+                    ]
+                )
             else:
-                body.append([f"{r['students']:,}", r["path"], f"{6 * r['students']:,}", "–", "–", "–", "–", "–",
-                             r.get("skipped", r.get("error", "?"))])
+                body.append(
+                    [
+                        f"{r['students']:,}",
+                        r["path"],
+                        f"{6 * r['students']:,}",
+                        "–",
+                        "–",
+                        "–",
+                        "–",
+                        "–",
+                        r.get("skipped", r.get("error", "?")),
+                    ]
+                )
         lines += table(
             ["students", "path", "rows", "design s", "fit s", "peak MB", "REML logLik", "converged", "optimum"], body
         )
@@ -362,11 +407,16 @@ def report(args, workflow_rows, model_rows, scaling_rows, exponents) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: sleepstudy models, 200 and 2,000 students")
-    parser.add_argument("--mirror", type=Path, default=DEFAULT_MIRROR if DEFAULT_MIRROR.is_dir() else None,
-                        help=f"data mirror (default {DEFAULT_MIRROR} if present, else download)")
+    parser.add_argument(
+        "--mirror",
+        type=Path,
+        default=DEFAULT_MIRROR if DEFAULT_MIRROR.is_dir() else None,
+        help=f"data mirror (default {DEFAULT_MIRROR} if present, else download)",
+    )
     parser.add_argument("--sizes", type=int, nargs="+", help=f"numbers of students (default {SIZES})")
-    parser.add_argument("--max-seconds", type=float, default=600.0,
-                        help="skip a statsmodels fit predicted to take longer (default 600)")
+    parser.add_argument(
+        "--max-seconds", type=float, default=600.0, help="skip a statsmodels fit predicted to take longer (default 600)"
+    )
     parser.add_argument("--skip", nargs="+", default=[], choices=["workflow", "models", "scaling"])
     parser.add_argument("--output", type=Path, default=RESULTS / "latest.md")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")

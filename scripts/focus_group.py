@@ -17,8 +17,8 @@ models = focus["models"]
 grouping_factor = json.loads(Path(snakemake.input.fits[0]).read_text())["grouping_factor"]
 data = read_prepared(snakemake.input.data, snakemake.input.schema)
 fitted = {model: pd.read_csv(path) for model, path in zip(models, snakemake.input.fitted)}
-random = {
-    model: pd.read_csv(path, dtype={"group": str}) for model, path in zip(models, snakemake.input.random_effects)
-}
+random = {model: pd.read_csv(path, dtype={"group": str}) for model, path in zip(models, snakemake.input.random_effects)}
 io.write_csv(group_random_effects(random, focus["group"]), snakemake.output.random_effects)
-io.write_csv(group_predictions(data, fitted, grouping_factor, focus["group"], focus["by"]), snakemake.output.predictions)
+io.write_csv(
+    group_predictions(data, fitted, grouping_factor, focus["group"], focus["by"]), snakemake.output.predictions
+)

@@ -11,9 +11,7 @@ send_stderr_to_log(snakemake.log[0])
 
 name = snakemake.wildcards.setting
 setting = snakemake.params.setting
-observed = (
-    read_prepared(snakemake.input.data, snakemake.input.schema) if hasattr(snakemake.input, "data") else None
-)
+observed = read_prepared(snakemake.input.data, snakemake.input.schema) if hasattr(snakemake.input, "data") else None
 results = run_setting(name, setting, setting_data(setting, observed))
 io.write_csv(results["coefficients"], snakemake.output.coefficients)
 io.write_csv(results["sd_summary"], snakemake.output.sd_summary)

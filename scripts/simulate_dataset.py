@@ -11,6 +11,10 @@ send_stderr_to_log(snakemake.log[0])
 dataset = snakemake.wildcards.dataset
 spec = snakemake.params.spec["simulate"]
 data = simulate_dataset(dataset, spec)
-source = {"generator": f"lmmflow.simulate.{spec['generator']}", "seed": spec["seed"], "parameters": spec.get("parameters", {})}
+source = {
+    "generator": f"lmmflow.simulate.{spec['generator']}",
+    "seed": spec["seed"],
+    "parameters": spec.get("parameters", {}),
+}
 write_prepared(data, data_dictionary(dataset, data, source), snakemake.output.csv, snakemake.output.schema)
 print(f"simulated {dataset}: {len(data)} rows", file=sys.stderr)

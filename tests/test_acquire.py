@@ -4,10 +4,9 @@ import hashlib
 import shutil
 
 import pytest
+from conftest import MIRROR
 
 from lmmflow.acquire import AcquireError, fetch, find_verified, raw_file_name, sha256_of
-
-from conftest import MIRROR
 
 GPA_SHA256 = "2fe359f22de7ecb919ed7a848ca21b4c096baa322b94dc443bef98f7f54d2b18"
 # Nothing listens on the discard port of localhost: a download that fails at once, offline.

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import MIRROR
 from workflow_helpers import checkout_env
 

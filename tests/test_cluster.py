@@ -6,8 +6,8 @@ import re
 import shutil
 import subprocess
 import sys
-from types import SimpleNamespace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -64,8 +64,7 @@ def test_default_profile_is_local():
 # --- preflight against fake SLURM commands ---
 
 
-def fake_commands(folder, partitions="debug*\ngpu\n", accounts="lab\nother\n", sacctmgr_fails=False,
-                  missing=()):
+def fake_commands(folder, partitions="debug*\ngpu\n", accounts="lab\nother\n", sacctmgr_fails=False, missing=()):
     """sbatch, squeue, sinfo, sacctmgr stand-ins in `folder`: sinfo lists `partitions`,
     sacctmgr lists `accounts` (or fails as without slurmdbd); `missing` ones are left out."""
     folder.mkdir(exist_ok=True)
@@ -119,7 +118,10 @@ def test_preflight_refuses_missing_commands(tmp_path, missing):
 def test_preflight_refuses_unknown_partition(tmp_path):
     profile = write_profile(
         tmp_path / "profile",
-        **{"default-resources": {"slurm_partition": "debug"}, "set-resources": {"fit_model": {"slurm_partition": "bigmem"}}},
+        **{
+            "default-resources": {"slurm_partition": "debug"},
+            "set-resources": {"fit_model": {"slurm_partition": "bigmem"}},
+        },
     )
     code, output = preflight(fake_commands(tmp_path / "bin"), profile)
     assert code == 1
@@ -143,7 +145,9 @@ def test_preflight_without_partition_uses_the_default_one(tmp_path):
 
 
 def test_preflight_checks_accounts(tmp_path):
-    profile = write_profile(tmp_path / "profile", **{"default-resources": {"slurm_partition": "gpu", "slurm_account": "lab"}})
+    profile = write_profile(
+        tmp_path / "profile", **{"default-resources": {"slurm_partition": "gpu", "slurm_account": "lab"}}
+    )
     assert preflight(fake_commands(tmp_path / "bin"), profile)[0] == 0
     code, output = preflight(fake_commands(tmp_path / "bin2", accounts="other\n"), profile)
     assert code == 1 and "account 'lab' (default-resources) is not one of user" in output

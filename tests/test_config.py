@@ -7,10 +7,9 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
+from conftest import MIRROR
 
 from lmmflow.acquire import raw_file_name
-
-from conftest import MIRROR
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = yaml.safe_load((ROOT / "config.yaml").read_text())
@@ -62,7 +61,16 @@ def test_unknown_keys_are_refused_by_name(path):
         (("comparisons", "ach_cat_re"), ["ach_cat_re_1"]),
         (("datasets", "bad name"), {"source": {"path": "x.csv"}}),
     ],
-    ids=["no-sha256", "bad-sha256", "url-and-path", "factors-not-list", "empty-level", "no-formula", "one-model", "bad-name"],
+    ids=[
+        "no-sha256",
+        "bad-sha256",
+        "url-and-path",
+        "factors-not-list",
+        "empty-level",
+        "no-formula",
+        "one-model",
+        "bad-name",
+    ],
 )
 def test_malformed_entries_are_refused(path, value):
     assert errors(changed(path, value))
@@ -80,9 +88,7 @@ def test_a_data_set_has_a_source_or_a_simulation_not_both():
 
 
 def test_pinned_sources_match_the_mirror_records():
-    digests = dict(
-        reversed(line.split()) for line in (MIRROR / "SHA256SUMS").read_text().splitlines() if line
-    )
+    digests = dict(reversed(line.split()) for line in (MIRROR / "SHA256SUMS").read_text().splitlines() if line)
     documented = set(re.findall(r"https://\S+?(?= \|)", (MIRROR / "SOURCES.md").read_text()))
     raw = {name: dataset["source"] for name, dataset in CONFIG["datasets"].items() if "source" in dataset}
     assert set(raw) == {"gpa", "pupils", "sleepstudy"}

@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-
 from lme4_agreement import CHAPTER_MODELS, assert_fit_matches_lme4
+
 from lmmflow import extract
 from lmmflow.design import build_design
 from lmmflow.estimates import Estimates

@@ -16,7 +16,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import MIRROR
 from workflow_helpers import ROOT, checkout_env, output, snakemake
 
@@ -124,8 +123,15 @@ RAW = "resources/raw/"
         ("sleep_ragged.csv: cannot read this .csv file (ParserError", "sleep_ragged", [RAW + "sleep_ragged.csv"]),
         (f"cannot fetch nowhere.csv: not in data_mirror {MIRROR}, and downloading {NOWHERE} failed", "nowhere", []),
     ],
-    ids=["non-numeric-response", "one-level-group", "unknown-column", "different-fixed-effects", "empty-table",
-         "corrupted-csv", "missing-raw-offline"],
+    ids=[
+        "non-numeric-response",
+        "one-level-group",
+        "unknown-column",
+        "different-fixed-effects",
+        "empty-table",
+        "corrupted-csv",
+        "missing-raw-offline",
+    ],
 )
 def test_fault_is_named_and_leaves_no_output(faulty, message, culprit, kept):
     """`kept`: the verified raw copy of a local file that fetched fine and then failed to prepare."""

@@ -19,14 +19,30 @@ def small():
 def draw_all(directory, data, coefficients):
     paths = {name: (directory / f"{name}.png", directory / f"{name}.svg") for name in NAMES}
     highlight = figures.pick_highlights(data, "student", "occasion", "y", n=3)
-    figures.trajectories(data, group="student", x="occasion", y="y", highlight=highlight,
-                         png=paths["trajectories"][0], svg=paths["trajectories"][1])
+    figures.trajectories(
+        data,
+        group="student",
+        x="occasion",
+        y="y",
+        highlight=highlight,
+        png=paths["trajectories"][0],
+        svg=paths["trajectories"][1],
+    )
     figures.coefficient_densities(coefficients, png=paths["densities"][0], svg=paths["densities"][1])
-    figures.shrinkage_settings({"a": coefficients, "b": coefficients}, labels={"a": "Setting A"},
-                               png=paths["settings"][0], svg=paths["settings"][1])
+    figures.shrinkage_settings(
+        {"a": coefficients, "b": coefficients},
+        labels={"a": "Setting A"},
+        png=paths["settings"][0],
+        svg=paths["settings"][1],
+    )
     pooled = shrinkage.pooled_ols(data, "occasion", "y")["value"].to_numpy()
-    figures.effects(coefficients, {"intercept": pooled[0], "slope": pooled[1]}, x_values=range(5),
-                    png=paths["effects"][0], svg=paths["effects"][1])
+    figures.effects(
+        coefficients,
+        {"intercept": pooled[0], "slope": pooled[1]},
+        x_values=range(5),
+        png=paths["effects"][0],
+        svg=paths["effects"][1],
+    )
     figures.scatter(data, x="occasion", y="y", png=paths["scatter"][0], svg=paths["scatter"][1], title="y on x")
     return paths
 

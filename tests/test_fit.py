@@ -1,8 +1,8 @@
 """Choosing and verifying the fitting path."""
 
 import pytest
-
 from lme4_agreement import CHAPTER_MODELS
+
 from lmmflow import fit as fitting
 from lmmflow.design import build_design
 from lmmflow.smfit import UnsupportedByStatsmodels, fit_statsmodels

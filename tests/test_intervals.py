@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from workflow_helpers import offline, output, snakemake
 
 from lmmflow.design import build_design
 from lmmflow.intervals import (
@@ -24,7 +25,6 @@ from lmmflow.intervals import (
 from lmmflow.prepare import read_prepared
 from lmmflow.reml import ProfiledREML, fit_reml, optimize_theta
 from lmmflow.simulate import simulate_exercise
-from workflow_helpers import offline, output, snakemake
 
 SLEEP_MODELS = {
     "sleep_slopes": "Reaction ~ Days + (Days | Subject)",
@@ -50,7 +50,9 @@ def test_profile_intervals_match_lme4(model, sleep_profiles, sleep_designs, lme4
     ours = sleep_profiles[model].set_index("parameter")
     theirs = pd.DataFrame(lme4_confint[model]["confint"]).set_index("parameter")
     assert list(ours.index) == list(theirs.index)
-    se = dict(zip(parameter_names(sleep_designs[model])[-2:], np.sqrt(np.diag(fit_reml(sleep_designs[model]).beta_cov))))
+    se = dict(
+        zip(parameter_names(sleep_designs[model])[-2:], np.sqrt(np.diag(fit_reml(sleep_designs[model]).beta_cov)))
+    )
     for name, row in theirs.iterrows():
         for bound in ("lower_2.5", "upper_97.5"):
             got, want = ours.loc[name, bound], row[bound]
@@ -78,7 +80,9 @@ def test_fixed_effect_profile_equals_the_offset_refit(sleep_designs):
     design = sleep_designs["sleep_slopes"]
     profile = MLProfile(design)
     value = profile.beta_hat[1] + 2.0
-    reduced = replace(design, y=design.y - value * design.X[:, 1], X=design.X[:, :1], fixed_names=design.fixed_names[:1])
+    reduced = replace(
+        design, y=design.y - value * design.X[:, 1], X=design.X[:, :1], fixed_names=design.fixed_names[:1]
+    )
     model = ProfiledREML(reduced, reml=False)
     theta, _ = optimize_theta(model, profile.theta_hat)
     zeta = profile.zeta_function(len(profile.vc_hat) + 1)(value)

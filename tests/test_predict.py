@@ -22,9 +22,7 @@ def test_fitted_adds_every_random_effect_to_the_fixed_part(model_3, pupils):
     school, cell = design.blocks[1], design.blocks[0]
     row = 0
     expected = (
-        design.X[row] @ fit.beta
-        + fit.modes[1][school.level_codes[row], 0]
-        + fit.modes[0][cell.level_codes[row], 0]
+        design.X[row] @ fit.beta + fit.modes[1][school.level_codes[row], 0] + fit.modes[0][cell.level_codes[row], 0]
     )
     assert conditional_fitted(design, fit)[row] == pytest.approx(expected, rel=1e-12)
     table = fitted_values(design, fit)
@@ -55,7 +53,12 @@ def test_unknown_group_and_column_are_named(pupils):
 
 def test_group_random_effects_keep_nested_cells_of_that_group_only():
     table = pd.DataFrame(
-        {"group_var": ["g", "g", "g:h", "g:h"], "effect": "Intercept", "group": ["10", "1", "10:low", "1:low"], "value": 1.0}
+        {
+            "group_var": ["g", "g", "g:h", "g:h"],
+            "effect": "Intercept",
+            "group": ["10", "1", "10:low", "1:low"],
+            "value": 1.0,
+        }
     )
     picked = group_random_effects({"m": table}, "10")
     assert picked["group"].tolist() == ["10", "10:low"]

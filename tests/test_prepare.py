@@ -6,6 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from conftest import MIRROR
 
 from lmmflow.prepare import (
     PrepareError,
@@ -15,8 +16,6 @@ from lmmflow.prepare import (
     read_raw,
     write_prepared,
 )
-
-from conftest import MIRROR
 
 CONFIG = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())
 

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 import statsmodels.api as sm
+from lme4_agreement import CHAPTER_MODELS, assert_fit_matches_lme4
 from statsmodels.regression.mixed_linear_model import MixedLMParams
 
-from lme4_agreement import CHAPTER_MODELS, assert_fit_matches_lme4
 from lmmflow.design import build_design
 from lmmflow.reml import ProfiledREML, _escape_zero_diagonals, default_start, fit_reml, theta_to_factors
 

@@ -46,18 +46,44 @@ def results(tmp_path):
     """A minimal results tree: one model's fit and tables."""
     folder = tmp_path / "results" / "models" / "m1"
     folder.mkdir(parents=True)
-    fit = {"dataset": "d", "formula": "y ~ x + (1 + x | g)", "n_obs": 10, "n_groups": {"g": 5}, "logLik": -1.0,
-           "K": 6, "singular": True, "converged": True, "path": "fast", "optimizer": "L-BFGS-B", "warnings": [],
-           "fixed_effects": ["Intercept", "x"]}
+    fit = {
+        "dataset": "d",
+        "formula": "y ~ x + (1 + x | g)",
+        "n_obs": 10,
+        "n_groups": {"g": 5},
+        "logLik": -1.0,
+        "K": 6,
+        "singular": True,
+        "converged": True,
+        "path": "fast",
+        "optimizer": "L-BFGS-B",
+        "warnings": [],
+        "fixed_effects": ["Intercept", "x"],
+    }
     (folder / "fit.json").write_text(json.dumps(fit))
-    pd.DataFrame({"term": ["Intercept", "x"], "value": [2.0, 0.1], "se": [0.1, 0.01], "t": [20.0, 10.0],
-                  "p_value": [0.0, 0.0], "lower_2.5": [1.8, 0.08], "upper_97.5": [2.2, 0.12]}).to_csv(
-        folder / "fixed_effects.csv", index=False)
-    pd.DataFrame({"group": ["g", "g", "Residual"], "effect": ["Intercept", "x", ""], "variance": [0.04, 0.0025, 0.01],
-                  "sd": [0.2, 0.05, 0.1], "var_prop": [0.76, 0.05, 0.19]}).to_csv(
-        folder / "variance_components.csv", index=False)
+    pd.DataFrame(
+        {
+            "term": ["Intercept", "x"],
+            "value": [2.0, 0.1],
+            "se": [0.1, 0.01],
+            "t": [20.0, 10.0],
+            "p_value": [0.0, 0.0],
+            "lower_2.5": [1.8, 0.08],
+            "upper_97.5": [2.2, 0.12],
+        }
+    ).to_csv(folder / "fixed_effects.csv", index=False)
+    pd.DataFrame(
+        {
+            "group": ["g", "g", "Residual"],
+            "effect": ["Intercept", "x", ""],
+            "variance": [0.04, 0.0025, 0.01],
+            "sd": [0.2, 0.05, 0.1],
+            "var_prop": [0.76, 0.05, 0.19],
+        }
+    ).to_csv(folder / "variance_components.csv", index=False)
     pd.DataFrame({"group": ["g"], "effect_1": ["Intercept"], "effect_2": ["x"], "correlation": [-0.25]}).to_csv(
-        folder / "re_correlations.csv", index=False)
+        folder / "re_correlations.csv", index=False
+    )
     paths = [str(p) for p in folder.iterdir()]
     return report.Results(paths, config={}, figures_dir=tmp_path / "build" / "figures")
 
@@ -122,17 +148,35 @@ def test_the_template_uses_only_syntax_both_renderers_share():
 
 def test_quarto_command_line():
     assert report.quarto_command("/opt/quarto/bin/quarto", "report.qmd", "/w/results/report/build/_rendered") == [
-        "/opt/quarto/bin/quarto", "render", "report.qmd", "--to", "html",
-        "--output-dir", "/w/results/report/build/_rendered",
+        "/opt/quarto/bin/quarto",
+        "render",
+        "report.qmd",
+        "--to",
+        "html",
+        "--output-dir",
+        "/w/results/report/build/_rendered",
     ]
 
 
 def test_pandoc_command_line():
     command = report.pandoc_command("/p/pandoc", "report.qmd", "report.html", "report.css", "More Random Effects")
     assert command == [
-        "/p/pandoc", "report.qmd", "--from", "markdown", "--to", "html5", "--standalone", "--embed-resources",
-        "--toc", "--number-sections", "--css", "report.css", "--metadata", "title=More Random Effects",
-        "--output", "report.html",
+        "/p/pandoc",
+        "report.qmd",
+        "--from",
+        "markdown",
+        "--to",
+        "html5",
+        "--standalone",
+        "--embed-resources",
+        "--toc",
+        "--number-sections",
+        "--css",
+        "report.css",
+        "--metadata",
+        "title=More Random Effects",
+        "--output",
+        "report.html",
     ]
 
 
@@ -192,8 +236,16 @@ def build(tmp_path, renderer):
     css = tmp_path / "report.css"
     css.write_text("body { color: #111; }\n")
     html, build_dir = tmp_path / "out" / "report.html", tmp_path / "out" / "build"
-    summary = report.build_report(template=template, css=css, results=[], config={"report": {"renderer": renderer}},
-                                  renderer=renderer, repo=ROOT, html=html, build=build_dir)
+    summary = report.build_report(
+        template=template,
+        css=css,
+        results=[],
+        config={"report": {"renderer": renderer}},
+        renderer=renderer,
+        repo=ROOT,
+        html=html,
+        build=build_dir,
+    )
     return summary, html, build_dir
 
 
@@ -201,7 +253,14 @@ def test_auto_renders_with_quarto_when_it_is_on_path(tmp_path, fake_quarto):
     quarto, log = fake_quarto
     summary, html, build_dir = build(tmp_path, "auto")
     call = json.loads(log.read_text())
-    assert call["argv"][1:] == ["render", "report.qmd", "--to", "html", "--output-dir", str((build_dir / "_rendered").resolve())]
+    assert call["argv"][1:] == [
+        "render",
+        "report.qmd",
+        "--to",
+        "html",
+        "--output-dir",
+        str((build_dir / "_rendered").resolve()),
+    ]
     assert Path(call["cwd"]) == build_dir.resolve()  # the copy in the job's own folder is rendered
     assert summary["renderer"] == "Quarto 9.9.9"
     text = html.read_text()
@@ -329,6 +388,15 @@ def test_snakemake_report_has_the_registered_figures_and_tables(workdir):
     result = snakemake(workdir, "--report", target, *offline())
     assert result.returncode == 0, output(result)
     text = (workdir / target).read_text()
-    for expected in ("Figures", "Models", "Comparisons", "Shrinkage", "gpa_effects.png",
-                     "shrinkage_settings.png", "fixed_effects.csv", "ach_cat_re.csv", "sd_summary.csv"):
+    for expected in (
+        "Figures",
+        "Models",
+        "Comparisons",
+        "Shrinkage",
+        "gpa_effects.png",
+        "shrinkage_settings.png",
+        "fixed_effects.csv",
+        "ach_cat_re.csv",
+        "sd_summary.csv",
+    ):
         assert expected in text, expected

@@ -47,9 +47,17 @@ window.addEventListener("load", function () {
 
 def chromium(user_data_dir: Path, *args: str) -> subprocess.CompletedProcess:
     command = [
-        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        f"--user-data-dir={user_data_dir}", *args,
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={user_data_dir}",
+        *args,
     ]
     return subprocess.run(command, capture_output=True, text=True, timeout=180)
 
@@ -95,8 +103,15 @@ def test_the_aicc_comparison_and_its_verdict_are_shown(verdict):
 def test_the_provenance_appendix_is_there(verdict):
     assert any("provenance" in heading.lower() for heading in verdict["headings"])
     text = verdict["text"]
-    for expected in ("SHA-256", "2fe359f22de7ecb919ed7a848ca21b4c096baa322b94dc443bef98f7f54d2b18",
-                     "statsmodels", "snakemake", "Workflow commit", "Renderer", "Configuration as used"):
+    for expected in (
+        "SHA-256",
+        "2fe359f22de7ecb919ed7a848ca21b4c096baa322b94dc443bef98f7f54d2b18",
+        "statsmodels",
+        "snakemake",
+        "Workflow commit",
+        "Renderer",
+        "Configuration as used",
+    ):
         assert expected in text, expected
 
 
@@ -109,7 +124,12 @@ def test_sections_are_numbered_with_a_table_of_contents(rendered):
 def test_screenshot(rendered, tmp_path_factory):
     folder = tmp_path_factory.mktemp("screenshot")
     screenshot = rendered.parent / "report-screenshot.png"
-    result = chromium(folder / "profile", "--hide-scrollbars", "--window-size=1280,2400",
-                      f"--screenshot={screenshot}", rendered.as_uri())
+    result = chromium(
+        folder / "profile",
+        "--hide-scrollbars",
+        "--window-size=1280,2400",
+        f"--screenshot={screenshot}",
+        rendered.as_uri(),
+    )
     assert screenshot.exists() and screenshot.stat().st_size > 50_000, result.stderr[-2000:]
     print(f"screenshot: {screenshot}")

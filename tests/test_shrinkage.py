@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from conftest import CHAPTER_DROPOUT
 
 from lmmflow import shrinkage
-from conftest import CHAPTER_DROPOUT
 from lmmflow.simulate import simulate_random_slopes
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,7 +43,9 @@ def test_per_group_ols_on_imbalanced_data():
 
 
 def test_per_group_ols_without_variation_in_the_predictor_is_missing():
-    data = pd.DataFrame({"g": ["a", "a", "b", "b", "b"], "x": [1.0, 1.0, 0.0, 1.0, 2.0], "y": [1.0, 2.0, 0.0, 1.0, 2.0]})
+    data = pd.DataFrame(
+        {"g": ["a", "a", "b", "b", "b"], "x": [1.0, 1.0, 0.0, 1.0, 2.0], "y": [1.0, 2.0, 0.0, 1.0, 2.0]}
+    )
     table = shrinkage.per_group_ols(data, "g", "x", "y").set_index("g")
     assert np.isnan(table.loc["a", "slope"]) and np.isnan(table.loc["a", "intercept"])
     assert table.loc["b", "slope"] == pytest.approx(1.0) and table.loc["b", "intercept"] == pytest.approx(0.0)
@@ -69,7 +71,9 @@ def results(gpa):
 
 def test_gpa_mixed_coefficients_match_lme4(results, lme4):
     coefficients = results["gpa"]["coefficients"].set_index("student")
-    oracle = pd.DataFrame(lme4["gpa_mixed"]["random_coefficients"]).pivot(index="group", columns="effect", values="value")
+    oracle = pd.DataFrame(lme4["gpa_mixed"]["random_coefficients"]).pivot(
+        index="group", columns="effect", values="value"
+    )
     oracle = oracle.reindex(coefficients.index)
     np.testing.assert_allclose(coefficients["intercept_mixed"], oracle["Intercept"], atol=1e-4)
     np.testing.assert_allclose(coefficients["slope_mixed"], oracle["occasion"], atol=1e-4)
@@ -82,7 +86,11 @@ def test_gpa_has_three_negative_mixed_slopes(results, lme4):
     # the separate regressions give many more downward trends, as the chapter says
     assert negative.loc["separate", "n_negative_slopes"] > 3 * negative.loc["mixed", "n_negative_slopes"]
     assert list(tables["coefficients"].columns) == [
-        "student", "intercept_separate", "slope_separate", "intercept_mixed", "slope_mixed"
+        "student",
+        "intercept_separate",
+        "slope_separate",
+        "intercept_mixed",
+        "slope_mixed",
     ]
 
 
@@ -125,8 +133,12 @@ def test_config_section_matches_the_schema():
     schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
     validator = jsonschema.Draft202012Validator(schema)
     assert list(validator.iter_errors(config)) == []
-    for path in (("shrinkage",), ("shrinkage", "settings", "gpa"), ("shrinkage", "settings", "imbalanced", "simulate"),
-                 ("shrinkage", "settings", "imbalanced", "simulate", "dropout")):
+    for path in (
+        ("shrinkage",),
+        ("shrinkage", "settings", "gpa"),
+        ("shrinkage", "settings", "imbalanced", "simulate"),
+        ("shrinkage", "settings", "imbalanced", "simulate", "dropout"),
+    ):
         bad = copy.deepcopy(config)
         target = bad
         for key in path:

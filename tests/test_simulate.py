@@ -3,13 +3,19 @@
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import CHAPTER_DROPOUT
+
 from lmmflow.simulate import Dropout, simulate_from_config, simulate_random_slopes
 
 PARAMETERS = dict(
-    n_groups=50, n_per_group=6, intercept=2.6, slope=0.11, sd_intercept=0.2, sd_slope=0.067,
-    correlation=-0.1, sd_residual=0.25,
+    n_groups=50,
+    n_per_group=6,
+    intercept=2.6,
+    slope=0.11,
+    sd_intercept=0.2,
+    sd_slope=0.067,
+    correlation=-0.1,
+    sd_residual=0.25,
 )
 
 
@@ -31,7 +37,9 @@ def test_same_seed_same_data_different_seed_different_data():
     assert not np.allclose(simulate(7)["y"], simulate(8)["y"])
     with_dropout = dict(n_per_group=10, dropout=CHAPTER_DROPOUT)
     pd.testing.assert_frame_equal(simulate(7, **with_dropout), simulate(7, **with_dropout))
-    assert not simulate(7, **with_dropout)[["student", "occasion"]].equals(simulate(8, **with_dropout)[["student", "occasion"]])
+    assert not simulate(7, **with_dropout)[["student", "occasion"]].equals(
+        simulate(8, **with_dropout)[["student", "occasion"]]
+    )
 
 
 def test_without_noise_the_population_line():
@@ -68,11 +76,18 @@ def test_dropout_keeps_occasion_zero_and_two_to_ten_occasions():
 
 
 def test_dropout_from_config_mapping_and_validation():
-    config = {**PARAMETERS, "n_per_group": 10,
-              "dropout": {"count_weights": list(CHAPTER_DROPOUT.count_weights),
-                          "occasion_weights": list(CHAPTER_DROPOUT.occasion_weights)}}
+    config = {
+        **PARAMETERS,
+        "n_per_group": 10,
+        "dropout": {
+            "count_weights": list(CHAPTER_DROPOUT.count_weights),
+            "occasion_weights": list(CHAPTER_DROPOUT.occasion_weights),
+        },
+    }
     a = simulate_from_config(config, seed=4)
-    b = simulate_random_slopes(**PARAMETERS | {"n_per_group": 10}, rng=np.random.default_rng(4), dropout=CHAPTER_DROPOUT)
+    b = simulate_random_slopes(
+        **PARAMETERS | {"n_per_group": 10}, rng=np.random.default_rng(4), dropout=CHAPTER_DROPOUT
+    )
     pd.testing.assert_frame_equal(a, b)
     with pytest.raises(ValueError, match="later occasions"):
         simulate(1, n_per_group=6, dropout=CHAPTER_DROPOUT)

@@ -17,10 +17,9 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import MIRROR
-from workflow_helpers import checkout_env
 from test_cluster import local_rules
+from workflow_helpers import checkout_env
 
 pytestmark = [pytest.mark.slurm, pytest.mark.workflow]
 
@@ -117,8 +116,7 @@ def results_tables(workdir):
     return sorted(
         path.relative_to(workdir)
         for path in results.rglob("*")
-        if path.suffix in (".csv", ".json")
-        and path.relative_to(results).parts[0] not in ("benchmarks", "report")
+        if path.suffix in (".csv", ".json") and path.relative_to(results).parts[0] not in ("benchmarks", "report")
     )
 
 
@@ -126,15 +124,21 @@ def test_preflight_on_the_running_cluster(slurm_env):
     command = [sys.executable, "-m", "lmmflow.cluster", "preflight", "--profile", ROOT / "workflow/profiles/slurm"]
     result = subprocess.run(list(map(str, command)), capture_output=True, text=True, env=slurm_env)
     assert result.returncode == 0, result.stdout + result.stderr
-    result = subprocess.run(list(map(str, [*command, "--partition", "nosuch"])), capture_output=True, text=True, env=slurm_env)
+    result = subprocess.run(
+        list(map(str, [*command, "--partition", "nosuch"])), capture_output=True, text=True, env=slurm_env
+    )
     assert result.returncode == 1 and "partition 'nosuch' (default-resources) does not exist" in result.stdout
 
 
 def test_workflow_checks_partitions_before_submitting(slurm_env, tmp_path):
     """The Snakefile's onstart preflight stops a run whose jobs name a partition SLURM lacks."""
     result = run_snakemake(
-        tmp_path, slurm_env, "--profile", ROOT / "workflow/profiles/slurm",
-        "--set-resources", "shrinkage_setting:slurm_partition=nosuch",
+        tmp_path,
+        slurm_env,
+        "--profile",
+        ROOT / "workflow/profiles/slurm",
+        "--set-resources",
+        "shrinkage_setting:slurm_partition=nosuch",
     )
     output = result.stdout + result.stderr
     assert result.returncode != 0
@@ -145,9 +149,7 @@ def test_workflow_checks_partitions_before_submitting(slurm_env, tmp_path):
 
 def test_whole_workflow_on_slurm_matches_local_run(slurm_env, tmp_path):
     local_dir, slurm_dir = tmp_path / "local", tmp_path / "slurm"
-    local_output, local_time = snakemake(
-        local_dir, slurm_env, "--workflow-profile", ROOT / "workflow/profiles/default"
-    )
+    local_output, local_time = snakemake(local_dir, slurm_env, "--workflow-profile", ROOT / "workflow/profiles/default")
 
     poller = SqueuePoller(tmp_path / "squeue.log", slurm_env)
     poller.start()

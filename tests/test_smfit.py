@@ -9,8 +9,9 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
-
 from lme4_agreement import CHAPTER_MODELS, assert_fit_matches_lme4
+from statsmodels.regression.mixed_linear_model import MixedLMParams
+
 from lmmflow.design import build_design
 from lmmflow.estimates import Estimates
 from lmmflow.smfit import (
@@ -24,7 +25,6 @@ from lmmflow.smfit import (
     statsmodels_loglike,
     to_mixedlm,
 )
-from statsmodels.regression.mixed_linear_model import MixedLMParams
 
 
 def chapter_design(name, request):
@@ -75,8 +75,9 @@ def _lme4_estimates(design, oracle) -> Estimates:
         for j, k in zip(*np.triu_indices(block.n_effects, 1)):
             cor[j, k] = cor[k, j] = correlation[(block.label, block.effects[j], block.effects[k])]
         covariances.append(cor * np.outer(sd, sd))
-    return Estimates(beta, np.eye(len(beta)), variance[("Residual", "")], covariances, [], [],
-                     oracle["logLik"], "lme4", "", True)
+    return Estimates(
+        beta, np.eye(len(beta)), variance[("Residual", "")], covariances, [], [], oracle["logLik"], "lme4", "", True
+    )
 
 
 @pytest.mark.parametrize("name", sorted(CHAPTER_MODELS))
@@ -84,7 +85,8 @@ def test_statsmodels_loglike_at_lme4_solution_is_lme4_loglik(name, request, lme4
     """Includes lme4's exactly singular covariances (ach_cat_re_1, ach_cat_re_2)."""
     design = chapter_design(name, request)
     assert statsmodels_loglike(design, _lme4_estimates(design, lme4[name])) == pytest.approx(
-        lme4[name]["logLik"], abs=1e-6)
+        lme4[name]["logLik"], abs=1e-6
+    )
 
 
 def test_nested_block_becomes_cell_variance_component(request):
@@ -113,11 +115,13 @@ def collapsed():
     """A random intercept whose REML variance collapses to ~0, with a group-constant regressor."""
     rng = np.random.default_rng(1)
     groups, size = 30, 5
-    data = pd.DataFrame({
-        "g": pd.Categorical(np.repeat(np.arange(groups), size).astype(str)),
-        "between": np.repeat(rng.normal(size=groups), size),
-        "within": rng.normal(size=groups * size),
-    })
+    data = pd.DataFrame(
+        {
+            "g": pd.Categorical(np.repeat(np.arange(groups), size).astype(str)),
+            "between": np.repeat(rng.normal(size=groups), size),
+            "within": rng.normal(size=groups * size),
+        }
+    )
     data["y"] = 1 + 2 * data["between"] + rng.normal(size=len(data))
     return build_design("y ~ between + within + (1 | g)", data)
 

@@ -6,11 +6,10 @@ import shutil
 
 import pytest
 import yaml
-
-from lmmflow.prepare import read_prepared
-
 from conftest import MIRROR
 from workflow_helpers import output, snakemake
+
+from lmmflow.prepare import read_prepared
 
 pytestmark = pytest.mark.workflow
 

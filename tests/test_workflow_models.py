@@ -5,7 +5,6 @@ import json
 import pandas as pd
 import pytest
 import yaml
-
 from workflow_helpers import offline, output, snakemake
 
 pytestmark = pytest.mark.workflow

@@ -71,9 +71,7 @@ def verify(path: Path, expected: str | None, name: str, origin: object) -> None:
         )
 
 
-def find_verified(
-    source: dict, mirror: str | os.PathLike | None, raw_dir: str | os.PathLike
-) -> Path | None:
+def find_verified(source: dict, mirror: str | os.PathLike | None, raw_dir: str | os.PathLike) -> Path | None:
     """A local file with the source's content, if one exists without downloading, else None.
 
     Files in `raw_dir` were verified when fetched; other local copies are hashed now.

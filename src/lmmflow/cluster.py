@@ -95,9 +95,7 @@ def read_profile(profile: Path) -> dict:
     return settings
 
 
-def slurm_request(
-    settings: dict, partition: str | None = None, account: str | None = None
-) -> SlurmRequest:
+def slurm_request(settings: dict, partition: str | None = None, account: str | None = None) -> SlurmRequest:
     """Partitions and accounts named in profile settings; `partition`/`account` override the defaults."""
     request = SlurmRequest(
         status_command=settings.get("slurm-status-command"),
@@ -191,16 +189,13 @@ def check(request: SlurmRequest, which=shutil.which, run=_run, user: str | None 
             elif default:
                 notes.append(f"no slurm_partition set: jobs go to the default partition {default!r}")
             else:
-                problems.append(
-                    f"no slurm_partition set and the cluster has no default partition; partitions: {known}"
-                )
+                problems.append(f"no slurm_partition set and the cluster has no default partition; partitions: {known}")
 
     if request.accounts:
         user = user or getpass.getuser()
         if which("sacctmgr") is None:
             problems.append(
-                f"account(s) {', '.join(map(repr, request.accounts))} set, but `sacctmgr` is not on PATH "
-                "to check them"
+                f"account(s) {', '.join(map(repr, request.accounts))} set, but `sacctmgr` is not on PATH to check them"
             )
         else:
             try:
@@ -250,7 +245,7 @@ def check_jobs(jobs, status_command: str | None = None, which=shutil.which, run=
             "SLURM preflight failed, nothing was submitted:\n"
             + "\n".join(f"  - {problem}" for problem in problems)
             + "\n(set slurm_partition/slurm_account in workflow/profiles/slurm/config.yaml or with "
-            "--default-resources; README, \"Cluster execution\")"
+            '--default-resources; README, "Cluster execution")'
         )
     return notes
 

@@ -37,7 +37,11 @@ def _check_comparable(summaries: dict[str, dict]) -> None:
         raise ComparisonError(f"a comparison needs at least two models, got {list(summaries)}")
     first_name, first = next(iter(summaries.items()))
     for name, summary in summaries.items():
-        for key, what in (("dataset", "data set"), ("n_obs", "number of observations"), ("fixed_effects", "fixed effects")):
+        for key, what in (
+            ("dataset", "data set"),
+            ("n_obs", "number of observations"),
+            ("fixed_effects", "fixed effects"),
+        ):
             if summary[key] != first[key]:
                 raise ComparisonError(
                     f"models {first_name!r} and {name!r} differ in {what} ({first[key]!r} vs {summary[key]!r}); "

@@ -32,8 +32,7 @@ def check_duplicate_keys(paths) -> None:
     found = [message for path in paths for message in duplicate_keys(path)]
     if found:
         raise DuplicateKeyError(
-            "duplicate keys in the configuration (YAML would silently keep only the last of "
-            "each): " + "; ".join(found)
+            "duplicate keys in the configuration (YAML would silently keep only the last of each): " + "; ".join(found)
         )
 
 

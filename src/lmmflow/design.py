@@ -106,9 +106,7 @@ def build_design(formula: ModelFormula | str, data: pd.DataFrame) -> Design:
 def _check_columns(formula: ModelFormula, data: pd.DataFrame) -> None:
     if formula.response not in data.columns:
         raise DesignError(f"formula {formula.text!r}: response column {formula.response!r} not found in data")
-    if not pd.api.types.is_numeric_dtype(data[formula.response]) or pd.api.types.is_bool_dtype(
-        data[formula.response]
-    ):
+    if not pd.api.types.is_numeric_dtype(data[formula.response]) or pd.api.types.is_bool_dtype(data[formula.response]):
         raise DesignError(
             f"formula {formula.text!r}: response {formula.response!r} must be numeric, "
             f"found {data[formula.response].dtype}"

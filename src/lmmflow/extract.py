@@ -109,9 +109,7 @@ def random_coefficients(design: Design, fit: Estimates) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def coefficient_check(
-    fixed: pd.DataFrame, random: pd.DataFrame, coefficients: pd.DataFrame
-) -> pd.DataFrame:
+def coefficient_check(fixed: pd.DataFrame, random: pd.DataFrame, coefficients: pd.DataFrame) -> pd.DataFrame:
     """The chapter's sleep exercise: fixef + ranef beside lme4's coef, and their difference."""
     table = coefficients.rename(columns={"value": "coef"})
     table["fixef"] = table["effect"].map(fixed.set_index("term")["value"]).fillna(0.0)

@@ -106,9 +106,7 @@ def trajectories(
     with plt.rc_context(RC):
         fig, ax = plt.subplots(figsize=(7.5, 4.8), layout="constrained")
         ax.add_collection(
-            LineCollection(
-                _paths(data, labels, x, y), colors=BACKGROUND_COLOR, linewidths=0.7, alpha=0.35, zorder=1
-            )
+            LineCollection(_paths(data, labels, x, y), colors=BACKGROUND_COLOR, linewidths=0.7, alpha=0.35, zorder=1)
         )
         handles = [Line2D([], [], color=BACKGROUND_COLOR, linewidth=1, label=f"All {labels.nunique()} {group}s")]
         for i, label in enumerate(highlight):
@@ -202,7 +200,11 @@ def coefficient_densities(
             _density_panel(ax, coefficients, coefficient)
             _sd_note(ax, coefficients, coefficient)
             name = "Intercept" if coefficient == "intercept" else f"Slope of {predictor}"
-            ax.set(xlabel=name, ylabel="Density", title=f"{name}s" if coefficient == "intercept" else f"Slopes ({predictor})")
+            ax.set(
+                xlabel=name,
+                ylabel="Density",
+                title=f"{name}s" if coefficient == "intercept" else f"Slopes ({predictor})",
+            )
         fig.suptitle(title)
         fig.legend(handles=_estimate_legend_handles(), loc="outside lower center", ncols=2)
         save_figure(fig, png, svg)
@@ -225,9 +227,7 @@ def shrinkage_settings(
     """2 rows (intercepts, slopes) x one column per setting; one legend for the figure."""
     names = list(settings)
     with plt.rc_context(RC):
-        fig, axes = plt.subplots(
-            2, len(names), figsize=(3.3 * len(names), 6.2), layout="constrained", squeeze=False
-        )
+        fig, axes = plt.subplots(2, len(names), figsize=(3.3 * len(names), 6.2), layout="constrained", squeeze=False)
         for column, name in enumerate(names):
             for row, coefficient in enumerate(("intercept", "slope")):
                 ax = axes[row, column]
@@ -272,9 +272,7 @@ def effects(
     separate_slopes = coefficients[f"slope_{SEPARATE}"].to_numpy()
     separate = segments(coefficients[f"intercept_{SEPARATE}"].to_numpy(), separate_slopes)
     population_y = population["intercept"] + population["slope"] * x
-    population_label = (
-        f"Standard regression: {population['intercept']:.2f} + {population['slope']:.3f} × {predictor}"
-    )
+    population_label = f"Standard regression: {population['intercept']:.2f} + {population['slope']:.3f} × {predictor}"
     every = np.concatenate([mixed[..., 1].ravel(), separate[..., 1][np.isfinite(separate[..., 1])]])
     limits = np.array([every.min(), every.max()])
     limits += np.array([-0.04, 0.25]) * np.ptp(limits)  # headroom for the legends
@@ -283,7 +281,14 @@ def effects(
         fig, axes = plt.subplots(1, 2, figsize=(11, 5), layout="constrained", sharey=True)
         panels = (
             (axes[0], mixed, mixed_slopes, "Mixed model", 0.3, f"(a) Mixed model: conditional line per {group_label}"),
-            (axes[1], separate, separate_slopes, "Own OLS", 0.35, f"(b) Separate regressions: OLS line per {group_label}"),
+            (
+                axes[1],
+                separate,
+                separate_slopes,
+                "Own OLS",
+                0.35,
+                f"(b) Separate regressions: OLS line per {group_label}",
+            ),
         )
         for ax, lines, slopes, name, alpha, title in panels:
             handles = []
@@ -338,7 +343,9 @@ def scatter(
     with plt.rc_context(RC):
         fig, ax = plt.subplots(figsize=(6, 4.5), layout="constrained")
         ax.scatter(data[x], data[y], s=14, alpha=0.6, color=PALETTE["blue"], label="Observations")
-        ax.plot(grid, intercept + slope * grid, **POPULATION_STYLE, label=f"Pooled OLS: {intercept:.2f} + {slope:.2f} × {x}")
+        ax.plot(
+            grid, intercept + slope * grid, **POPULATION_STYLE, label=f"Pooled OLS: {intercept:.2f} + {slope:.2f} × {x}"
+        )
         ax.set(xlabel=x, ylabel=y, title=title)
         ax.legend(loc="upper left")
         save_figure(fig, png, svg)

@@ -39,9 +39,9 @@ lme4's ``confint(method = "boot")`` uses).
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
-from functools import lru_cache
-from typing import Callable, Iterable, Sequence
+from functools import cache
 
 import numpy as np
 import pandas as pd
@@ -50,13 +50,13 @@ from scipy import optimize, stats
 from lmmflow.design import Design, build_design
 from lmmflow.estimates import Estimates
 from lmmflow.reml import (
-    covariances_to_theta,
-    safe_cholesky,
     LOG_2PI,
     ProfiledREML,
+    covariances_to_theta,
     fit_reml,
     lower_triangle_indices,
     optimize_theta,
+    safe_cholesky,
     theta_lower_bounds,
     theta_to_factors,
 )
@@ -145,7 +145,7 @@ def sdcor_to_theta(pars: np.ndarray, sizes: list[int]) -> np.ndarray:
     return np.concatenate(theta) if theta else np.zeros(0)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _triangle(q: int) -> tuple[np.ndarray, np.ndarray]:
     return lower_triangle_indices(q)
 
@@ -267,7 +267,8 @@ class _Zeta:
         difference = value - self.profile.base
         if difference < -DEVIANCE_TOLERANCE:
             warnings.warn(
-                f"profiling found a deviance {-difference:.3g} below the ML optimum; the ML fit was not at its optimum"
+                f"profiling found a deviance {-difference:.3g} below the ML optimum; the ML fit was not at its optimum",
+                stacklevel=2,
             )
         return float(np.sign(x - self.center) * np.sqrt(max(difference, 0.0)))
 

@@ -23,7 +23,9 @@ def fitted_values(design: Design, fit: Estimates) -> pd.DataFrame:
     return pd.DataFrame({"row": design.rows, "fitted": fitted, "residual": design.y - fitted})
 
 
-def group_predictions(data: pd.DataFrame, fitted: dict[str, pd.DataFrame], group_var: str, group: str, by: str) -> pd.DataFrame:
+def group_predictions(
+    data: pd.DataFrame, fitted: dict[str, pd.DataFrame], group_var: str, group: str, by: str
+) -> pd.DataFrame:
     """The chapter's school-10 table: each model's conditional prediction for one group at each
     level of ``by`` present in it, taken from the fitted values of that group's rows."""
     for column in (group_var, by):

@@ -38,8 +38,7 @@ def check_spec(dataset: str, spec: dict, file_name: str) -> None:
     key = f"datasets.{dataset}"
     if Path(file_name).suffix.lower() not in SUPPORTED_SUFFIXES:
         raise PrepareError(
-            f"{key}.source: cannot read '{file_name}'; supported file types are "
-            f"{', '.join(SUPPORTED_SUFFIXES)}"
+            f"{key}.source: cannot read '{file_name}'; supported file types are {', '.join(SUPPORTED_SUFFIXES)}"
         )
     targets = list(spec.get("rename", {}).values())
     for target in targets:
@@ -105,8 +104,13 @@ def _reading(path: Path):
         yield
     except PrepareError:
         raise
-    except (ValueError, OSError, pyreadr.custom_errors.PyreadrError, pyreadr.custom_errors.LibrdataError,
-            pyarrow.ArrowException) as error:
+    except (
+        ValueError,
+        OSError,
+        pyreadr.custom_errors.PyreadrError,
+        pyreadr.custom_errors.LibrdataError,
+        pyarrow.ArrowException,
+    ) as error:
         raise PrepareError(
             f"{path.name}: cannot read this {path.suffix} file ({type(error).__name__}: "
             f"{str(error).strip()}); is it empty, truncated or not of that format?"

@@ -321,7 +321,7 @@ class ProfiledREML:
         lam = self.local_lambda(theta)
         G = self.G
         P = lambda_transpose_times(lam, self.stats)  # Lambda' Z'[Z | X | y] per group
-        A = sum(P[:, l, None, :] * lam[l, None, :, None] for l in range(d))  # P[:, :d] Lambda
+        A = sum(P[:, k, None, :] * lam[k, None, :, None] for k in range(d))  # P[:, :d] Lambda
         A[np.arange(d), np.arange(d)] += 1.0
         L = batched_cholesky(A)
         W = forward_substitute(L, P)  # L^-1 Lambda' Z'[Z | X | y]
@@ -574,10 +574,14 @@ def fit_reml(design: Design, reml: bool = True, start: np.ndarray | None = None)
     theta, attempts = optimize_theta(model, start)
     solution = model.solve(theta)
     best = _best(attempts)
-    warnings = [] if best["converged"] else [
-        f"fast REML path: no optimizer converged (best: {best['optimizer']}, projected gradient "
-        f"{best['grad_norm']:.2g}, Newton decrement {best['newton_decrement']:.2g}, {best['message']})"
-    ]
+    warnings = (
+        []
+        if best["converged"]
+        else [
+            f"fast REML path: no optimizer converged (best: {best['optimizer']}, projected gradient "
+            f"{best['grad_norm']:.2g}, Newton decrement {best['newton_decrement']:.2g}, {best['message']})"
+        ]
+    )
     return Estimates(
         beta=solution.beta,
         beta_cov=solution.beta_cov,

@@ -24,7 +24,7 @@ import shlex
 import shutil
 import subprocess
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
@@ -127,16 +127,18 @@ def pipe_table(table: pd.DataFrame, caption: str = "", digits: int = 3) -> str:
     for column, is_number in zip(table.columns, numeric):
         values = table[column].dropna()
         if is_number and pd.api.types.is_float_dtype(table[column]) and len(values) and (values % 1 == 0).all():
-            table[column] = pd.Series([v if pd.isna(v) else int(v) for v in table[column]], index=table.index, dtype=object)
+            table[column] = pd.Series(
+                [v if pd.isna(v) else int(v) for v in table[column]], index=table.index, dtype=object
+            )
     header = [str(c).replace("|", "\\|") for c in table.columns]
     body = [[cell(v, digits) for v in row] for row in table.itertuples(index=False)]
     # A wide table gets relative column widths from the dashes: make them follow the content.
-    widths = [
-        min(40, max(3, *map(len, name.split()), *(len(row[j]) for row in body))) for j, name in enumerate(header)
-    ]
+    widths = [min(40, max(3, *map(len, name.split()), *(len(row[j]) for row in body))) for j, name in enumerate(header)]
     lines = [
         "| " + " | ".join(header) + " |",
-        "|" + "|".join("-" * (w - 1) + ":" if right else ":" + "-" * (w - 1) for w, right in zip(widths, numeric)) + "|",
+        "|"
+        + "|".join("-" * (w - 1) + ":" if right else ":" + "-" * (w - 1) for w, right in zip(widths, numeric))
+        + "|",
     ]
     lines += ["| " + " | ".join(row) + " |" for row in body]
     text = "\n".join(lines)
@@ -208,7 +210,9 @@ def correlation_matrix(results: Results, model: str, caption: str = "") -> str:
         for row in rows.itertuples(index=False):
             matrix.loc[row.effect_1, row.effect_2] = matrix.loc[row.effect_2, row.effect_1] = row.correlation
         table = matrix.reset_index(names="effect")
-        blocks.append(pipe_table(table, caption or f"Correlations of the random effects of {code(model)} by {code(group)}."))
+        blocks.append(
+            pipe_table(table, caption or f"Correlations of the random effects of {code(model)} by {code(group)}.")
+        )
     return "\n\n".join(blocks)
 
 
@@ -305,7 +309,9 @@ def comparison_models(results: Results, name: str | None = None, level: str = "3
     blocks = []
     for comparison in _names(results, r"comparisons/(\w+)\.csv", name):
         models = results.csv(f"comparisons/{comparison}.csv")["model"]
-        blocks += [model_summary(results, model, level) for model in results.config["comparisons"].get(comparison, models)]
+        blocks += [
+            model_summary(results, model, level) for model in results.config["comparisons"].get(comparison, models)
+        ]
     return "\n\n".join(blocks)
 
 
@@ -361,7 +367,9 @@ def focus_random_effects(results: Results, name: str | None = None) -> str:
         table = results.csv(f"tables/{focus}_random_effects.csv", dtype={"group": str})
         for model, rows in table.groupby("model", sort=False):
             rows = rows.drop(columns="model")
-            blocks.append(with_note(results, model, pipe_table(rows, f"Random effects of {code(model)} for this group.")))
+            blocks.append(
+                with_note(results, model, pipe_table(rows, f"Random effects of {code(model)} for this group."))
+            )
     if not blocks:
         raise MissingResult("results/tables/<focus>_random_effects.csv")
     return "\n\n".join(blocks)
@@ -597,7 +605,11 @@ def provenance(results: Results, context: dict) -> str:
         )
     git = context["git"]
     commit = "not a git checkout" if git["commit"] is None else code(git["commit"])
-    tree = "" if git["dirty"] is None else (" (working tree **dirty**: uncommitted changes)" if git["dirty"] else " (clean working tree)")
+    tree = (
+        ""
+        if git["dirty"] is None
+        else (" (working tree **dirty**: uncommitted changes)" if git["dirty"] else " (clean working tree)")
+    )
     versions = pd.DataFrame(list(context["versions"].items()), columns=["software", "version"])
     config = yaml.safe_dump(results.config, sort_keys=False, width=100, default_flow_style=None).rstrip()
     return "\n\n".join(
@@ -791,7 +803,7 @@ def build_report(
     context = {
         "git": git_state(repo),
         "versions": package_versions(),
-        "date": datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).astimezone().isoformat(timespec="seconds"),
         "renderer_label": label,
     }
     index = Results(results, config=config, figures_dir=build / "figures")

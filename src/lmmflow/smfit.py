@@ -68,8 +68,11 @@ def split_blocks(design: Design) -> tuple[int | None, list[int]]:
     for i in vc_indices:
         block = design.blocks[i]
         if block.n_effects > 1:
-            why = ("a nested term with several correlated effects" if block.is_nested
-                   else "a second term with several correlated effects on the top-level factor")
+            why = (
+                "a nested term with several correlated effects"
+                if block.is_nested
+                else "a second term with several correlated effects on the top-level factor"
+            )
             raise UnsupportedByStatsmodels(
                 f"random term '{block.label}' ({', '.join(block.effects)}): {why} is neither "
                 "statsmodels' exog_re nor an iid variance component"
@@ -172,8 +175,12 @@ class Attempt:
     warnings: list[str] = field(default_factory=list)
 
     def record(self) -> dict:
-        return {"optimizer": self.optimizer, "reml_criterion": self.reml_criterion,
-                "grad_norm": self.grad_norm, "converged": self.converged}
+        return {
+            "optimizer": self.optimizer,
+            "reml_criterion": self.reml_criterion,
+            "grad_norm": self.grad_norm,
+            "converged": self.converged,
+        }
 
 
 def _run(design: Design, model: MixedLM, label: str, **fit_args) -> Attempt:
@@ -201,11 +208,12 @@ def evaluate_attempt(design: Design, model: MixedLM, label: str, result) -> Atte
     criterion = -2.0 * _loglike_in_eigenbasis(design, fit.beta, params.cov_re, params.vcomp)
     # With fe at their GLS value, the partial gradient in the covariance parameters equals the
     # profile gradient; profile_fe=False keeps statsmodels' faulty GLS (10239) out of it.
-    grad = model.score(params, profile_fe=False)[model.k_fe:]
+    grad = model.score(params, profile_fe=False)[model.k_fe :]
     if not np.isfinite(criterion):
         criterion = np.inf
-    return Attempt(label, params, float(criterion), float(np.linalg.norm(grad)),
-                   bool(result.converged), fe_repaired=repaired)
+    return Attempt(
+        label, params, float(criterion), float(np.linalg.norm(grad)), bool(result.converged), fe_repaired=repaired
+    )
 
 
 def _best(attempts: list[Attempt]) -> Attempt:
@@ -247,16 +255,22 @@ def _warning_summary(winner: Attempt, attempts: list[Attempt], converged: bool) 
     notes = [f"{winner.optimizer} (chosen): {w}" for w in winner.warnings]
     short = [a for a in attempts if a.reml_criterion - winner.reml_criterion > SAME_OPTIMUM]
     if short:
-        gaps = ", ".join(f"{a.optimizer} (+{a.reml_criterion - winner.reml_criterion:.4g})"
-                         for a in short)
-        notes.append(f"{len(short)} of {len(attempts)} optimizers stopped short of the best "
-                     f"REML criterion {winner.reml_criterion:.6f}: {gaps}")
-    notes += [f"{a.optimizer}: statsmodels' fixed effects disagreed with GLS at its variance "
-              "parameters (statsmodels issue 10239); evaluated at the GLS fixed effects"
-              for a in attempts if a.fe_repaired]
+        gaps = ", ".join(f"{a.optimizer} (+{a.reml_criterion - winner.reml_criterion:.4g})" for a in short)
+        notes.append(
+            f"{len(short)} of {len(attempts)} optimizers stopped short of the best "
+            f"REML criterion {winner.reml_criterion:.6f}: {gaps}"
+        )
+    notes += [
+        f"{a.optimizer}: statsmodels' fixed effects disagreed with GLS at its variance "
+        "parameters (statsmodels issue 10239); evaluated at the GLS fixed effects"
+        for a in attempts
+        if a.fe_repaired
+    ]
     if not converged:
-        notes.append(f"REML optimum not confirmed: gradient norm {winner.grad_norm:.3g} at the best "
-                     "criterion, or no converged optimizer reached it")
+        notes.append(
+            f"REML optimum not confirmed: gradient norm {winner.grad_norm:.3g} at the best "
+            "criterion, or no converged optimizer reached it"
+        )
     return notes
 
 
@@ -289,8 +303,8 @@ def _random_effects(design: Design, results: MixedLMResults) -> tuple[list, list
             block = design.blocks[i]
             cells = cells_in_group(block, g)
             width = block.n_effects if i == re_index else len(cells)
-            modes[i][cells] = mean[start:start + width].reshape(len(cells), -1)
-            sds[i][cells] = sd[start:start + width].reshape(len(cells), -1)
+            modes[i][cells] = mean[start : start + width].reshape(len(cells), -1)
+            sds[i][cells] = sd[start : start + width].reshape(len(cells), -1)
             start += width
     return modes, sds
 
@@ -307,9 +321,16 @@ def _estimates(design: Design, model: MixedLM, winner: Attempt, attempts: list[A
     modes, sds = _random_effects(design, _results_at(model, params, fit.sigma2))
     converged = _confirmed(winner, attempts, design.n_obs)
     return Estimates(
-        beta=fit.beta, beta_cov=fit.beta_cov, sigma2=fit.sigma2, covariances=covariances,
-        modes=modes, conditional_sds=sds, loglik=-winner.reml_criterion / 2.0,
-        path="statsmodels", optimizer=winner.optimizer, converged=converged,
+        beta=fit.beta,
+        beta_cov=fit.beta_cov,
+        sigma2=fit.sigma2,
+        covariances=covariances,
+        modes=modes,
+        conditional_sds=sds,
+        loglik=-winner.reml_criterion / 2.0,
+        path="statsmodels",
+        optimizer=winner.optimizer,
+        converged=converged,
         attempts=[a.record() for a in attempts],
         warnings=_warning_summary(winner, attempts, converged),
     )
@@ -327,8 +348,7 @@ def statsmodels_loglike(design: Design, estimates: Estimates) -> float:
     return _loglike_in_eigenbasis(design, np.asarray(estimates.beta, float), cov_re, vcomp)
 
 
-def _loglike_in_eigenbasis(design: Design, beta: np.ndarray, cov_re: np.ndarray,
-                           vcomp: np.ndarray) -> float:
+def _loglike_in_eigenbasis(design: Design, beta: np.ndarray, cov_re: np.ndarray, vcomp: np.ndarray) -> float:
     """statsmodels' REML logLik at relative covariances, with exog_re rotated to cov_re's eigenbasis.
 
     statsmodels inverts cov_re and takes its log-determinant; near a singular solution that
