@@ -1,5 +1,7 @@
-"""Shared fixtures: the chapter's data prepared as the lme4 oracle assumes, and the oracle itself."""
+"""Shared constants and fixtures: the repository and its parsed config.yaml, the chapter's data
+prepared as the lme4 oracle assumes, and the oracle itself."""
 
+import copy
 import json
 from pathlib import Path
 
@@ -10,13 +12,22 @@ import yaml
 
 from lmmflow.simulate import Dropout
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG_SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+# config.yaml as written (no schema defaults filled in); tests that change it use `config`.
+CONFIG = yaml.safe_load((ROOT / "config.yaml").read_text())
+SHARED = ROOT.parent / "shared"
 MIRROR = SHARED / "data"
 ORACLE = SHARED / "reference" / "lme4_chapter.json"
 CONFINT_ORACLE = SHARED / "reference" / "lme4_confint.json"
-CONFIG = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())
 # The chapter's imbalanced setting as configured: 1..9 later occasions kept, early ones more often.
 CHAPTER_DROPOUT = Dropout.from_config(CONFIG["shrinkage"]["settings"]["imbalanced"]["simulate"]["dropout"])
+
+
+@pytest.fixture
+def config():
+    """A copy of config.yaml's content to change."""
+    return copy.deepcopy(CONFIG)
 
 
 @pytest.fixture(scope="session")

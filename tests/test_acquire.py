@@ -1,12 +1,11 @@
 """Fetching raw files: from a mirror, a local path or a URL, kept only when the SHA-256 matches."""
 
 import hashlib
-import shutil
 
 import pytest
 from conftest import MIRROR
 
-from lmmflow.acquire import AcquireError, fetch, find_verified, raw_file_name, sha256_of
+from lmmflow.acquire import AcquireError, fetch, raw_file_name, sha256_of
 
 GPA_SHA256 = "2fe359f22de7ecb919ed7a848ca21b4c096baa322b94dc443bef98f7f54d2b18"
 # Nothing listens on the discard port of localhost: a download that fails at once, offline.
@@ -88,11 +87,3 @@ def test_sha256_of_matches_hashlib(tmp_path):
     path = tmp_path / "x.bin"
     path.write_bytes(b"lmmflow")
     assert sha256_of(path) == hashlib.sha256(b"lmmflow").hexdigest()
-
-
-def test_find_verified_prefers_fetched_then_verified_mirror(raw_dir, corrupt_mirror):
-    assert find_verified(url_source(), MIRROR, raw_dir) == MIRROR / "gpa.RData"
-    assert find_verified(url_source(), corrupt_mirror, raw_dir) is None
-    assert find_verified(url_source(), None, raw_dir) is None
-    shutil.copyfile(MIRROR / "gpa.RData", raw_dir / "gpa.RData")
-    assert find_verified(url_source(), corrupt_mirror, raw_dir) == raw_dir / "gpa.RData"

@@ -71,22 +71,6 @@ def verify(path: Path, expected: str | None, name: str, origin: object) -> None:
         )
 
 
-def find_verified(source: dict, mirror: str | os.PathLike | None, raw_dir: str | os.PathLike) -> Path | None:
-    """A local file with the source's content, if one exists without downloading, else None.
-
-    Files in `raw_dir` were verified when fetched; other local copies are hashed now.
-    """
-    fetched = Path(raw_dir) / raw_file_name(source)
-    if fetched.is_file():
-        return fetched
-    origin = local_origin(source, mirror)
-    if origin is None or not origin.is_file():
-        return None
-    if source.get("sha256") not in (None, sha256_of(origin)):
-        return None
-    return origin
-
-
 def _copy(origin: Path, target: Path) -> None:
     if not origin.is_file():
         raise AcquireError(f"{origin.name}: local source file {origin} does not exist")

@@ -1,162 +1,42 @@
-# Start-up: validate the configuration, cross-check it, and provide the input helpers.
+# Start-up: the configuration checked once (lmmflow.config), and the rules' input helpers.
 
 import os
 import re
 
-from snakemake.utils import validate
+from snakemake.logging import logger
 
-from lmmflow.acquire import find_verified, raw_file_name
-from lmmflow.configfiles import check_duplicate_keys
-from lmmflow.formula import FormulaError, parse_formula
-from lmmflow.prepare import check_columns, check_spec, list_columns
+from lmmflow.acquire import raw_file_name
+from lmmflow.config import check_config, raw_datasets, raw_sources
 
 RAW_DIR = "resources/raw"
+FIGURE_FORMATS = ["png", "svg"]
 
+# Snakemake lists the --configfile files first but merges them over `configfile:` ones.
+_cli_files = len(workflow.overwrite_configfiles)
+for note in check_config(
+    config,
+    workflow.configfiles[_cli_files:] + workflow.configfiles[:_cli_files],
+    schema_path=os.path.join(workflow.basedir, "workflow/schemas/config.schema.yaml"),
+    raw_dir=RAW_DIR,
+):
+    logger.warning(f"Note: {note}")
 
-class ConfigError(ValueError):
-    """The configuration names something that does not exist."""
-
-
-# YAML keeps only the last of two equal keys (e.g. two models of one name): refuse that.
-check_duplicate_keys(workflow.configfiles)
-validate(config, schema="../schemas/config.schema.yaml")
-
-RAW_DATASETS = {
-    name: spec for name, spec in config["datasets"].items() if "source" in spec
-}
+# The schema's defaults are filled in: every section below exists.
+RAW_DATASETS = raw_datasets(config)
 SIMULATED_DATASETS = {
     name: spec for name, spec in config["datasets"].items() if "simulate" in spec
 }
-
-
-def check_references():
-    """Models name known data sets; comparisons name known models."""
-    for model, spec in config["models"].items():
-        if spec["dataset"] not in config["datasets"]:
-            raise ConfigError(
-                f"models.{model}.dataset: unknown data set '{spec['dataset']}'; "
-                f"known: {', '.join(config['datasets'])}"
-            )
-    for comparison, models in config["comparisons"].items():
-        for model in models:
-            if model not in config["models"]:
-                raise ConfigError(
-                    f"comparisons.{comparison}: unknown model '{model}'; "
-                    f"known: {', '.join(config['models'])}"
-                )
-
-
-def check_model_lists():
-    """Focus groups and coefficient checks name known models; the models of a comparison or a
-    focus group share their data set (their fixed effects are compared once fitted)."""
-    named = {"coefficient_checks": config["coefficient_checks"]}
-    named |= {
-        f"focus_groups.{n}.models": f["models"]
-        for n, f in config["focus_groups"].items()
-    }
-    for key, models in named.items():
-        unknown = [model for model in models if model not in config["models"]]
-        if unknown:
-            raise ConfigError(
-                f"{key}: unknown model(s) {unknown}; known: {', '.join(config['models'])}"
-            )
-    for name, plot in config["scatter_plots"].items():
-        if plot["dataset"] not in config["datasets"]:
-            raise ConfigError(
-                f"scatter_plots.{name}.dataset: unknown data set '{plot['dataset']}'; "
-                f"known: {', '.join(config['datasets'])}"
-            )
-    shared = {f"comparisons.{n}": models for n, models in config["comparisons"].items()}
-    shared |= {
-        f"focus_groups.{n}.models": f["models"]
-        for n, f in config["focus_groups"].items()
-    }
-    for key, models in shared.items():
-        datasets = {config["models"][model]["dataset"] for model in models}
-        if len(datasets) > 1:
-            raise ConfigError(
-                f"{key}: models fitted to different data sets {sorted(datasets)}; "
-                "REML criteria compare only models on the same data"
-            )
-
-
-def check_formulas():
-    """Formula syntax is checked at start-up, before any job runs."""
-    for model, spec in config["models"].items():
-        try:
-            parse_formula(spec["formula"])
-        except FormulaError as error:
-            raise ConfigError(f"models.{model}.formula: {error}") from None
-
-
-def collect_raw_sources():
-    """Raw file name -> source; data sets may share a file only if they share its source."""
-    sources, users = {}, {}
-    for dataset, spec in RAW_DATASETS.items():
-        source = {key: spec["source"][key] for key in spec["source"] if key != "object"}
-        name = raw_file_name(source)
-        if sources.setdefault(name, source) != source:
-            raise ConfigError(
-                f"datasets.{dataset}.source: file name '{name}' is already used by data set "
-                f"'{users[name]}' with a different source"
-            )
-        users.setdefault(name, dataset)
-    return sources
-
-
-def check_datasets():
-    """Rename/recode/factors fit the raw data, checked now if it is at hand without downloading."""
-    for dataset, spec in RAW_DATASETS.items():
-        check_spec(dataset, spec, raw_file_name(spec["source"]))
-        local = find_verified(spec["source"], config["data_mirror"], RAW_DIR)
-        if local is not None:
-            check_columns(
-                dataset, spec, list_columns(local, spec["source"].get("object"))
-            )
-
-
-# --- shrinkage: observed or simulated settings, see config.yaml `shrinkage` ---
-
-SHRINKAGE_SETTINGS = config.get("shrinkage", {}).get("settings", {})
+RAW_SOURCES = raw_sources(config)
+SHRINKAGE_SETTINGS = config["shrinkage"]["settings"]
 OBSERVED_SETTINGS = [
     name for name, spec in SHRINKAGE_SETTINGS.items() if "dataset" in spec
 ]
-FIGURE_FORMATS = ["png", "svg"]
-
-
-def check_shrinkage():
-    """Observed settings name known data sets; dropout weights fit the simulated occasions."""
-    for name, spec in SHRINKAGE_SETTINGS.items():
-        if "dataset" in spec and spec["dataset"] not in config["datasets"]:
-            raise ConfigError(
-                f"shrinkage.settings.{name}.dataset: unknown data set '{spec['dataset']}'; "
-                f"known: {', '.join(config['datasets'])}"
-            )
-        dropout = spec.get("simulate", {}).get("dropout")
-        later = spec.get("simulate", {}).get("n_per_group", 0) - 1
-        if dropout and len(dropout["occasion_weights"]) != later:
-            raise ConfigError(
-                f"shrinkage.settings.{name}.simulate.dropout.occasion_weights: one weight per "
-                f"later occasion expected ({later}), got {len(dropout['occasion_weights'])}"
-            )
-        if dropout and len(dropout["count_weights"]) > later:
-            raise ConfigError(
-                f"shrinkage.settings.{name}.simulate.dropout.count_weights: at most {later} "
-                f"later occasions can be kept, got {len(dropout['count_weights'])} weights"
-            )
+BOOTSTRAP = config["intervals"]["bootstrap"]
 
 
 def name_pattern(names):
     """A wildcard constraint matching exactly these names (nothing if there are none)."""
     return "|".join(map(re.escape, names)) or "(?!)"
-
-
-check_references()
-check_formulas()
-check_model_lists()
-RAW_SOURCES = collect_raw_sources()
-check_datasets()
-check_shrinkage()
 
 
 wildcard_constraints:
@@ -170,12 +50,7 @@ wildcard_constraints:
 
 def get_final_outputs():
     """Everything `snakemake` builds by default."""
-    return get_result_outputs() + get_report_outputs()
-
-
-def get_report_outputs():
-    """The HTML report (workflow/rules/report.smk)."""
-    return ["results/report/report.html"]
+    return get_result_outputs() + ["results/report/report.html"]
 
 
 REPORT_DIR = os.path.join(workflow.basedir, "reports")
@@ -195,10 +70,6 @@ def get_report_inputs(wildcards):
         )
         + expand("results/shrinkage/{setting}/fit.json", setting=SHRINKAGE_SETTINGS),
     }
-
-
-def get_report_renderer():
-    return config["report"]["renderer"]  # the schema's default fills it in
 
 
 def get_result_outputs():
@@ -239,32 +110,21 @@ def get_model_outputs():
     )
 
 
-def get_model_data(wildcards):
-    dataset = config["models"][wildcards.model]["dataset"]
+def prepared_data(dataset):
+    """A prepared data set's table and data dictionary, as named inputs."""
     return {
         "data": f"results/data/{dataset}.csv",
         "schema": f"results/data/{dataset}.schema.json",
     }
 
 
-def get_model_dataset(wildcards):
-    return config["models"][wildcards.model]["dataset"]
-
-
-def get_model_formula(wildcards):
-    return config["models"][wildcards.model]["formula"]
-
-
-def get_model_engine(wildcards):
-    return config["models"][wildcards.model].get("engine", "fast")
+def get_model_data(wildcards):
+    return prepared_data(config["models"][wildcards.model]["dataset"])
 
 
 def get_focus_inputs(wildcards):
     models = config["focus_groups"][wildcards.focus]["models"]
-    dataset = config["models"][models[0]]["dataset"]
-    return {
-        "data": f"results/data/{dataset}.csv",
-        "schema": f"results/data/{dataset}.schema.json",
+    return prepared_data(config["models"][models[0]]["dataset"]) | {
         "fitted": expand("results/models/{model}/fitted.csv", model=models),
         "random_effects": expand(
             "results/models/{model}/random_effects.csv", model=models
@@ -274,19 +134,7 @@ def get_focus_inputs(wildcards):
 
 
 def get_scatter_data(wildcards):
-    dataset = config["scatter_plots"][wildcards.plot]["dataset"]
-    return {
-        "data": f"results/data/{dataset}.csv",
-        "schema": f"results/data/{dataset}.schema.json",
-    }
-
-
-def get_scatter_plot(wildcards):
-    return config["scatter_plots"][wildcards.plot]
-
-
-def get_focus_group(wildcards):
-    return config["focus_groups"][wildcards.focus]
+    return prepared_data(config["scatter_plots"][wildcards.plot]["dataset"])
 
 
 def get_comparison_fits(wildcards):
@@ -296,6 +144,7 @@ def get_comparison_fits(wildcards):
     )
 
 
+# Raw file names come from URLs and paths: plain keys, not dpath globs for lookup().
 def get_raw_source(wildcards):
     return RAW_SOURCES[wildcards.raw_file]
 
@@ -307,10 +156,6 @@ def get_local_source(wildcards):
 
 def get_dataset_raw_file(wildcards):
     return f"{RAW_DIR}/{raw_file_name(config['datasets'][wildcards.dataset]['source'])}"
-
-
-def get_dataset_spec(wildcards):
-    return config["datasets"][wildcards.dataset]
 
 
 def get_shrinkage_outputs():
@@ -341,19 +186,10 @@ def get_shrinkage_outputs():
     return outputs
 
 
-def get_shrinkage_setting(wildcards):
-    return SHRINKAGE_SETTINGS[wildcards.setting]
-
-
 def get_shrinkage_setting_data(wildcards):
     """The prepared data set of an observed setting; nothing for a simulated one."""
     dataset = SHRINKAGE_SETTINGS[wildcards.setting].get("dataset")
-    if dataset is None:
-        return {}
-    return {
-        "data": f"results/data/{dataset}.csv",
-        "schema": f"results/data/{dataset}.schema.json",
-    }
+    return {} if dataset is None else prepared_data(dataset)
 
 
 def get_shrinkage_labels():
@@ -361,45 +197,15 @@ def get_shrinkage_labels():
     return {name: spec.get("label", name) for name, spec in SHRINKAGE_SETTINGS.items()}
 
 
-# --- intervals, see config.yaml `intervals` ---
-
-INTERVALS = config.get("intervals", {})
-INTERVAL_MODELS = INTERVALS.get("models", [])
-BOOTSTRAP = INTERVALS.get(
-    "bootstrap", {"replicates": 200, "chunks": 4, "seed": 20261126}
-)
-
-
-def check_intervals():
-    """Interval models are configured models; chunks do not outnumber replicates."""
-    for model in INTERVAL_MODELS:
-        if model not in config["models"]:
-            raise ConfigError(
-                f"intervals.models: unknown model '{model}'; known: {', '.join(config['models'])}"
-            )
-    if BOOTSTRAP["chunks"] > BOOTSTRAP["replicates"]:
-        raise ConfigError(
-            f"intervals.bootstrap: {BOOTSTRAP['chunks']} chunks for only "
-            f"{BOOTSTRAP['replicates']} replicates"
-        )
-
-
-check_intervals()
-
-
 def get_interval_outputs():
     """Profile and/or bootstrap intervals per `intervals.models`."""
-    method = INTERVALS.get("method", "profile")
-    outputs = []
-    if method in ("profile", "both"):
-        outputs += expand(
-            "results/intervals/{model}/profile.csv", model=INTERVAL_MODELS
-        )
-    if method in ("bootstrap", "both"):
-        outputs += expand(
-            "results/intervals/{model}/bootstrap.csv", model=INTERVAL_MODELS
-        )
-    return outputs
+    method = config["intervals"]["method"]
+    methods = ["profile", "bootstrap"] if method == "both" else [method]
+    return expand(
+        "results/intervals/{model}/{method}.csv",
+        method=methods,
+        model=config["intervals"]["models"],
+    )
 
 
 def get_bootstrap_chunks(wildcards):

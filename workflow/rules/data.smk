@@ -29,7 +29,7 @@ rule prepare_dataset:
     conda:
         "../envs/lmmflow.yaml"
     params:
-        spec=get_dataset_spec,
+        spec=lookup(dpath="datasets/{dataset}", within=config),
     script:
         "../../scripts/prepare_dataset.py"
 
@@ -45,6 +45,6 @@ rule simulate_dataset:
     conda:
         "../envs/lmmflow.yaml"
     params:
-        spec=get_dataset_spec,
+        spec=lookup(dpath="datasets/{dataset}", within=config),
     script:
         "../../scripts/simulate_dataset.py"

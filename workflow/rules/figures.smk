@@ -19,7 +19,7 @@ rule figure_trajectories:
     conda:
         "../envs/lmmflow.yaml"
     params:
-        setting=get_shrinkage_setting,
+        setting=lookup(dpath="{setting}", within=SHRINKAGE_SETTINGS),
     script:
         "../../scripts/figure_trajectories.py"
 
@@ -42,7 +42,7 @@ rule figure_coefficient_densities:
     conda:
         "../envs/lmmflow.yaml"
     params:
-        setting=get_shrinkage_setting,
+        setting=lookup(dpath="{setting}", within=SHRINKAGE_SETTINGS),
     script:
         "../../scripts/figure_coefficient_densities.py"
 
@@ -66,7 +66,7 @@ rule figure_effects:
     conda:
         "../envs/lmmflow.yaml"
     params:
-        setting=get_shrinkage_setting,
+        setting=lookup(dpath="{setting}", within=SHRINKAGE_SETTINGS),
     script:
         "../../scripts/figure_effects.py"
 
@@ -109,6 +109,6 @@ rule figure_scatter:
     conda:
         "../envs/lmmflow.yaml"
     params:
-        plot=get_scatter_plot,
+        plot=lookup(dpath="scatter_plots/{plot}", within=config),
     script:
         "../../scripts/figure_scatter.py"

@@ -27,8 +27,8 @@ rule fit_model:
     conda:
         "../envs/lmmflow.yaml"
     params:
-        dataset=get_model_dataset,
-        formula=get_model_formula,
-        engine=get_model_engine,
+        dataset=lookup(dpath="models/{model}/dataset", within=config),
+        formula=lookup(dpath="models/{model}/formula", within=config),
+        engine=lookup(dpath="models/{model}/engine", within=config),
     script:
         "../../scripts/fit_model.py"

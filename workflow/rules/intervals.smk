@@ -23,8 +23,8 @@ rule profile_intervals:
     conda:
         "../envs/lmmflow.yaml"
     params:
-        formula=get_model_formula,
-        engine=get_model_engine,
+        formula=lookup(dpath="models/{model}/formula", within=config),
+        engine=lookup(dpath="models/{model}/engine", within=config),
     script:
         "../../scripts/profile_intervals.py"
 
@@ -41,8 +41,8 @@ rule bootstrap_chunk:
     conda:
         "../envs/lmmflow.yaml"
     params:
-        formula=get_model_formula,
-        engine=get_model_engine,
+        formula=lookup(dpath="models/{model}/formula", within=config),
+        engine=lookup(dpath="models/{model}/engine", within=config),
         bootstrap=BOOTSTRAP,
     script:
         "../../scripts/bootstrap_chunk.py"
@@ -59,7 +59,7 @@ rule aggregate_bootstrap:
     conda:
         "../envs/lmmflow.yaml"
     params:
-        formula=get_model_formula,
-        engine=get_model_engine,
+        formula=lookup(dpath="models/{model}/formula", within=config),
+        engine=lookup(dpath="models/{model}/engine", within=config),
     script:
         "../../scripts/aggregate_bootstrap.py"

@@ -13,7 +13,7 @@ rule render_report:
     conda:
         "../envs/lmmflow.yaml"
     params:
-        renderer=get_report_renderer(),
+        renderer=lookup(dpath="report/renderer", within=config),
         config=config,
         repo=workflow.basedir,
     script:

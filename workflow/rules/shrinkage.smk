@@ -17,7 +17,7 @@ rule shrinkage_setting:
     conda:
         "../envs/lmmflow.yaml"
     params:
-        setting=get_shrinkage_setting,
+        setting=lookup(dpath="{setting}", within=SHRINKAGE_SETTINGS),
     script:
         "../../scripts/shrinkage_setting.py"
 

@@ -34,7 +34,7 @@ rule focus_group:
     conda:
         "../envs/lmmflow.yaml"
     params:
-        focus=get_focus_group,
+        focus=lookup(dpath="focus_groups/{focus}", within=config),
     script:
         "../../scripts/focus_group.py"
 
