@@ -5,15 +5,12 @@ Timings are not checked: a benchmark is not a timed test.
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-from conftest import MIRROR
+from conftest import MIRROR, ROOT
 from workflow_helpers import checkout_env
 
 pytestmark = pytest.mark.workflow
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_quick_benchmark_writes_the_markdown_tables(tmp_path):

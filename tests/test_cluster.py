@@ -6,15 +6,14 @@ import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import yaml
+from conftest import ROOT
 
 from lmmflow import cluster
 
-ROOT = Path(__file__).resolve().parents[1]
 CLUSTER_RULES = ROOT / "workflow" / "rules" / "cluster.smk"
 SLURM_PROFILE = ROOT / "workflow" / "profiles" / "slurm"
 DEFAULT_PROFILE = ROOT / "workflow" / "profiles" / "default"

@@ -404,6 +404,19 @@ def test_check_config_refuses_duplicate_keys_before_anything_else(tmp_path):
     assert "extra.yaml line 3: 'models.m' (first given at line 2)" in text
 
 
+@pytest.mark.workflow
+def test_snakemake_reports_an_entry_an_extra_configfile_overrides(tmp_path):
+    """Snakemake lists --configfile files before config.yaml but merges them over it."""
+    from workflow_helpers import offline, output, snakemake
+
+    extra = tmp_path / "extra.yaml"
+    extra.write_text("models:\n  sleep_slopes: {formula: 'Reaction ~ Days + (1 | Subject)'}\n")
+    result = snakemake(tmp_path, "-n", "results/models/sleep_slopes/fit.json", "--configfile", str(extra), *offline())
+    assert result.returncode == 0, output(result)
+    note = "Note: config key 'models.sleep_slopes' is given in config.yaml and extra.yaml; merged key by key, extra.yaml wins"
+    assert note in output(result), output(result)
+
+
 # --- config.yaml's pinned sources --------------------------------------------------------------
 
 

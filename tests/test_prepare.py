@@ -1,12 +1,10 @@
 """Preparing data sets: rename, recode, factors, the data dictionary and the CSV round trip."""
 
 import re
-from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
-from conftest import MIRROR
+from conftest import CONFIG, MIRROR
 
 from lmmflow.prepare import (
     PrepareError,
@@ -16,8 +14,6 @@ from lmmflow.prepare import (
     read_raw,
     write_prepared,
 )
-
-CONFIG = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())
 
 
 def config_spec(name):

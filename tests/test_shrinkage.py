@@ -1,18 +1,15 @@
 """Separate per-group regressions vs the mixed model's coefficients, in every configured setting."""
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import CHAPTER_DROPOUT
+from conftest import CHAPTER_DROPOUT, CONFIG, CONFIG_SCHEMA
 
 from lmmflow import shrinkage
 from lmmflow.simulate import simulate_random_slopes
 
-ROOT = Path(__file__).resolve().parents[1]
-SETTINGS = yaml.safe_load((ROOT / "config.yaml").read_text())["shrinkage"]["settings"]
+SETTINGS = CONFIG["shrinkage"]["settings"]
 
 
 def lstsq_per_group(data, group, x, y):
@@ -129,8 +126,8 @@ def test_config_section_matches_the_schema():
 
     import jsonschema
 
-    config = yaml.safe_load((ROOT / "config.yaml").read_text())
-    schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    config = CONFIG
+    schema = yaml.safe_load(CONFIG_SCHEMA.read_text())
     validator = jsonschema.Draft202012Validator(schema)
     assert list(validator.iter_errors(config)) == []
     for path in (

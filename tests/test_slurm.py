@@ -17,13 +17,12 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import MIRROR
+from conftest import MIRROR, ROOT
 from test_cluster import local_rules
 from workflow_helpers import checkout_env
 
 pytestmark = [pytest.mark.slurm, pytest.mark.workflow]
 
-ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ROOT / "tests" / "slurm"
 # The test lowers the plugin's status polling (40 s before the first check, then growing) so
 # that a finished job is noticed within seconds.

@@ -5,9 +5,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from conftest import MIRROR
-
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import MIRROR, ROOT
 
 
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:

@@ -152,16 +152,20 @@ def _fill_defaults(validator, properties, instance, schema):
 
 _Validator = jsonschema.validators.extend(jsonschema.Draft202012Validator, {"properties": _fill_defaults})
 
+# A value quoted in a message: its start, not a page of it (keyword arguments need Python 3.12)
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxdict, _SHORT.maxlist, _SHORT.maxstring = 2, 2, 2, 40
+
 
 def validate(config: dict, schema: dict) -> None:
     """Check ``config`` against ``schema``, filling in its defaults in place (the only place they
     are given); raise ConfigError with one line per problem, naming the key."""
     errors = sorted(_Validator(schema).iter_errors(config), key=lambda error: list(map(str, error.absolute_path)))
     if errors:
-        raise ConfigError("\n".join(map(describe, errors)))
+        raise ConfigError("\n".join(map(_describe, errors)))
 
 
-def describe(error: jsonschema.ValidationError) -> str:
+def _describe(error: jsonschema.ValidationError) -> str:
     """A schema violation in one line: the dotted key, then what is wrong and what is allowed."""
     key = ".".join(map(str, error.absolute_path))
     if error.validator == "additionalProperties":
@@ -174,15 +178,10 @@ def describe(error: jsonschema.ValidationError) -> str:
     if error.validator == "oneOf":
         closest = _closest_alternative(error)
         if closest is not None:
-            return describe(closest)
+            return _describe(closest)
         alternatives = " | ".join(map(_alternative, error.validator_value))
         return f"{_where(key)}: give exactly one of: {alternatives}"
     return f"{_where(key)}: {error.message.replace(repr(error.instance), _SHORT.repr(error.instance))}"
-
-
-# A value quoted in a message: its start, not a page of it (keyword arguments need Python 3.12)
-_SHORT = reprlib.Repr()
-_SHORT.maxlevel, _SHORT.maxdict, _SHORT.maxlist, _SHORT.maxstring = 2, 2, 2, 40
 
 
 def _where(key: str, name: object = None) -> str:
