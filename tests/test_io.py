@@ -4,6 +4,7 @@ import json
 
 import pandas as pd
 import pytest
+from workflow_helpers import strict_json
 
 from lmmflow import io
 
@@ -33,15 +34,6 @@ def test_stale_temporary_of_a_killed_writer_is_removed(tmp_path):
     io.write_json({"logLik": -1.25}, tmp_path / "fit.json")
     assert json.loads((tmp_path / "fit.json").read_text()) == {"logLik": -1.25}
     assert sorted(p.name for p in tmp_path.iterdir()) == [".other.json.abc123.tmp", "fit.json"]
-
-
-def strict_json(text):
-    """Python's json.loads, refusing the NaN/Infinity tokens that are not JSON (RFC 8259)."""
-
-    def refuse(token):
-        raise ValueError(f"not JSON: {token}")
-
-    return json.loads(text, parse_constant=refuse)
 
 
 def test_non_finite_numbers_are_written_as_null(tmp_path):
