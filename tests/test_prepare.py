@@ -250,9 +250,10 @@ def test_nan_is_a_missing_value_not_refused(tmp_path):
     assert {"name": "y", "type": "numeric", "missing": 1} in dictionary["columns"]
 
 
-def test_check_finite_skips_categorical_columns():
+def test_check_finite_skips_categorical_columns_and_missing_values():
     data = pd.DataFrame({"g": pd.Categorical(["inf", "a"]), "y": [1.0, float("inf")]})
     check_finite(data, ["g"], "t")
+    check_finite(pd.DataFrame({"n": pd.array([1, None], dtype="Int64")}), ["n"], "t")
     with pytest.raises(PrepareError, match="^t: column 'y' has 1 infinite value"):
         check_finite(data, ["g", "y"], "t")
 

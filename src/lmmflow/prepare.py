@@ -224,7 +224,7 @@ def _check_decimal_mark(key: str, data: pd.DataFrame, source: dict) -> None:
         if values.astype(str).str.fullmatch(DECIMAL_COMMA_NUMBER).all():
             raise PrepareError(
                 f"{key}: column '{column}' holds numbers with a decimal comma ({values.iloc[0]!r}); "
-                f'set source.read.decimal: "," to read them as numbers, or list the column under '
+                'set source.read.decimal: "," to read them as numbers, or list the column under '
                 "factors to keep it as text"
             )
 
@@ -238,7 +238,7 @@ def check_finite(data: pd.DataFrame, columns: Iterable[str], where: str) -> None
         values = data[column]
         if not _is_plain_numeric(values):
             continue
-        rows = np.flatnonzero(np.isinf(values.to_numpy(dtype=float))) + 1
+        rows = np.flatnonzero(np.isinf(values.to_numpy(dtype=float, na_value=np.nan))) + 1
         if len(rows):
             shown = ", ".join(map(str, rows[:5])) + (", ..." if len(rows) > 5 else "")
             count = "1 infinite value" if len(rows) == 1 else f"{len(rows)} infinite values"
