@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import MIRROR
-from workflow_helpers import ROOT, checkout_env, output, snakemake
+from workflow_helpers import ROOT, checkout_env, json_outputs, output, snakemake
 
 pytestmark = pytest.mark.workflow
 
@@ -58,6 +58,7 @@ def sleepstudy() -> pd.DataFrame:
 # --- faults that fail only their own jobs: one shared run -------------------------------------
 
 MISSING_ROWS = {"Reaction": [0, 5], "Days": [7], "Subject": [12]}
+INFINITE_ROWS = [3, 16]  # data rows 4 and 17
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +78,9 @@ def faulty(tmp_path_factory):
     text.loc[3, "Reaction"] = "fast"
     text.to_csv(files / "sleep_text.csv", index=False)
     data.head(0).to_csv(files / "sleep_header_only.csv", index=False)
+    infinite = data.copy()
+    infinite.loc[INFINITE_ROWS, "Reaction"] = [float("inf"), -float("inf")]
+    infinite.to_csv(files / "sleep_inf.csv", index=False)
     (files / "sleep_ragged.csv").write_text(data.head(5).to_csv(index=False) + "6,300.1,5,308,extra\n")
     extra = {
         "datasets": {
@@ -86,6 +90,7 @@ def faulty(tmp_path_factory):
             "sleep_text": path_source(files / "sleep_text.csv"),
             "sleep_header_only": path_source(files / "sleep_header_only.csv"),
             "sleep_ragged": path_source(files / "sleep_ragged.csv"),
+            "sleep_inf": path_source(files / "sleep_inf.csv"),
             "sleep_offline": {"source": {"url": NOWHERE, "sha256": "0" * 64}},
         },
         "models": {
@@ -93,6 +98,7 @@ def faulty(tmp_path_factory):
             "m_complete": {"dataset": "sleep_complete", "formula": FORMULA},
             "m_one_subject": {"dataset": "sleep_one_subject", "formula": FORMULA},
             "m_text": {"dataset": "sleep_text", "formula": FORMULA},
+            "m_inf": {"dataset": "sleep_inf", "formula": FORMULA},
             "m_unknown_column": {"dataset": "sleepstudy", "formula": "Reaction ~ Dayz + (Days | Subject)"},
             "m_no_slope": {"dataset": "sleepstudy", "formula": "Reaction ~ 1 + (Days | Subject)"},
         },
@@ -100,7 +106,7 @@ def faulty(tmp_path_factory):
     }
     targets = [
         f"results/models/{model}/fit.json"
-        for model in ("m_missing", "m_complete", "m_one_subject", "m_text", "m_unknown_column")
+        for model in ("m_missing", "m_complete", "m_one_subject", "m_text", "m_inf", "m_unknown_column")
     ]
     targets += [f"results/data/{name}.csv" for name in ("sleep_header_only", "sleep_ragged", "sleep_offline")]
     targets += ["results/comparisons/different_fixed.csv"]
@@ -116,6 +122,11 @@ RAW = "resources/raw/"
     "message, culprit, kept",
     [
         ("response 'Reaction' must be numeric, found category", "m_text", []),
+        (
+            "datasets.sleep_inf (sleep_inf.csv): column 'Reaction' has 2 infinite values (data rows 4, 17",
+            "_inf",  # the data set sleep_inf and the model m_inf
+            [RAW + "sleep_inf.csv"],
+        ),
         ("grouping factor 'Subject' has only one level ('308')", "m_one_subject", []),
         ("fixed part 'Dayz' names column(s) ['Dayz'] not found in data", "m_unknown_column", []),
         ("models 'sleep_slopes' and 'm_no_slope' differ in fixed effects", "different_fixed", []),
@@ -125,6 +136,7 @@ RAW = "resources/raw/"
     ],
     ids=[
         "non-numeric-response",
+        "infinite-response",
         "one-level-group",
         "unknown-column",
         "different-fixed-effects",
@@ -143,6 +155,11 @@ def test_fault_is_named_and_leaves_no_output(faulty, message, culprit, kept):
 def test_no_temporary_files_survive_the_failed_jobs(faulty):
     workdir, _ = faulty
     assert [p for p in workdir.rglob("*.tmp")] == []
+
+
+def test_json_of_the_faulty_run_is_strict(faulty):
+    workdir, _ = faulty
+    assert "models/m_missing/fit.json" in json_outputs(workdir / "results")
 
 
 def test_rows_with_missing_values_are_dropped_counted_and_fit_like_complete_cases(faulty):
@@ -214,6 +231,38 @@ def test_unreadable_local_raw_file_is_refused_at_start_up(tmp_path, name, conten
     assert not (tmp_path / "results").exists() and not (tmp_path / "resources").exists()
 
 
+def write_csv2(path: Path) -> None:
+    """The sleep study as R's write.csv2 writes it: ';' between fields, ',' as decimal mark."""
+    sleepstudy().to_csv(path, sep=";", decimal=",", index=False)
+
+
+def test_semicolon_csv_is_refused_at_start_up_naming_its_columns_and_the_fix(tmp_path):
+    write_csv2(tmp_path / "sleep2.csv")
+    extra = {"datasets": {"sleep2": {"source": {"path": str(tmp_path / "sleep2.csv")}}}}
+    result = run(tmp_path, "results/data/sleep2.csv", extra=extra)
+    assert result.returncode != 0
+    named = "sleep2.csv: read with separator \",\", its header is the one column 'rownames;Reaction;Days;Subject'"
+    assert named in output(result) and 'set source.read: {sep: ";"}' in output(result), output(result)
+    assert not (tmp_path / "results").exists() and not (tmp_path / "resources").exists()
+
+
+def _schema_knows_read_options() -> bool:
+    schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
+    return "read" in schema["$defs"]["source"]["properties"]
+
+
+@pytest.mark.skipif(not _schema_knows_read_options(), reason="the config schema has no source.read yet")
+def test_semicolon_csv_with_read_options_prepares_as_the_comma_file(tmp_path):
+    write_csv2(tmp_path / "sleep2.csv")
+    read = {"sep": ";", "decimal": ","}
+    source = {"path": str(tmp_path / "sleep2.csv"), "read": read}
+    extra = {"datasets": {"sleep2": {"source": source, "factors": ["Subject"]}}}
+    result = run(tmp_path, "results/data/sleep2.csv", "results/data/sleepstudy.csv", extra=extra)
+    assert result.returncode == 0, output(result)
+    data = tmp_path / "results" / "data"
+    assert (data / "sleep2.csv").read_bytes() == (data / "sleepstudy.csv").read_bytes()
+
+
 # --- a run killed mid-job resumes; no truncated file survives ---------------------------------
 
 KILL_TARGETS = ["results/models/gpa_mixed/fit.json", "results/models/sleep_slopes/fit.json"]
@@ -226,11 +275,9 @@ def _first_output_of_a_fit(workdir: Path) -> bool:
 
 
 def _parse_all(workdir: Path) -> None:
-    for path in (workdir / "results").rglob("*"):
-        if path.suffix == ".json":
-            json.loads(path.read_text())
-        elif path.suffix == ".csv":
-            pd.read_csv(path)
+    json_outputs(workdir / "results")
+    for path in (workdir / "results").rglob("*.csv"):
+        pd.read_csv(path)
 
 
 def test_killed_run_resumes_and_leaves_no_truncated_file(tmp_path):

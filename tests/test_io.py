@@ -4,6 +4,7 @@ import json
 
 import pandas as pd
 import pytest
+from workflow_helpers import strict_json
 
 from lmmflow import io
 
@@ -33,3 +34,15 @@ def test_stale_temporary_of_a_killed_writer_is_removed(tmp_path):
     io.write_json({"logLik": -1.25}, tmp_path / "fit.json")
     assert json.loads((tmp_path / "fit.json").read_text()) == {"logLik": -1.25}
     assert sorted(p.name for p in tmp_path.iterdir()) == [".other.json.abc123.tmp", "fit.json"]
+
+
+def test_non_finite_numbers_are_written_as_null(tmp_path):
+    content = {"logLik": float("nan"), "bounds": [float("inf"), -float("inf"), 1.5], "n": 3}
+    io.write_json(content, tmp_path / "fit.json")
+    assert strict_json((tmp_path / "fit.json").read_text()) == {"logLik": None, "bounds": [None, None, 1.5], "n": 3}
+
+
+def test_json_is_ascii_whatever_the_text(tmp_path):
+    io.write_json({"level": "Müller"}, tmp_path / "fit.json")
+    raw = (tmp_path / "fit.json").read_bytes()
+    assert raw.isascii() and strict_json(raw.decode("ascii")) == {"level": "Müller"}

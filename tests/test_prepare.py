@@ -8,7 +8,9 @@ from conftest import CONFIG, MIRROR
 
 from lmmflow.prepare import (
     PrepareError,
+    check_finite,
     check_spec,
+    list_columns,
     prepare_dataset,
     read_prepared,
     read_raw,
@@ -220,3 +222,107 @@ def test_parquet_and_rds_prepare_like_csv(tmp_path, suffix):
     prepared, dictionary = prepare_dataset("sleepstudy", path, spec)
     pd.testing.assert_frame_equal(prepared, from_csv, check_dtype=False)
     assert dictionary["source"]["file"] == path.name
+
+
+# --- non-finite values ---
+
+
+def test_infinite_values_are_refused_naming_data_set_column_and_rows(tmp_path):
+    path = tmp_path / "inf.csv"
+    path.write_text("g,y,x\na,1.5,Inf\nb,-inf,1\nc,NaN,2\nd,2,inf\n")
+    with pytest.raises(PrepareError) as error:
+        prepare_dataset("inf", path, toy())
+    message = str(error.value)
+    assert message.startswith("datasets.inf (inf.csv): column 'y' has 1 infinite value (data rows 2, counted from 1)")
+    assert "column 'x' has 2 infinite values (data rows 1, 4, counted from 1)" in message
+    assert "NA/NaN/Inf in 'y'" in message
+
+
+def test_nan_is_a_missing_value_not_refused(tmp_path):
+    path = tmp_path / "nan.csv"
+    path.write_text("g,y\na,NaN\nb,1\n")
+    data, dictionary = prepare_dataset("nan", path, toy())
+    assert data["y"].isna().sum() == 1
+    assert {"name": "y", "type": "numeric", "missing": 1} in dictionary["columns"]
+
+
+def test_check_finite_skips_categorical_columns_and_missing_values():
+    data = pd.DataFrame({"g": pd.Categorical(["inf", "a"]), "y": [1.0, float("inf")]})
+    check_finite(data, ["g"], "t")
+    check_finite(pd.DataFrame({"n": pd.array([1, None], dtype="Int64")}), ["n"], "t")
+    with pytest.raises(PrepareError, match="^t: column 'y' has 1 infinite value"):
+        check_finite(data, ["g", "y"], "t")
+
+
+def test_read_prepared_refuses_an_infinite_value(tmp_path, raw_csv):
+    csv, schema = write(*prepare_dataset("toy", raw_csv, toy()), tmp_path / "out")
+    csv.write_text(csv.read_text().replace("0.2", "inf"))
+    with pytest.raises(PrepareError, match=f"^{re.escape(str(csv))}: column 'y' has 1 infinite value"):
+        read_prepared(csv, schema)
+
+
+# --- CSV dialects ---
+
+
+def sleep_head(path: Path, **dialect) -> Path:
+    pd.read_csv(MIRROR / "sleepstudy.csv").head(4).to_csv(path, index=False, **dialect)
+    return path
+
+
+@pytest.fixture
+def csv2(tmp_path):
+    """A file as R's write.csv2 writes it: ';' between fields, ',' as decimal mark."""
+    return sleep_head(tmp_path / "sleep2.csv", sep=";", decimal=",")
+
+
+def test_read_options_read_a_semicolon_file_with_decimal_commas(csv2, tmp_path):
+    spec = {"source": {"path": csv2.name, "read": {"sep": ";", "decimal": ","}}, "factors": ["Subject"]}
+    data, _ = prepare_dataset("sleep2", csv2, spec)
+    comma = sleep_head(tmp_path / "sleep.csv")
+    expected, _ = prepare_dataset("sleep", comma, {"source": {"path": comma.name}, "factors": ["Subject"]})
+    pd.testing.assert_frame_equal(data, expected)
+    assert data["Reaction"].iloc[1] == 258.7047
+    assert list_columns(csv2, read=spec["source"]["read"]) == ["rownames", "Reaction", "Days", "Subject"]
+
+
+@pytest.mark.parametrize("sep, named", [(";", '";"'), ("\t", '"\\t"')], ids=["semicolon", "tab"])
+def test_a_file_read_as_one_column_is_refused_naming_it_and_the_fix(tmp_path, sep, named):
+    path = sleep_head(tmp_path / "other.csv", sep=sep)
+    for read in (lambda: list_columns(path), lambda: prepare_dataset("other", path, toy())):
+        with pytest.raises(PrepareError) as error:
+            read()
+        message = str(error.value)
+        assert message.startswith('other.csv: read with separator ",", its header is the one column ')
+        assert repr(sep.join(["rownames", "Reaction", "Days", "Subject"])) in message
+        assert f"source.read: {{sep: {named}}}" in message
+
+
+def test_decimal_commas_read_as_text_are_refused(csv2):
+    spec = {"source": {"path": csv2.name, "read": {"sep": ";"}}}
+    with pytest.raises(PrepareError, match="^datasets.sleep2: column 'Reaction' holds numbers with a decimal comma"):
+        prepare_dataset("sleep2", csv2, spec)
+    data, _ = prepare_dataset("sleep2", csv2, {**spec, "factors": ["Reaction"]})
+    assert levels(data["Reaction"])[:2] == ["249,56", "250,8006"]
+
+
+@pytest.mark.parametrize(
+    "read, file_name, message",
+    [
+        ({"sep": ";"}, "gpa.RData", "datasets.toy.source.read: read options apply to .csv files only"),
+        ({"decimal": ","}, "toy.csv", "datasets.toy.source.read: the separator and the decimal mark are both ','"),
+        ({"sep": ";", "decimal": ";"}, "toy.csv", "the separator and the decimal mark are both ';'"),
+    ],
+    ids=["not-csv", "default-decimal", "both-set"],
+)
+def test_contradictory_read_options_are_refused(read, file_name, message):
+    spec = {"source": {"path": file_name, "read": read}}
+    with pytest.raises(PrepareError, match=re.escape(message)):
+        check_spec("toy", spec, file_name)
+
+
+def test_failed_dictionary_write_leaves_neither_file(tmp_path, raw_csv):
+    data, dictionary = prepare_dataset("toy", raw_csv, toy())
+    dictionary["source"]["seed"] = object()  # not JSON serializable
+    with pytest.raises(TypeError):
+        write(data, dictionary, tmp_path / "out")
+    assert list((tmp_path / "out").iterdir()) == []

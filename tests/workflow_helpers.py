@@ -1,5 +1,6 @@
 """Run the repository's workflow from tests, in a scratch working directory, offline."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -29,3 +30,18 @@ def offline(*targets: str) -> list[str]:
 
 def output(result: subprocess.CompletedProcess) -> str:
     return result.stdout + result.stderr
+
+
+def strict_json(text: str):
+    """``json.loads`` refusing NaN, Infinity and -Infinity: Python accepts them, but they are not
+    JSON (RFC 8259) and R's jsonlite and JavaScript reject them."""
+
+    def refuse(token: str):
+        raise ValueError(f"{token} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def json_outputs(results: Path) -> dict[str, object]:
+    """Every JSON file under ``results``, parsed strictly, by its path relative to ``results``."""
+    return {str(path.relative_to(results)): strict_json(path.read_text()) for path in sorted(results.rglob("*.json"))}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import json
+import math
 import os
 import tempfile
 from contextlib import contextmanager
@@ -42,16 +43,24 @@ def write_csv(table: pd.DataFrame, path: str | os.PathLike) -> None:
 
 
 def write_json(content: dict, path: str | os.PathLike) -> None:
+    """Write ``content`` as strict JSON (see ``json_text``), atomically."""
     with atomic_path(path) as temporary:
-        temporary.write_text(json.dumps(_rounded(content), indent=2) + "\n")
+        temporary.write_text(json_text(content), encoding="ascii")
 
 
-def _rounded(value):
-    """Floats to FLOAT_FORMAT precision, so JSON is as stable as the CSV tables."""
+def json_text(content: dict) -> str:
+    """Strict JSON (RFC 8259), as R's jsonlite and JavaScript parse it: NaN and +-Inf, which
+    Python's json would write as the invalid tokens NaN/Infinity, become null; floats are
+    rounded to FLOAT_FORMAT, so JSON is as stable as the CSV tables; ASCII only, so any reader
+    decodes it whatever its locale."""
+    return json.dumps(_json_ready(content), indent=2, allow_nan=False) + "\n"
+
+
+def _json_ready(value):
     if isinstance(value, float):
-        return float(FLOAT_FORMAT % value)
+        return float(FLOAT_FORMAT % value) if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {key: _rounded(item) for key, item in value.items()}
+        return {key: _json_ready(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_rounded(item) for item in value]
+        return [_json_ready(item) for item in value]
     return value

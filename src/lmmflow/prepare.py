@@ -7,9 +7,12 @@ and thus the fitted contrasts are the same on every run.
 
 import json
 import os
+import re
+from collections.abc import Iterable
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow.parquet
 import pyreadr
@@ -18,12 +21,17 @@ from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
 from lmmflow.acquire import sha256_of
 from lmmflow.design import r_label
-from lmmflow.io import atomic_path
+from lmmflow.io import atomic_path, json_text
 
 R_SUFFIXES = (".rdata", ".rda")
 SUPPORTED_SUFFIXES = (*R_SUFFIXES, ".rds", ".csv", ".parquet")
 # Only the empty field is missing: a level literally called "NA" must survive a round trip.
 CSV_MISSING = {"keep_default_na": False, "na_values": [""]}
+# `source.read` of a .csv: R's read.csv2 files are {sep: ";", decimal: ","}.
+CSV_DIALECT = {"sep": ",", "decimal": "."}
+# A header that reads as one name holding one of these was split with the wrong separator.
+LIKELY_SEPARATORS = (";", "\t", ",", "|")
+DECIMAL_COMMA_NUMBER = re.compile(r"[+-]?\d*,\d+([eE][+-]?\d+)?")
 
 
 class PrepareError(ValueError):
@@ -40,12 +48,23 @@ def check_spec(dataset: str, spec: dict, file_name: str) -> None:
         raise PrepareError(
             f"{key}.source: cannot read '{file_name}'; supported file types are {', '.join(SUPPORTED_SUFFIXES)}"
         )
+    _check_read_options(key, spec["source"].get("read"), file_name)
     targets = list(spec.get("rename", {}).values())
     for target in targets:
         if targets.count(target) > 1:
             raise PrepareError(f"{key}.rename: several columns are renamed to '{target}'")
     for column, levels in spec.get("recode", {}).items():
         _recode_lookup(levels, f"{key}.recode.{column}")
+
+
+def _check_read_options(key: str, read: dict | None, file_name: str) -> None:
+    if read is None:
+        return
+    if Path(file_name).suffix.lower() != ".csv":
+        raise PrepareError(f"{key}.source.read: read options apply to .csv files only, not to '{file_name}'")
+    dialect = {**CSV_DIALECT, **read}
+    if dialect["sep"] == dialect["decimal"]:
+        raise PrepareError(f"{key}.source.read: the separator and the decimal mark are both {dialect['sep']!r}")
 
 
 def check_columns(dataset: str, spec: dict, columns: list[str]) -> None:
@@ -72,17 +91,19 @@ def _missing_column(key: str, column: str, columns: list[str], when: str) -> str
 # --- reading raw files ---
 
 
-def list_columns(path: str | os.PathLike, r_object: str | None = None) -> list[str]:
-    """The columns of a raw file, read from its header or metadata where the format allows."""
+def list_columns(path: str | os.PathLike, r_object: str | None = None, read: dict | None = None) -> list[str]:
+    """The columns of a raw file, read from its header or metadata where the format allows.
+
+    ``r_object`` and ``read`` are the source's ``object`` and ``read`` settings."""
     path = Path(path)
     with _reading(path):
-        return _list_columns(path, r_object)
+        return _list_columns(path, r_object, read)
 
 
-def _list_columns(path: Path, r_object: str | None) -> list[str]:
+def _list_columns(path: Path, r_object: str | None, read: dict | None) -> list[str]:
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        return list(pd.read_csv(path, nrows=0).columns)
+        return list(_read_csv(path, read, nrows=0).columns)
     if suffix == ".parquet":
         schema = pyarrow.parquet.read_schema(path)
         index = (schema.pandas_metadata or {}).get("index_columns", [])
@@ -91,10 +112,11 @@ def _list_columns(path: Path, r_object: str | None) -> list[str]:
     return list(objects[_r_object_name(path, list(objects), r_object)])
 
 
-def read_raw(path: str | os.PathLike, r_object: str | None = None) -> pd.DataFrame:
+def read_raw(path: str | os.PathLike, r_object: str | None = None, read: dict | None = None) -> pd.DataFrame:
+    """The table in a raw file; ``r_object`` and ``read`` as for ``list_columns``."""
     path = Path(path)
     with _reading(path):
-        return _read_raw(path, r_object)
+        return _read_raw(path, r_object, read)
 
 
 @contextmanager
@@ -117,10 +139,10 @@ def _reading(path: Path):
         ) from error
 
 
-def _read_raw(path: Path, r_object: str | None) -> pd.DataFrame:
+def _read_raw(path: Path, r_object: str | None, read: dict | None) -> pd.DataFrame:
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        return pd.read_csv(path)
+        return _read_csv(path, read)
     if suffix == ".parquet":
         return pd.read_parquet(path)
     if suffix == ".rds":
@@ -128,6 +150,27 @@ def _read_raw(path: Path, r_object: str | None) -> pd.DataFrame:
     names = [entry["object_name"] for entry in pyreadr.list_objects(path)]
     name = _r_object_name(path, names, r_object)
     return pyreadr.read_r(path, use_objects=[name])[name]
+
+
+def _read_csv(path: Path, read: dict | None, nrows: int | None = None) -> pd.DataFrame:
+    dialect = {**CSV_DIALECT, **(read or {})}
+    data = pd.read_csv(path, sep=dialect["sep"], decimal=dialect["decimal"], nrows=nrows)
+    _check_separator(path, list(data.columns), dialect["sep"])
+    return data
+
+
+def _check_separator(path: Path, columns: list[str], sep: str) -> None:
+    """A file read with the wrong separator is one column named after the whole header: refuse
+    it rather than guess the dialect (a guess cannot tell the decimal mark) and garble the data."""
+    if len(columns) != 1:
+        return
+    found = [other for other in LIKELY_SEPARATORS if other != sep and other in str(columns[0])]
+    if found:
+        raise PrepareError(
+            f"{path.name}: read with separator {json.dumps(sep)}, its header is the one column "
+            f"{columns[0]!r}; it looks {json.dumps(found[0])}-separated: set "
+            f'source.read: {{sep: {json.dumps(found[0])}}} (with decimal: "," if numbers are written 1,5)'
+        )
 
 
 def _r_object_name(path: Path, names: list, r_object: str | None) -> str | None:
@@ -152,18 +195,60 @@ def prepare_dataset(dataset: str, raw_path: str | os.PathLike, spec: dict) -> tu
     raw_path = Path(raw_path)
     check_spec(dataset, spec, raw_path.name)
     # R row names (pyreadr puts them in the index) are labels, not data, as in lme4
-    data = read_raw(raw_path, spec["source"].get("object")).reset_index(drop=True)
+    source = spec["source"]
+    data = read_raw(raw_path, source.get("object"), source.get("read")).reset_index(drop=True)
     check_columns(dataset, spec, list(data.columns))
     data = data.rename(columns=spec.get("rename", {}))
     for column, levels in spec.get("recode", {}).items():
         data[column] = _recode(data[column], levels, f"datasets.{dataset}.recode.{column}")
     factors = set(spec.get("factors", []))
+    if raw_path.suffix.lower() == ".csv":
+        _check_decimal_mark(f"datasets.{dataset}", data.drop(columns=[*factors, *spec.get("recode", {})]), source)
     for column in data.columns:
         if column in factors or not _is_plain_numeric(data[column]):
             data[column] = _as_factor(data[column])
     if data.empty:
         raise PrepareError(f"datasets.{dataset}: {raw_path.name} gives a table with no rows")
+    check_finite(data, data.columns, f"datasets.{dataset} ({raw_path.name})")
     return data, data_dictionary(dataset, data, {"file": raw_path.name, "sha256": sha256_of(raw_path)})
+
+
+def _check_decimal_mark(key: str, data: pd.DataFrame, source: dict) -> None:
+    """Numbers written with a decimal comma read as text, and would silently become a factor."""
+    if source.get("read", {}).get("decimal") == ",":
+        return
+    for column in data.columns:
+        values = data[column].dropna()
+        if _is_plain_numeric(data[column]) or values.empty:
+            continue
+        if values.astype(str).str.fullmatch(DECIMAL_COMMA_NUMBER).all():
+            raise PrepareError(
+                f"{key}: column '{column}' holds numbers with a decimal comma ({values.iloc[0]!r}); "
+                'set source.read.decimal: "," to read them as numbers, or list the column under '
+                "factors to keep it as text"
+            )
+
+
+def check_finite(data: pd.DataFrame, columns: Iterable[str], where: str) -> None:
+    """Refuse +-Inf in the numeric ``columns`` of ``data``, as lme4 does ("NA/NaN/Inf in 'y'");
+    ``where`` names the data (data set or file) in the message. NA and NaN are missing values,
+    dropped per model, and are not refused."""
+    problems = []
+    for column in columns:
+        values = data[column]
+        if not _is_plain_numeric(values):
+            continue
+        rows = np.flatnonzero(np.isinf(values.to_numpy(dtype=float, na_value=np.nan))) + 1
+        if len(rows):
+            shown = ", ".join(map(str, rows[:5])) + (", ..." if len(rows) > 5 else "")
+            count = "1 infinite value" if len(rows) == 1 else f"{len(rows)} infinite values"
+            problems.append(f"column '{column}' has {count} (data rows {shown}, counted from 1)")
+    if problems:
+        raise PrepareError(
+            f"{where}: {'; '.join(problems)}. lme4 refuses infinite values (\"NA/NaN/Inf in 'y'\"); replace "
+            "each by a finite value, or by an empty field to make it missing (the row is then dropped "
+            "from the models that use the column)"
+        )
 
 
 def _is_plain_numeric(values: pd.Series) -> bool:
@@ -232,12 +317,12 @@ def _describe(name: str, values: pd.Series) -> dict:
 
 
 def write_prepared(data: pd.DataFrame, dictionary: dict, csv_path, schema_path) -> None:
-    """Write the table and its dictionary, each atomically (never a truncated file)."""
-    with atomic_path(csv_path) as partial:
+    """Write the table and its dictionary atomically: both are complete before either is
+    renamed into place, so a failure leaves neither (never a truncated file)."""
+    with atomic_path(csv_path) as table, atomic_path(schema_path) as schema:
         # pandas writes floats with repr, the shortest exact form: byte-identical reruns.
-        data.to_csv(partial, index=False, lineterminator="\n")
-    with atomic_path(schema_path) as partial:
-        partial.write_text(json.dumps(dictionary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        data.to_csv(table, index=False, lineterminator="\n")
+        schema.write_text(json_text(dictionary), encoding="ascii")
 
 
 def read_prepared(csv_path: str | os.PathLike, schema_path: str | os.PathLike) -> pd.DataFrame:
@@ -254,6 +339,8 @@ def read_prepared(csv_path: str | os.PathLike, schema_path: str | os.PathLike) -
         )
     for name, order in levels.items():
         data[name] = _restore_levels(data[name], order, csv_path)
+    # prepared before infinite values were refused, or edited since
+    check_finite(data, data.columns, str(csv_path))
     return data
 
 
