@@ -246,12 +246,6 @@ def test_semicolon_csv_is_refused_at_start_up_naming_its_columns_and_the_fix(tmp
     assert not (tmp_path / "results").exists() and not (tmp_path / "resources").exists()
 
 
-def _schema_knows_read_options() -> bool:
-    schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
-    return "read" in schema["$defs"]["source"]["properties"]
-
-
-@pytest.mark.skipif(not _schema_knows_read_options(), reason="the config schema has no source.read yet")
 def test_semicolon_csv_with_read_options_prepares_as_the_comma_file(tmp_path):
     write_csv2(tmp_path / "sleep2.csv")
     read = {"sep": ";", "decimal": ","}

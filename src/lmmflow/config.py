@@ -274,8 +274,9 @@ def raw_sources(config: dict) -> dict[str, dict]:
     sources: dict[str, dict] = {}
     users: dict[str, str] = {}
     for dataset, spec in raw_datasets(config).items():
-        # `object` picks an R object inside the file; it does not change the file
-        source = {key: value for key, value in spec["source"].items() if key != "object"}
+        # `object` picks an R object inside the file and `read` says how to parse it; neither
+        # changes the file
+        source = {key: value for key, value in spec["source"].items() if key not in ("object", "read")}
         name = raw_file_name(source)
         if sources.setdefault(name, source) != source:
             raise ConfigError(
@@ -306,7 +307,7 @@ def _columns_at_hand(source: dict, mirror: str | None, raw_dir: str | os.PathLik
     if at_hand is None or not at_hand.is_file():
         return None
     try:
-        return list_columns(at_hand, source.get("object"))
+        return list_columns(at_hand, source.get("object"), source.get("read"))
     except PrepareError:
         if at_hand == fetched or "sha256" not in source:
             raise
