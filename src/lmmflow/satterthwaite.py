@@ -34,21 +34,22 @@ from lmmflow.design import Design
 from lmmflow.estimates import Estimates
 from lmmflow.reml import ProfiledREML, covariances_to_theta
 
-LOG_2PI = np.log(2.0 * np.pi)
 # lmerTest's threshold below which an eigenvalue of H counts as zero (not inverted).
 EIGENVALUE_TOLERANCE = 1e-8
 # Central differences with steps h, h/2, h/4, combined by Richardson extrapolation: the error of
 # a central difference is a series in h^2 and each level removes one more term, so the result is
-# accurate to O(h^6) while h stays large enough that the deviance's rounding (~1e-12 relative)
-# is not amplified (a plain central difference needs h ~ 1e-4 and is then accurate to only
-# ~1e-5). h = RELATIVE_STEP * max(|theta_j|, STEP_FLOOR): theta entries are relative SDs and
-# Cholesky off-diagonals of order 0.01-1, and the deviance is smooth in them on that scale, even
-# through 0 (it is even in each column of Lambda). Measured at lme4's optima of gpa_mixed,
-# ach_cat_re_3 and the ML ach_cat_re_1: df within 1e-7 of lmerTest's with 2 to 4 levels and
-# RELATIVE_STEP 0.005 to 0.1 alike, against 1e-5 to 7e-5 for a plain central difference.
+# accurate to O(h^6) with h large enough that the deviance's rounding (~1e-12 relative) is not
+# amplified, which a single small-step difference cannot have both of.
+# h = RELATIVE_STEP * max(|theta_j|, STEP_FLOOR): theta entries are relative SDs and Cholesky
+# off-diagonals of order 0.01-1, and the deviance is smooth in them on that scale, even through 0
+# (it is even in each column of Lambda). Measured at lme4's optima of gpa_mixed, ach_cat_re_3 and
+# the ML ach_cat_re_1: df within 1e-7 of lmerTest's with 2 to 4 levels and RELATIVE_STEP 0.005
+# to 0.1 alike, against up to 7e-5 for a single central difference with h = 1e-4 |theta_j|.
 RICHARDSON_LEVELS = 3
 RELATIVE_STEP = 0.05
 STEP_FLOOR = 0.05
+# Positions in the vector of PLS pieces that is differentiated (``_pieces``).
+LOG_DETERMINANTS, PWRSS, UNSCALED_VCOV = 0, 1, slice(2, None)
 
 
 # --------------------------------------------------------------------------- numerical theta derivatives
@@ -149,13 +150,14 @@ def varpar_hessian(
 ) -> np.ndarray:
     """Hessian of dev(theta, sigma) = a(theta) + pwrss(theta) / sigma^2 + m log(2 pi sigma^2).
 
-    a = ldL2 (+ ldRX2) and pwrss are the first two pieces; m = n - p for REML, n for ML.
+    ``value``, ``gradient`` and ``hessian`` are those of the pieces (``theta_derivatives``):
+    a = ldL2 (+ ldRX2 for REML) and pwrss; m = n - p for REML, n for ML.
     """
     k = gradient.shape[1]
     out = np.empty((k + 1, k + 1))
-    out[:k, :k] = hessian[0] + hessian[1] / sigma**2
-    out[:k, k] = out[k, :k] = -2 * gradient[1] / sigma**3
-    out[k, k] = 6 * value[1] / sigma**4 - 2 * n_residual / sigma**2
+    out[:k, :k] = hessian[LOG_DETERMINANTS] + hessian[PWRSS] / sigma**2
+    out[:k, k] = out[k, :k] = -2 * gradient[PWRSS] / sigma**3
+    out[k, k] = 6 * value[PWRSS] / sigma**4 - 2 * n_residual / sigma**2
     return out
 
 
@@ -169,9 +171,9 @@ def pseudo_inverse(matrix: np.ndarray) -> np.ndarray:
 def vcov_jacobian(value: np.ndarray, gradient: np.ndarray, sigma: float, p: int) -> np.ndarray:
     """d [sigma^2 inv(RX'RX)] / d (theta, sigma), (p, p, k + 1)."""
     k = gradient.shape[1]
-    unscaled = value[2:].reshape(p, p)
+    unscaled = value[UNSCALED_VCOV].reshape(p, p)
     jacobian = np.empty((p, p, k + 1))
-    jacobian[:, :, :k] = sigma**2 * gradient[2:].reshape(p, p, k)
+    jacobian[:, :, :k] = sigma**2 * gradient[UNSCALED_VCOV].reshape(p, p, k)
     jacobian[:, :, k] = 2 * sigma * unscaled
     return jacobian
 
@@ -182,7 +184,7 @@ def satterthwaite(criterion: Criterion, theta: np.ndarray, sigma: float) -> Satt
     n_residual = criterion.n - criterion.p if criterion.reml else criterion.n
     full_hessian = varpar_hessian(value, gradient, hessian, sigma, n_residual)
     return Satterthwaite(
-        vcov_beta=sigma**2 * value[2:].reshape(criterion.p, criterion.p),
+        vcov_beta=sigma**2 * value[UNSCALED_VCOV].reshape(criterion.p, criterion.p),
         jacobian=vcov_jacobian(value, gradient, sigma, criterion.p),
         hessian=full_hessian,
         vcov_varpar=2 * pseudo_inverse(full_hessian),
