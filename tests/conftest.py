@@ -20,6 +20,7 @@ SHARED = ROOT.parent / "shared"
 MIRROR = SHARED / "data"
 ORACLE = SHARED / "reference" / "lme4_chapter.json"
 CONFINT_ORACLE = SHARED / "reference" / "lme4_confint.json"
+EXTENSIONS_ORACLE = SHARED / "reference" / "lme4_extensions.json"
 # The chapter's imbalanced setting as configured: 1..9 later occasions kept, early ones more often.
 CHAPTER_DROPOUT = Dropout.from_config(CONFIG["shrinkage"]["settings"]["imbalanced"]["simulate"]["dropout"])
 
@@ -38,6 +39,12 @@ def lme4():
 @pytest.fixture(scope="session")
 def lme4_confint():
     return json.loads(CONFINT_ORACLE.read_text())
+
+
+@pytest.fixture(scope="session")
+def lme4_extensions():
+    """lme4 + lmerTest beyond the chapter: ML fits, anova() tables, Satterthwaite df."""
+    return json.loads(EXTENSIONS_ORACLE.read_text())
 
 
 def _as_factor(values: pd.Series) -> pd.Categorical:

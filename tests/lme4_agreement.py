@@ -82,11 +82,17 @@ def assert_random_coefficients(table: pd.DataFrame, oracle: dict) -> None:
     assert np.all(np.abs(ours["value"] - lme4["value"]) <= tolerance)
 
 
-def assert_fit_matches_lme4(design, fit, oracle: dict) -> None:
-    """A fit (any path) against lme4: REML logLik within 1e-4, then every table."""
+def assert_parameters_match_lme4(design, fit, oracle: dict) -> None:
+    """logLik (REML or ML, as fitted) within 1e-4, fixed effects, variance components, correlations."""
+    assert fit.reml == oracle.get("REML", True)
     assert abs(fit.loglik - oracle["logLik"]) < 1e-4
     assert_fixed_effects(extract.fixed_effects(design, fit), oracle)
     assert_variance_components(extract.variance_components(design, fit), oracle)
     assert_correlations(extract.re_correlations(design, fit), oracle)
+
+
+def assert_fit_matches_lme4(design, fit, oracle: dict) -> None:
+    """A fit (any path) against lme4: its parameters, then the random-effect tables."""
+    assert_parameters_match_lme4(design, fit, oracle)
     assert_random_effects(extract.random_effects(design, fit), oracle)
     assert_random_coefficients(extract.random_coefficients(design, fit), oracle)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import statsmodels.api as sm
-from lme4_agreement import CHAPTER_MODELS, assert_fit_matches_lme4
+from lme4_agreement import CHAPTER_MODELS, assert_fit_matches_lme4, assert_parameters_match_lme4
 from statsmodels.regression.mixed_linear_model import MixedLMParams
 
 from lmmflow.design import build_design
@@ -61,6 +61,26 @@ def test_gradient_matches_finite_differences(fits, key, reml):
     step = 1e-6 * np.eye(model.n_theta)
     numeric = [(model.deviance(theta + h) - model.deviance(theta - h)) / 2e-6 for h in step]
     np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-3)
+
+
+def test_ml_fit_matches_lme4(fits, lme4_extensions):
+    """update(ach_cat_re_1, REML = FALSE): a singular ML optimum (one factor column at zero)."""
+    design = fits["ach_cat_re_1"][0]
+    fit = fit_reml(design, reml=False)
+    assert fit.converged, fit.attempts
+    assert_parameters_match_lme4(design, fit, lme4_extensions["ach_cat_re_1_ML"])
+
+
+@pytest.mark.parametrize("reml", [True, False])
+def test_pls_state_gives_the_profiled_deviance(fits, reml):
+    """The pieces lmmflow.criterion exposes reassemble into the criterion lme4 minimizes."""
+    model = ProfiledREML(fits["ach_cat_re_3"][0], reml=reml)
+    theta = np.array([0.3, 0.8])
+    state = model.pls_state(theta)
+    dof = model.n - model.p if reml else model.n
+    deviance = state.ldL2 + dof * (1 + np.log(2 * np.pi * state.pwrss / dof)) + (state.ldRX2 if reml else 0.0)
+    assert deviance == pytest.approx(model.deviance(theta), abs=1e-9)
+    assert state.ldRX2 == pytest.approx(np.linalg.slogdet(state.xtvx)[1], abs=1e-9)
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
-from lme4_agreement import CHAPTER_MODELS, assert_fit_matches_lme4
+from lme4_agreement import CHAPTER_MODELS, assert_fit_matches_lme4, assert_parameters_match_lme4
 from statsmodels.regression.mixed_linear_model import MixedLMParams
 
 from lmmflow.design import build_design
@@ -44,6 +44,15 @@ def test_statsmodels_path_matches_lme4(fitted, lme4):
         assert cov.shape == (block.n_effects, block.n_effects)
         assert modes.shape == (block.n_levels, block.n_effects)
     assert_fit_matches_lme4(design, fit, lme4[name])
+
+
+def test_ml_fit_matches_lme4(request, lme4_extensions):
+    """fit_statsmodels(reml=False) is update(ach_cat_re_1, REML = FALSE), and verifies as ML."""
+    design = chapter_design("ach_cat_re_1", request)
+    fit = fit_statsmodels(design, reml=False)
+    assert (fit.path, fit.converged) == ("statsmodels", True)
+    assert_parameters_match_lme4(design, fit, lme4_extensions["ach_cat_re_1_ML"])
+    assert statsmodels_loglike(design, fit) == pytest.approx(fit.loglik, abs=1e-6)
 
 
 def test_every_attempt_is_recorded_and_the_best_wins(fitted):

@@ -1,4 +1,4 @@
-"""What a REML fit produces, whichever path computed it (vectorized REML or statsmodels)."""
+"""What a REML (or ML) fit produces, whichever path computed it (vectorized REML or statsmodels)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 
 @dataclass
 class Estimates:
-    """A REML solution on the scale lme4 reports.
+    """A REML (``reml=True``) or ML solution on the scale lme4 reports; ``loglik`` is that criterion's.
 
     ``covariances[b]`` is the (q_b x q_b) covariance matrix of block b's random effects (absolute
     scale, i.e. already multiplied by ``sigma2``); ``modes[b]`` and ``conditional_sds[b]`` are
@@ -31,3 +31,4 @@ class Estimates:
     attempts: list[dict] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     statsmodels_loglik: float | None = None  # statsmodels' MixedLM.loglike at this solution
+    reml: bool = True

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize
 
+from lmmflow.criterion import PLSState
 from lmmflow.design import Design
 from lmmflow.estimates import Estimates
 
@@ -340,7 +341,9 @@ class ProfiledREML:
         deviance = logdet_L + dof * (1.0 + LOG_2PI + np.log(r2 / dof))
         if self.reml:
             deviance += 2.0 * np.log(np.diag(RX)).sum()
-        return dict(lam=lam, L=L, W=W, gram=gram, F=F, RX=RX, beta=beta, r2=r2, deviance=float(deviance))
+        return dict(
+            lam=lam, L=L, W=W, gram=gram, F=F, RX=RX, beta=beta, r2=r2, logdet_L=logdet_L, deviance=float(deviance)
+        )
 
     def deviance(self, theta: np.ndarray) -> float:
         """Profiled REML (or ML) deviance, -2 logLik at the profiled beta and sigma."""
@@ -348,6 +351,16 @@ class ProfiledREML:
             return self._factor(theta)["deviance"]
         except np.linalg.LinAlgError:
             return np.inf
+
+    def pls_state(self, theta: np.ndarray) -> PLSState:
+        """lme4's penalized least squares solution at theta (``lmmflow.criterion.Criterion``)."""
+        f = self._factor(np.asarray(theta, dtype=float))
+        return PLSState(
+            ldL2=float(f["logdet_L"]),
+            ldRX2=float(2.0 * np.log(np.diag(f["RX"])).sum()),
+            pwrss=float(f["r2"]),
+            xtvx=f["F"],
+        )
 
     def deviance_and_gradient(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         f = self._factor(theta)
@@ -595,4 +608,5 @@ def fit_reml(design: Design, reml: bool = True, start: np.ndarray | None = None)
         converged=best["converged"],
         attempts=[{k: v for k, v in a.items() if k != "theta"} | {"theta": a["theta"].tolist()} for a in attempts],
         warnings=warnings,
+        reml=reml,
     )

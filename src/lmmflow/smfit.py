@@ -1,9 +1,9 @@
-"""REML fits on statsmodels' MixedLM, made robust: several optimizers, best criterion wins.
+"""REML (or ML) fits on statsmodels' MixedLM, made robust: several optimizers, best criterion wins.
 
 statsmodels' default optimizer chain stops short of the REML optimum on some models (on the
 nested ``(1 | school:ses)`` model by 6.6 log-likelihood units), and which optimizer reaches it
 differs by model. So every fit runs each optimizer from statsmodels' default start, polishes the
-best solution with a tight-tolerance BFGS, keeps the best REML criterion and checks the gradient.
+best solution with a tight-tolerance BFGS, keeps the best criterion (REML or ML) and checks the gradient.
 
 Every attempt is evaluated at the GLS fixed effects computed here, not at statsmodels' own:
 statsmodels (issue 10239) replaces the inverse of a random-effect covariance with an eigenvalue
@@ -108,8 +108,8 @@ def _vc_spec(design: Design, vc_indices: list[int]) -> VCSpec:
     return VCSpec(names, colnames, mats)
 
 
-def to_mixedlm(design: Design, re_rotation: np.ndarray | None = None) -> MixedLM:
-    """The design as a statsmodels MixedLM (REML is chosen at fit time).
+def to_mixedlm(design: Design, re_rotation: np.ndarray | None = None, reml: bool = True) -> MixedLM:
+    """The design as a statsmodels MixedLM whose loglike and score are the REML (or ML) ones.
 
     ``re_rotation`` (q x q, orthogonal) replaces the ``exog_re`` columns Z by Z @ rotation, so
     that a covariance can be passed in its eigenbasis (see ``statsmodels_loglike``).
@@ -121,7 +121,7 @@ def to_mixedlm(design: Design, re_rotation: np.ndarray | None = None) -> MixedLM
     exog_vc = _vc_spec(design, vc_indices) if vc_indices else None
     model = MixedLM(design.y, design.X, design.group_codes, exog_re=exog_re, exog_vc=exog_vc)
     # loglike and score read these, but only fit() sets them: make an unfitted model usable.
-    model.cov_pen, model._freepat = None, None
+    model.cov_pen, model._freepat, model.reml = None, None, reml
     return model
 
 
@@ -146,7 +146,7 @@ def _gls_cross_products(model: MixedLM, params: MixedLMParams) -> np.ndarray:
 
 @dataclass
 class Gls:
-    """Fixed effects at given relative variances, with lme4's vcov and the REML residual variance."""
+    """Fixed effects at given relative variances, with lme4's vcov and the REML (or ML) residual variance."""
 
     beta: np.ndarray
     beta_cov: np.ndarray
@@ -158,13 +158,17 @@ def gls(model: MixedLM, params: MixedLMParams) -> Gls:
     p = model.k_fe
     xvx_inv = np.linalg.inv(m[:p, :p])
     beta = xvx_inv @ m[:p, p]
-    sigma2 = (m[p, p] - m[:p, p] @ beta) / (model.nobs - p)
+    # lme4's sigma^2: the penalized RSS over n - p (REML) or n (ML).
+    sigma2 = (m[p, p] - m[:p, p] @ beta) / (model.nobs - p if model.reml else model.nobs)
     return Gls(beta, sigma2 * xvx_inv, float(sigma2))
 
 
 @dataclass
 class Attempt:
-    """One optimizer run, evaluated at the GLS fixed effects of its variance parameters."""
+    """One optimizer run, evaluated at the GLS fixed effects of its variance parameters.
+
+    ``reml_criterion`` is -2 logLik of the fit's criterion: the ML deviance for an ML fit.
+    """
 
     optimizer: str
     params: MixedLMParams | None
@@ -188,7 +192,7 @@ def _run(design: Design, model: MixedLM, label: str, **fit_args) -> Attempt:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            result = model.fit(reml=True, **fit_args)
+            result = model.fit(reml=model.reml, **fit_args)
             attempt = evaluate_attempt(design, model, label, result)
         except (np.linalg.LinAlgError, ValueError) as exc:
             attempt = Attempt(label, None, np.inf, np.inf, False, warnings=[f"failed: {exc}"])
@@ -205,7 +209,7 @@ def evaluate_attempt(design: Design, model: MixedLM, label: str, result) -> Atte
     fit = gls(model, params)
     repaired = not np.allclose(result.fe_params, fit.beta, rtol=1e-6, atol=1e-8 * np.sqrt(fit.sigma2))
     params.fe_params = fit.beta
-    criterion = -2.0 * _loglike_in_eigenbasis(design, fit.beta, params.cov_re, params.vcomp)
+    criterion = -2.0 * _loglike_in_eigenbasis(design, fit.beta, params.cov_re, params.vcomp, model.reml)
     # With fe at their GLS value, the partial gradient in the covariance parameters equals the
     # profile gradient; profile_fe=False keeps statsmodels' faulty GLS (10239) out of it.
     grad = model.score(params, profile_fe=False)[model.k_fe :]
@@ -223,9 +227,10 @@ def _best(attempts: list[Attempt]) -> Attempt:
 # --- The fit ----------------------------------------------------------------------------------
 
 
-def fit_statsmodels(design: Design, optimizers: tuple[str, ...] = OPTIMIZERS) -> Estimates:
-    """REML fit on statsmodels: every optimizer from the default start, then a polish of the best."""
-    model = to_mixedlm(design)
+def fit_statsmodels(design: Design, optimizers: tuple[str, ...] = OPTIMIZERS, *, reml: bool = True) -> Estimates:
+    """REML (or, with ``reml=False``, ML) fit on statsmodels: every optimizer from the default start,
+    then a polish of the best."""
+    model = to_mixedlm(design, reml=reml)
     attempts = [_run(design, model, name, method=name) for name in optimizers]
     start = _best(attempts)
     if start.params is None:
@@ -258,7 +263,7 @@ def _warning_summary(winner: Attempt, attempts: list[Attempt], converged: bool) 
         gaps = ", ".join(f"{a.optimizer} (+{a.reml_criterion - winner.reml_criterion:.4g})" for a in short)
         notes.append(
             f"{len(short)} of {len(attempts)} optimizers stopped short of the best "
-            f"REML criterion {winner.reml_criterion:.6f}: {gaps}"
+            f"criterion {winner.reml_criterion:.6f}: {gaps}"
         )
     notes += [
         f"{a.optimizer}: statsmodels' fixed effects disagreed with GLS at its variance "
@@ -268,7 +273,7 @@ def _warning_summary(winner: Attempt, attempts: list[Attempt], converged: bool) 
     ]
     if not converged:
         notes.append(
-            f"REML optimum not confirmed: gradient norm {winner.grad_norm:.3g} at the best "
+            f"optimum not confirmed: gradient norm {winner.grad_norm:.3g} at the best "
             "criterion, or no converged optimizer reached it"
         )
     return notes
@@ -333,6 +338,7 @@ def _estimates(design: Design, model: MixedLM, winner: Attempt, attempts: list[A
         converged=converged,
         attempts=[a.record() for a in attempts],
         warnings=_warning_summary(winner, attempts, converged),
+        reml=model.reml,
     )
 
 
@@ -340,16 +346,18 @@ def _estimates(design: Design, model: MixedLM, winner: Attempt, attempts: list[A
 
 
 def statsmodels_loglike(design: Design, estimates: Estimates) -> float:
-    """statsmodels' REML log-likelihood (``MixedLM.loglike``) at ``estimates``."""
+    """statsmodels' REML (or, for an ML fit, ML) log-likelihood (``MixedLM.loglike``) at ``estimates``."""
     re_index, vc_indices = split_blocks(design)
     relative = [np.asarray(c, float) / estimates.sigma2 for c in estimates.covariances]
     cov_re = np.zeros((0, 0)) if re_index is None else relative[re_index]
     vcomp = np.array([relative[i][0, 0] for i in vc_indices])
-    return _loglike_in_eigenbasis(design, np.asarray(estimates.beta, float), cov_re, vcomp)
+    return _loglike_in_eigenbasis(design, np.asarray(estimates.beta, float), cov_re, vcomp, estimates.reml)
 
 
-def _loglike_in_eigenbasis(design: Design, beta: np.ndarray, cov_re: np.ndarray, vcomp: np.ndarray) -> float:
-    """statsmodels' REML logLik at relative covariances, with exog_re rotated to cov_re's eigenbasis.
+def _loglike_in_eigenbasis(
+    design: Design, beta: np.ndarray, cov_re: np.ndarray, vcomp: np.ndarray, reml: bool = True
+) -> float:
+    """statsmodels' REML (or ML) logLik at relative covariances, with exog_re rotated to cov_re's eigenbasis.
 
     statsmodels inverts cov_re and takes its log-determinant; near a singular solution that
     loses ~1e-6 of logLik (measured on ach_cat_re_2), and at an exactly singular one it fails.
@@ -360,6 +368,6 @@ def _loglike_in_eigenbasis(design: Design, beta: np.ndarray, cov_re: np.ndarray,
     if cov_re.size:
         eigenvalues, rotation = np.linalg.eigh(cov_re)
         cov_re = np.diag(np.maximum(eigenvalues, VARIANCE_FLOOR))
-    model = to_mixedlm(design, re_rotation=rotation)
+    model = to_mixedlm(design, re_rotation=rotation, reml=reml)
     params = MixedLMParams.from_components(beta, cov_re, vcomp=np.maximum(vcomp, VARIANCE_FLOOR))
     return float(model.loglike(params, profile_fe=False))
