@@ -43,6 +43,7 @@ def verdicts(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def standing(table: pd.DataFrame, criterion: str) -> pd.DataFrame:
+    """The verdict under one criterion (``verdicts``' rows for it)."""
     ranked = table.sort_values(criterion, kind="stable", ignore_index=True)
     delta = ranked[criterion] - ranked[criterion].iloc[0]
     verdict = pd.Series("worse", index=ranked.index).where(delta >= TIE, "preferred")

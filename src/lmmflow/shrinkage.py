@@ -168,7 +168,8 @@ def coefficient_statistics(coefficients: pd.DataFrame) -> pd.DataFrame:
     for coefficient in COEFFICIENTS:
         for kind in (SEPARATE, MIXED):
             values = coefficients[f"{coefficient}_{kind}"]
-            rows.append((coefficient, kind, len(coefficients), values.mean(), values.std(), values.min(), values.max()))
+            statistics = (values.mean(), values.std(ddof=1), values.min(), values.max())
+            rows.append((coefficient, kind, len(coefficients), *statistics))
     return pd.DataFrame(rows, columns=["coefficient", "estimate", "n_groups", "mean", "sd", "min", "max"])
 
 
