@@ -1,6 +1,6 @@
 import pytest
 
-from lmmflow.compare import ComparisonError, compare_models
+from lmmflow.compare import TIE, ComparisonError, compare_models, verdicts
 
 
 def summary(aicc, k=6, dataset="pupils", n_obs=1000, fixed=("Intercept", "sesmid", "seshigh"), n_re=150):
@@ -39,3 +39,28 @@ def test_refuses_models_reml_cannot_compare(other, what):
 def test_needs_two_models():
     with pytest.raises(ComparisonError, match="at least two"):
         compare_models({"a": summary(2.0)})
+
+
+def test_verdicts_prefer_the_lowest_criterion_and_name_the_runner_up():
+    table = compare_models({"a": summary(10.0), "b": summary(4.0), "c": summary(7.5)})
+    standings = verdicts(table)
+    assert standings.columns.tolist() == ["criterion", "model", "delta", "verdict", "tie_tolerance"]
+    aicc = standings[standings["criterion"] == "AICc"]
+    assert aicc["model"].tolist() == ["b", "c", "a"]
+    assert aicc["verdict"].tolist() == ["preferred", "runner-up", "worse"]
+    assert aicc["delta"].tolist() == table["delta_AICc"].tolist()
+    assert standings["criterion"].tolist() == ["AICc"] * 3 + ["AIC"] * 3
+
+
+def test_models_within_the_tie_tolerance_are_all_preferred():
+    table = compare_models({"a": summary(4.0 + TIE / 2), "b": summary(4.0), "c": summary(4.0 + 2 * TIE)})
+    aicc = verdicts(table).query("criterion == 'AICc'")
+    assert dict(zip(aicc["model"], aicc["verdict"])) == {"b": "preferred", "a": "preferred", "c": "runner-up"}
+
+
+def test_the_aic_verdict_ranks_by_aic():
+    models = {"a": summary(4.0), "b": summary(5.0)}
+    models["b"]["AIC"] = 1.0  # b: lower AIC, higher AICc (more parameters would do this)
+    aic = verdicts(compare_models(models)).query("criterion == 'AIC'")
+    assert aic["model"].tolist() == ["b", "a"] and aic["verdict"].tolist() == ["preferred", "runner-up"]
+    assert aic["delta"].tolist() == [0.0, 2.0]

@@ -145,3 +145,33 @@ def test_config_section_matches_the_schema():
     bad = copy.deepcopy(config)
     del bad["shrinkage"]["settings"]["more_variance"]["seed"]
     assert list(validator.iter_errors(bad)), "a simulated setting without a seed was accepted"
+
+
+def test_coefficient_statistics_summarize_each_coefficient_and_estimate():
+    coefficients = pd.DataFrame(
+        {
+            "g": ["1", "2", "3"],
+            "n": [4, 4, 4],
+            "intercept_separate": [1.0, 2.0, 6.0],
+            "slope_separate": [0.5, np.nan, -0.5],
+            "intercept_mixed": [2.0, 2.5, 3.0],
+            "slope_mixed": [0.2, 0.1, 0.0],
+        }
+    )
+    table = shrinkage.coefficient_statistics(coefficients).set_index(["coefficient", "estimate"])
+    assert list(table.index) == [(c, kind) for c in ("intercept", "slope") for kind in ("separate", "mixed")]
+    assert list(table.columns) == ["n_groups", "mean", "sd", "min", "max"]
+    assert (table["n_groups"] == 3).all()
+    assert table.loc[("intercept", "separate"), ["mean", "min", "max"]].tolist() == [3.0, 1.0, 6.0]
+    assert table.loc[("intercept", "separate"), "sd"] == pytest.approx(np.std([1, 2, 6], ddof=1))
+    assert table.loc[("slope", "separate"), "mean"] == 0.0  # a group without a slope is skipped
+    assert table.loc[("slope", "mixed"), "sd"] == pytest.approx(0.1)
+
+
+def test_the_many_regressions_sd_is_the_sd_summary(results):
+    statistics = shrinkage.observed_tables(results["gpa"]["coefficients"])["coefficient_statistics"]
+    sd = statistics.set_index(["coefficient", "estimate"])["sd"]
+    summary = results["gpa"]["sd_summary"].set_index("coefficient")
+    for coefficient in ("intercept", "slope"):
+        for kind in ("separate", "mixed"):
+            assert sd[(coefficient, kind)] == pytest.approx(summary.loc[coefficient, f"sd_{kind}"], rel=1e-12)

@@ -161,10 +161,24 @@ def run_setting(name: str, setting: Mapping, data: pd.DataFrame, engine: str = "
     }
 
 
+def coefficient_statistics(coefficients: pd.DataFrame) -> pd.DataFrame:
+    """Mean, SD (n - 1 denominator), minimum and maximum of each per-group coefficient, separate
+    regressions vs the mixed model; ``n_groups`` is the number of groups (rows) summarized."""
+    rows = []
+    for coefficient in COEFFICIENTS:
+        for kind in (SEPARATE, MIXED):
+            values = coefficients[f"{coefficient}_{kind}"]
+            statistics = (values.mean(), values.std(ddof=1), values.min(), values.max())
+            rows.append((coefficient, kind, len(coefficients), *statistics))
+    return pd.DataFrame(rows, columns=["coefficient", "estimate", "n_groups", "mean", "sd", "min", "max"])
+
+
 def observed_tables(coefficients: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """The chapter's many-regressions table (without the per-group counts) and negative slopes."""
+    """The chapter's many-regressions table (without the per-group counts), its statistics, and
+    negative slopes."""
     return {
         "coefficients": coefficients.drop(columns="n"),
+        "coefficient_statistics": coefficient_statistics(coefficients),
         "negative_slopes": negative_slopes(coefficients),
     }
 

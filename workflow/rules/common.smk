@@ -91,7 +91,9 @@ def get_model_outputs():
     return (
         expand("results/models/{model}/fit.json", model=config["models"])
         + expand(
-            "results/comparisons/{comparison}.csv", comparison=config["comparisons"]
+            "results/comparisons/{comparison}{suffix}.csv",
+            comparison=config["comparisons"],
+            suffix=["", ".verdict"],
         )
         + expand(
             "results/tables/{focus}_{table}.csv",
@@ -174,7 +176,7 @@ def get_shrinkage_outputs():
     outputs += expand(
         "results/tables/{setting}_{table}.csv",
         setting=OBSERVED_SETTINGS,
-        table=["coefficients", "negative_slopes"],
+        table=["coefficients", "coefficient_statistics", "negative_slopes"],
     )
     outputs += expand(
         "results/figures/{setting}_{figure}.{ext}",

@@ -1,5 +1,5 @@
 # Report: reports/report.qmd filled from every configured result and rendered to one
-# self-contained HTML page (Quarto if available, else pandoc); see src/lmmflow/report.py.
+# self-contained HTML page (Quarto if available, else pandoc); see src/lmmflow/report/.
 
 
 rule render_report:

@@ -56,6 +56,11 @@ rule shrinkage_observed_tables:
         coefficients="results/shrinkage/{setting}/coefficients.csv",
     output:
         coefficients="results/tables/{setting}_coefficients.csv",
+        coefficient_statistics=report(
+            "results/tables/{setting}_coefficient_statistics.csv",
+            caption="../report/coefficient_statistics.rst",
+            category="Shrinkage",
+        ),
         negative_slopes="results/tables/{setting}_negative_slopes.csv",
     log:
         "logs/shrinkage/tables/{setting}.log",

@@ -2,9 +2,14 @@ rule compare_models:
     input:
         get_comparison_fits,
     output:
-        report(
+        table=report(
             "results/comparisons/{comparison}.csv",
             caption="../report/comparison.rst",
+            category="Comparisons",
+        ),
+        verdict=report(
+            "results/comparisons/{comparison}.verdict.csv",
+            caption="../report/comparison_verdict.rst",
             category="Comparisons",
         ),
     log:

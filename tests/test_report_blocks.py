@@ -1,0 +1,93 @@
+"""What the blocks print, from small results trees: single values, the comparison verdict and the
+many-regressions statistics read from the tables the comparison and shrinkage jobs wrote."""
+
+import re
+
+import pandas as pd
+import pytest
+from report_helpers import model_results, write_fit
+
+from lmmflow.compare import compare_models, verdicts
+from lmmflow.report import ReportError, Results
+from lmmflow.report.blocks import aic, comparison, diagnostics, many_regressions, value
+
+
+@pytest.mark.parametrize(
+    "quantity, named",
+    [("fixef.occasionx", "no fixed effect 'occasionx' in fixed_effects.csv"), ("sd.z", "0 random effects named 'z'")],
+)
+def test_a_value_naming_a_missing_term_is_an_error_naming_it(tmp_path, quantity, named):
+    with pytest.raises(ReportError, match=f"m1: {re.escape(quantity)}: {re.escape(named)}"):
+        value(model_results(tmp_path), "m1", quantity)
+
+
+def comparison_results(tmp_path, aicc: dict[str, float]) -> Results:
+    """A comparison ``c`` of models with the given AICc (AIC one less), as the comparison job writes it."""
+    root = tmp_path / "results"
+    paths = [write_fit(root, model, singular=False) / "fit.json" for model in aicc]
+    summaries = {
+        m: {"dataset": "d", "n_obs": 10, "fixed_effects": ["Intercept"], "K": 4, "AICc": a, "AIC": a - 1, "logLik": -a}
+        | {"n_random_effects": 5}
+        for m, a in aicc.items()
+    }
+    table = compare_models(summaries)
+    (root / "comparisons").mkdir()
+    table.to_csv(root / "comparisons" / "c.csv", index=False)
+    verdicts(table).to_csv(root / "comparisons" / "c.verdict.csv", index=False)
+    paths += [root / "comparisons" / "c.csv", root / "comparisons" / "c.verdict.csv"]
+    return Results(map(str, paths), config={"comparisons": {"c": list(aicc)}})
+
+
+def test_comparison_names_the_preferred_model_and_the_next(tmp_path):
+    results = comparison_results(tmp_path, {"m1": 105.0, "m2": 100.0, "m3": 101.5})
+    text = comparison(results)
+    assert "All 3 models are fitted to the same 10 observations of `d`" in text
+    assert text.index("| m2 |") < text.index("| m3 |") < text.index("| m1 |")
+    assert "**Preferred model: `m2`**, with the lowest AICc; the next, `m3`, is 1.500 AICc units worse." in text
+
+
+def test_a_tie_names_every_preferred_model(tmp_path):
+    results = comparison_results(tmp_path, {"m1": 100.0 + 1e-9, "m2": 100.0})
+    text = comparison(results, name="c")
+    assert "**Preferred models: `m2` and `m1`**, tied at the lowest AICc (ΔAICc below 1e-06)" in text
+    assert text.endswith("differently parameterized.")
+
+
+def test_aic_orders_by_aic_and_names_the_better_model(tmp_path):
+    text = aic(comparison_results(tmp_path, {"m1": 105.0, "m2": 100.0}), name="c")
+    assert text.index("| m2 |") < text.index("| m1 |")
+    assert text.endswith("**Lower AIC is better: `m2`**, by 5.000 AIC units.")
+
+
+def test_many_regressions_prints_the_statistics_the_shrinkage_job_wrote(tmp_path):
+    path = tmp_path / "results" / "tables" / "gpa_coefficient_statistics.csv"
+    path.parent.mkdir(parents=True)
+    pd.DataFrame(
+        {
+            "coefficient": ["slope", "slope"],
+            "estimate": ["separate", "mixed"],
+            "n_groups": [200, 200],
+            "mean": [0.1, 0.1],
+            "sd": [0.08, 0.05],
+            "min": [-0.2, -0.01],
+            "max": [0.4, 0.3],
+        }
+    ).to_csv(path, index=False)
+    config = {"shrinkage": {"settings": {"gpa": {"label": "GPA data"}}}}
+    text = many_regressions(Results([str(path)], config=config), setting="gpa")
+    assert text.splitlines()[0] == "| coefficient | estimate | mean | sd | min | max |"
+    assert "| slope | separate regressions | 0.100 | 0.080 | -0.200 | 0.400 |" in text
+    assert "| slope | mixed model |" in text
+    assert text.endswith(": GPA data: per-group coefficients of 200 groups, separate regressions vs the mixed model.")
+
+
+def test_diagnostics_flag_singular_fits_and_list_warnings(tmp_path):
+    root = tmp_path / "results"
+    paths = [
+        write_fit(root, "m1") / "fit.json",
+        write_fit(root, "m2", singular=False, warnings=["slow"]) / "fit.json",
+    ]
+    text = diagnostics(Results(map(str, paths)))
+    assert "| m1 | d | 10 | fast | **L-BFGS-B** | 2 | yes | **yes** | 0 |" in text
+    assert "Singular fits: `m1`." in text and "All fits converged." in text
+    assert "Warnings:\n\n- `m2`: slow" in text
