@@ -1,6 +1,7 @@
 """Preparing data sets: rename, recode, factors, the data dictionary and the CSV round trip."""
 
 import re
+from pathlib import Path
 
 import pandas as pd
 import pytest
