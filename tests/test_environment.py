@@ -10,6 +10,7 @@ from importlib import metadata
 from pathlib import Path
 
 from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 
 from lmmflow import environment
 
@@ -19,6 +20,11 @@ PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 ENVS = ROOT / "workflow" / "envs"
 # The code whose imports must be installable from the lock.
 IMPORTING = [*sorted((ROOT / "src" / "lmmflow").rglob("*.py")), *sorted((ROOT / "scripts").glob("*.py"))]
+
+
+def lock_python() -> str:
+    """The Python the lock was resolved for, from the command in its header."""
+    return re.search(r"--python-version (\d+\.\d+)", LOCK.read_text())[1]
 
 
 def declared_requirements() -> list[tuple[str, Requirement]]:
@@ -32,6 +38,8 @@ def declared_requirements() -> list[tuple[str, Requirement]]:
 def test_lock_satisfies_every_requirement_of_pyproject_and_its_extras():
     locked = environment.read_lock(LOCK)
     unmet = []
+    if not SpecifierSet(PYPROJECT["project"]["requires-python"]).contains(lock_python()):
+        unmet.append(f"requires-python {PYPROJECT['project']['requires-python']}: locked for Python {lock_python()}")
     for extra, requirement in declared_requirements():
         if requirement.marker and not requirement.marker.evaluate({"extra": extra}):
             continue
@@ -120,8 +128,10 @@ def test_lock_reads_names_as_pip_compares_them(tmp_path):
     lock = tmp_path / "lock.txt"
     lock.write_text(
         "# header\nPyYAML==6.0.2\n    # via lmmflow\nsnakemake_executor.plugin-slurm==2.8.0 \\\n    --hash=sha256:ab\n"
+        "dask[dataframe]==2024.1.0\n"
     )
-    assert environment.read_lock(lock) == {"pyyaml": "6.0.2", "snakemake-executor-plugin-slurm": "2.8.0"}
+    locked = environment.read_lock(lock)
+    assert locked == {"pyyaml": "6.0.2", "snakemake-executor-plugin-slurm": "2.8.0", "dask": "2024.1.0"}
 
 
 def test_command_line_exits_nonzero_and_names_the_package_when_the_environment_differs(tmp_path, capsys):
@@ -140,7 +150,6 @@ def test_conda_environment_is_the_locks_python_with_a_pin_file_in_conda_explicit
     )
     assert all(url.fullmatch(line) for line in packages[1:]), "pin lines must be conda package URLs with their MD5"
     versions = {match[2]: match[3] for match in map(url.fullmatch, packages[1:])}
-    lock_python = re.search(r"--python-version (\d+\.\d+)", LOCK.read_text())[1]
-    assert versions["python"].startswith(lock_python + ".")
+    assert versions["python"].startswith(lock_python() + ".")
     assert "pip" in versions
-    assert f"python ={lock_python}" in (ENVS / "lmmflow.yaml").read_text()
+    assert f"python ={lock_python()}" in (ENVS / "lmmflow.yaml").read_text()

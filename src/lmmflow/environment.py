@@ -23,8 +23,9 @@ LOCK_FILE = Path("requirements") / "lock.txt"
 # from the lock, so neither makes an environment differ from it.
 NOT_LOCKED = frozenset({"pip", "setuptools", "wheel", "lmmflow"})
 
-# `name==version` at the start of a lock line; hashes, `# via` comments and options are not pins.
-_PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)")
+# `name==version` (extras allowed) at the start of a lock line; hashes, `# via` comments and
+# options are not pins.
+_PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==([^\s;\\]+)")
 
 
 class Difference(NamedTuple):
