@@ -10,7 +10,13 @@ from workflow_helpers import offline, output, snakemake
 from lmmflow.report import Results
 
 _RUN: dict[str, Path] = {}
-CONTEXT = {"git": {"commit": None, "dirty": None}, "versions": {"Python": "3"}, "date": "today", "renderer_label": "x"}
+CONTEXT = {
+    "git": {"commit": None, "dirty": None},
+    "versions": {"Python": "3"},
+    "lock": "environment matches the lock",
+    "date": "today",
+    "renderer_label": "x",
+}
 
 
 def completed_workflow(tmp_path_factory) -> Path:

@@ -5,8 +5,9 @@ from pathlib import Path
 
 from report_helpers import CONTEXT
 
+from lmmflow.environment import installed_versions
 from lmmflow.report import Results
-from lmmflow.report.provenance import git_state, package_versions, provenance
+from lmmflow.report.provenance import git_state, lock_sentence, package_versions, provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,3 +40,20 @@ def test_the_appendix_has_the_raw_files_the_software_the_run_and_the_config(tmp_
     assert '- `sim`: `{"generator": "random_slopes", "seed": 1}`' in text
     assert "| Python | 3 |" in text and "- Workflow commit: not a git checkout\n" in text
     assert "https://example.org/gpa.RData" in text.split("## Configuration as used")[1]
+
+
+def test_the_lock_sentence_says_match_or_names_each_changed_package_with_both_versions(tmp_path):
+    installed = installed_versions()
+    lock = tmp_path / "lock.txt"
+    lock.write_text("".join(f"{name}=={version}\n" for name, version in installed.items()))
+    assert lock_sentence(lock) == "environment matches the lock"
+    lock.write_text(lock.read_text().replace(f"numpy=={installed['numpy']}", "numpy==0.0.1"))
+    assert (
+        lock_sentence(lock) == f"environment differs from the lock: numpy 0.0.1 locked, {installed['numpy']} installed"
+    )
+    assert "not compared" in lock_sentence(tmp_path / "absent.txt")
+
+
+def test_the_software_section_shows_the_lock_sentence(tmp_path):
+    results = Results([], config={})
+    assert "Locked environment: **environment matches the lock**." in provenance(results, CONTEXT)

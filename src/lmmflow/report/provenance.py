@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from lmmflow import environment
 from lmmflow.report.formatting import code, number, pipe_table
 from lmmflow.report.results import Results
 
@@ -23,10 +24,12 @@ PACKAGES = ("statsmodels", "numpy", "scipy", "pandas", "matplotlib", "snakemake"
 
 
 def run_context(repo: str | Path, renderer_label: str) -> dict:
-    """The run's facts for the appendix: git state, package versions, date, renderer."""
+    """The run's facts for the appendix: git state, package versions and whether they are the
+    lock's (``repo``'s requirements/lock.txt), date, renderer."""
     return {
         "git": git_state(repo),
         "versions": package_versions(),
+        "lock": lock_sentence(Path(repo) / environment.LOCK_FILE),
         "date": datetime.now(UTC).astimezone().isoformat(timespec="seconds"),
         "renderer_label": renderer_label,
     }
@@ -52,6 +55,13 @@ def package_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             versions[package] = "not installed"
     return versions
+
+
+def lock_sentence(lock_path: Path) -> str:
+    """ "environment matches the lock", or each package whose installed version differs."""
+    if not lock_path.is_file():
+        return f"no lock file at {lock_path}: the environment was not compared with a lock"
+    return environment.describe(environment.lock_status(lock_path)[1])
 
 
 def provenance(results: Results, context: dict) -> str:
@@ -88,9 +98,11 @@ def raw_data_section(results: Results) -> str:
 
 
 def software_section(context: dict) -> str:
-    """The versions in the environment that rendered the report (``package_versions``)."""
+    """The versions in the environment that rendered the report (``package_versions``), and how
+    that environment compares with the lock (requirements/lock.txt)."""
     versions = pd.DataFrame(list(context["versions"].items()), columns=["software", "version"])
-    return "## Software\n\n" + pipe_table(versions, "Versions in the environment that rendered this report.")
+    lock = f"Locked environment: **{context['lock']}**.\n\n"
+    return "## Software\n\n" + lock + pipe_table(versions, "Versions in the environment that rendered this report.")
 
 
 def run_section(context: dict) -> str:
