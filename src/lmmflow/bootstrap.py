@@ -64,7 +64,7 @@ def bootstrap_replicates(
     if len(ids) != len(seeds):
         raise ValueError(f"{len(seeds)} seeds but {len(ids)} replicate ids")
     names = parameter_names(design)
-    start = covariances_to_theta(estimates.covariances, estimates.sigma2)
+    start = covariances_to_theta(estimates.covariances, estimates.sigma2)  # every path reports covariances
     rows = []
     for replicate, seed in zip(ids, seeds):
         rng = np.random.default_rng(seed)

@@ -28,9 +28,11 @@ The ``estimate`` column holds the fitted model's (REML) estimates, which is what
 reports; the profile's own centre (the ML estimates, which lme4 does not print) is in
 ``profile_center``.
 
-The profile starts from the fit stage's solution (``lmmflow.solution``) and evaluates the ML
-criterion of ``lmmflow.solution.criterion_for`` through its ``solve`` and ``lower_bounds`` only,
-and the shared optimizer ``lmmflow.reml.optimize_theta``, so any engine with those can be profiled.
+``profile_intervals`` starts from a fit (in the workflow, rebuilt from the fit stage's
+solution.json by ``lmmflow.solution``, not refitted). The ML criterion comes from
+``lmmflow.solution.criterion_for`` and is used through ``solve``, ``lower_bounds`` and the shared
+optimizer ``lmmflow.reml.optimize_theta`` only, so any engine offering ``ProfiledREML``'s
+interface can be profiled.
 """
 
 from __future__ import annotations
@@ -284,6 +286,8 @@ def profile_intervals(
 
 
 def _profile_table(design: Design, estimates: Estimates, level: float, which: Sequence[str] | None) -> pd.DataFrame:
+    # The ML fit starts from the REML theta as the covariances give it, which every path reports
+    # (statsmodels' Estimates carry no theta).
     profile = MLProfile(design, start=covariances_to_theta(estimates.covariances, estimates.sigma2))
     names = profile.names
     which = names if which is None else list(which)

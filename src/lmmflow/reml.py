@@ -139,6 +139,21 @@ class Solution:
     modes: list[np.ndarray]
     conditional_sds: list[np.ndarray]
 
+    def estimates(self, reml: bool, **found) -> Estimates:
+        """These numbers as ``Estimates``; ``found`` says how (path, optimizer, converged, ...)."""
+        return Estimates(
+            beta=self.beta,
+            beta_cov=self.beta_cov,
+            sigma2=self.sigma2,
+            covariances=self.covariances,
+            modes=self.modes,
+            conditional_sds=self.conditional_sds,
+            loglik=-self.deviance / 2.0,
+            theta=self.theta,
+            reml=reml,
+            **found,
+        )
+
 
 class ProfiledREML:
     """lme4's profiled deviance of a design as a function of theta (REML by default, ML if reml=False).
@@ -460,17 +475,9 @@ def fit_reml(design: Design, reml: bool = True, start: np.ndarray | None = None)
             f"{best['grad_norm']:.2g}, Newton decrement {best['newton_decrement']:.2g}, {best['message']})"
         ]
     )
-    return Estimates(
-        beta=solution.beta,
-        beta_cov=solution.beta_cov,
-        sigma2=solution.sigma2,
-        covariances=solution.covariances,
-        modes=solution.modes,
-        conditional_sds=solution.conditional_sds,
-        loglik=-solution.deviance / 2.0,
+    return solution.estimates(
+        reml,
         path="fast",
-        theta=theta,
-        reml=reml,
         optimizer=best["optimizer"],
         converged=best["converged"],
         attempts=[{k: v for k, v in a.items() if k != "theta"} | {"theta": a["theta"].tolist()} for a in attempts],

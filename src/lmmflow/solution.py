@@ -80,8 +80,8 @@ def write_solution(solution: FitSolution, path: str | os.PathLike) -> None:
         "converged": solution.converged,
         "optimizer": solution.optimizer,
     }
-    with io.atomic_path(path) as temporary:
-        temporary.write_text(json.dumps(content, indent=2) + "\n")
+    with io.atomic_path(path) as temporary:  # strict JSON: a fit's numbers are finite, or this refuses
+        temporary.write_text(json.dumps(content, indent=2, allow_nan=False) + "\n", encoding="ascii")
 
 
 def read_solution(path: str | os.PathLike) -> FitSolution:
@@ -123,20 +123,7 @@ def estimates_from_solution(design: Design, solution: FitSolution) -> Estimates:
             f"the solution's criterion {solution.criterion!r} is {at.deviance!r} at its theta on this data; "
             "the solution was not fitted to this design"
         )
-    return Estimates(
-        beta=at.beta,
-        beta_cov=at.beta_cov,
-        sigma2=at.sigma2,
-        covariances=at.covariances,
-        modes=at.modes,
-        conditional_sds=at.conditional_sds,
-        loglik=-at.deviance / 2.0,
-        path=solution.engine,
-        optimizer=solution.optimizer,
-        converged=solution.converged,
-        theta=solution.theta,
-        reml=solution.reml,
-    )
+    return at.estimates(solution.reml, path=solution.engine, optimizer=solution.optimizer, converged=solution.converged)
 
 
 def read_fit(data: pd.DataFrame, formula: str, path: str | os.PathLike) -> tuple[Design, Estimates]:
