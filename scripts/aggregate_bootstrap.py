@@ -1,15 +1,17 @@
-"""Snakemake script: percentile intervals from all bootstrap chunks of one model."""
+"""Snakemake script: percentile intervals from all bootstrap chunks of one model; the estimate
+column from its fit's solution (no data, no fitting)."""
 
 import pandas as pd
 
 from lmmflow import io
-from lmmflow.intervals import aggregate_bootstrap, fit_for_intervals, parameter_vector
-from lmmflow.prepare import read_prepared
+from lmmflow.bootstrap import aggregate_bootstrap
+from lmmflow.parameters import parameter_values
 from lmmflow.scripting import send_stderr_to_log
+from lmmflow.solution import read_solution
 
 send_stderr_to_log(snakemake.log[0])
 
-data = read_prepared(snakemake.input.data, snakemake.input.schema)
-design, fit = fit_for_intervals(data, snakemake.params.formula, snakemake.params.engine)
+solution = read_solution(snakemake.input.solution)
+estimate = parameter_values(solution.covariances(), solution.sigma2, solution.beta)
 chunks = [pd.read_csv(path) for path in snakemake.input.chunks]
-io.write_csv(aggregate_bootstrap(chunks, estimate=parameter_vector(design, fit)), snakemake.output[0])
+io.write_csv(aggregate_bootstrap(chunks, estimate=estimate), snakemake.output[0])

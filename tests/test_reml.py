@@ -7,7 +7,8 @@ from lme4_agreement import CHAPTER_MODELS, assert_fit_matches_lme4, assert_param
 from statsmodels.regression.mixed_linear_model import MixedLMParams
 
 from lmmflow.design import build_design
-from lmmflow.reml import ProfiledREML, _escape_zero_diagonals, default_start, fit_reml, theta_to_factors
+from lmmflow.parameters import default_start, theta_to_factors
+from lmmflow.reml import ProfiledREML, _escape_zero_diagonals, fit_reml
 
 MODELS = CHAPTER_MODELS
 

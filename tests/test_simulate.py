@@ -1,11 +1,14 @@
-"""Seeded simulation of random-slope data, balanced and with the chapter's dropout."""
+"""Seeded simulation of random-slope data, balanced and with the chapter's dropout, and the
+chapter's simulation exercise."""
 
 import numpy as np
 import pandas as pd
 import pytest
 from conftest import CHAPTER_DROPOUT
 
-from lmmflow.simulate import Dropout, simulate_from_config, simulate_random_slopes
+from lmmflow.design import build_design
+from lmmflow.reml import fit_reml
+from lmmflow.simulate import Dropout, simulate_exercise, simulate_from_config, simulate_random_slopes
 
 PARAMETERS = dict(
     n_groups=50,
@@ -102,3 +105,24 @@ def test_rejects_bad_parameters():
         simulate(1, correlation=1.5)
     with pytest.raises(TypeError, match="Generator"):
         simulate_random_slopes(**PARAMETERS, rng=1)
+
+
+def test_simulate_exercise_is_seeded_and_shaped():
+    first = simulate_exercise(rng=42)
+    pd.testing.assert_frame_equal(first, simulate_exercise(rng=np.random.default_rng(42)))
+    assert not first["y"].equals(simulate_exercise(rng=43)["y"])
+    assert list(first.columns) == ["x", "y", "groups"]
+    assert len(first) == 150
+    assert list(first["groups"].cat.categories) == [str(g) for g in range(1, 51)]
+    assert (first["groups"].value_counts() == 3).all()
+    assert list(first["groups"].iloc[:4]) == ["1", "1", "1", "2"]
+
+
+def test_simulate_exercise_recovers_its_parameters():
+    data = simulate_exercise(n_groups=400, n_per_group=6, rng=1)
+    design = build_design("y ~ x + (1 | groups) + (0 + x | groups)", data)
+    fit = fit_reml(design)
+    assert fit.beta == pytest.approx([2.0, 0.5], abs=0.1)
+    assert np.sqrt(fit.covariances[0][0, 0]) == pytest.approx(0.75, abs=0.1)
+    assert np.sqrt(fit.covariances[1][0, 0]) == pytest.approx(0.25, abs=0.05)
+    assert np.sqrt(fit.sigma2) == pytest.approx(0.25, abs=0.03)

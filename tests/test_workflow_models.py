@@ -11,6 +11,7 @@ pytestmark = pytest.mark.workflow
 
 MODEL_FILES = [
     "fit.json",
+    "solution.json",
     "attempts.csv",
     "fixed_effects.csv",
     "variance_components.csv",

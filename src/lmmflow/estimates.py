@@ -15,7 +15,9 @@ class Estimates:
     scale, i.e. already multiplied by ``sigma2``); ``modes[b]`` and ``conditional_sds[b]`` are
     (n_levels_b x q_b) arrays of conditional modes and conditional standard deviations, rows in
     the order of ``Design.blocks[b].levels``. ``beta_cov`` is lme4's ``vcov``.
-    ``statsmodels_loglik`` is set when the solution was re-evaluated by statsmodels.
+    ``statsmodels_loglik`` is set when the solution was re-evaluated by statsmodels. ``theta``
+    (lme4's, see ``lmmflow.parameters``) is set by the paths that optimize it; ``reml`` is False
+    for a maximum-likelihood fit.
     """
 
     beta: np.ndarray
@@ -31,4 +33,5 @@ class Estimates:
     attempts: list[dict] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     statsmodels_loglik: float | None = None  # statsmodels' MixedLM.loglike at this solution
+    theta: np.ndarray | None = None
     reml: bool = True

@@ -13,13 +13,15 @@ from scipy.special import ndtr, ndtri
 
 from lmmflow.design import Design
 from lmmflow.estimates import Estimates
-from lmmflow.reml import covariances_to_theta, theta_lower_bounds
+from lmmflow.parameters import correlation_matrix, covariances_to_theta, theta_lower_bounds
 
 Z_975 = ndtri(0.975)
 SINGULAR_TOLERANCE = 1e-4  # lme4's isSingular default, on the relative Cholesky factor
 
 
 def fixed_effects(design: Design, fit: Estimates) -> pd.DataFrame:
+    """fixed_effects.csv: term, value, se (lme4's ``vcov``), t, p_value, lower_2.5, upper_97.5
+    (normal-approximation p-value and Wald interval, as mixedup); one row per fixed effect."""
     se = np.sqrt(np.diag(fit.beta_cov))
     t = fit.beta / se
     return pd.DataFrame(
@@ -36,6 +38,8 @@ def fixed_effects(design: Design, fit: Estimates) -> pd.DataFrame:
 
 
 def variance_components(design: Design, fit: Estimates) -> pd.DataFrame:
+    """variance_components.csv: group (the block's label), effect, variance, sd, var_prop (share of
+    all variances, the residual's included); one row per random effect, then ``Residual``."""
     rows = [
         (block.label, effect, cov[j, j])
         for block, cov in zip(design.blocks, fit.covariances)
@@ -49,17 +53,20 @@ def variance_components(design: Design, fit: Estimates) -> pd.DataFrame:
 
 
 def re_correlations(design: Design, fit: Estimates) -> pd.DataFrame:
+    """re_correlations.csv: group, effect_1, effect_2, correlation; one row per pair of effects of
+    a block (none for uncorrelated blocks). NaN where an SD is zero, as lme4 (``lmmflow.parameters``)."""
     rows = []
     for block, cov in zip(design.blocks, fit.covariances):
-        sd = np.sqrt(np.diag(cov))
+        correlations = correlation_matrix(cov)
         for i in range(block.n_effects):
             for j in range(i + 1, block.n_effects):
-                correlation = cov[i, j] / (sd[i] * sd[j]) if sd[i] * sd[j] > 0 else np.nan
-                rows.append((block.label, block.effects[i], block.effects[j], correlation))
+                rows.append((block.label, block.effects[i], block.effects[j], correlations[i, j]))
     return pd.DataFrame(rows, columns=["group", "effect_1", "effect_2", "correlation"])
 
 
 def random_effects(design: Design, fit: Estimates) -> pd.DataFrame:
+    """random_effects.csv: group_var, effect, group, value, se, lower_2.5, upper_97.5: conditional
+    modes and conditional SDs (lme4's ``ranef(condVar = TRUE)``), block by block, effect by effect."""
     frames = []
     for block, modes, sds in zip(design.blocks, fit.modes, fit.conditional_sds):
         for j, effect in enumerate(block.effects):
@@ -81,7 +88,8 @@ def random_effects(design: Design, fit: Estimates) -> pd.DataFrame:
 
 
 def random_coefficients(design: Design, fit: Estimates) -> pd.DataFrame:
-    """lme4's ``coef``: per grouping factor, fixed effect + random effect, matched by name.
+    """random_coefficients.csv, lme4's ``coef``: group_var, effect, group, value (fixed effect +
+    random effect, matched by name) per grouping factor.
 
     Effects only random (``seslow`` in ``(0 + ses | g)``) come first, then every fixed effect,
     as lme4 orders them.

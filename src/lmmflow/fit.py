@@ -16,6 +16,7 @@ from lmmflow.estimates import Estimates
 from lmmflow.predict import fitted_values
 from lmmflow.reml import fit_reml
 from lmmflow.smfit import UnsupportedByStatsmodels, fit_statsmodels, statsmodels_loglike
+from lmmflow.solution import solution_of, write_solution
 
 VERIFY_TOLERANCE = 1e-6
 ENGINES = ("fast", "statsmodels")
@@ -31,6 +32,12 @@ MODEL_TABLES = {
 
 
 def fit_model(design: Design, engine: str = "fast") -> Estimates:
+    """The REML fit of ``design`` that every table of the model comes from.
+
+    ``engine`` "fast": the vectorized path (``lmmflow.reml``), its solution verified by
+    statsmodels and replaced by the robust statsmodels fit if they disagree; "statsmodels": that
+    fit directly. The returned ``Estimates`` say which path computed them and why (warnings).
+    """
     if engine not in ENGINES:
         raise ValueError(f"engine {engine!r}: expected one of {ENGINES}")
     if engine == "statsmodels":
@@ -56,19 +63,25 @@ def _verified(design: Design, fit: Estimates) -> Estimates:
 
 
 def write_model_outputs(design: Design, fit: Estimates, summary: dict, outputs: dict[str, str]) -> None:
-    """Write fit.json, attempts.csv and the MODEL_TABLES to the paths named in ``outputs``.
+    """Write fit.json, solution.json, attempts.csv and the MODEL_TABLES to the paths named in ``outputs``.
 
-    Every table is computed before the first is written, so an error leaves no file behind;
-    fit.json comes last, as the sign that the others are complete.
+    ``solution`` is the fit's exact parameters (``lmmflow.solution``), which interval jobs start
+    from; ``attempts`` one row per optimizer attempt (optimizer, reml_criterion, grad_norm,
+    converged). Everything is computed before the first file is written, so an error leaves no
+    file behind; fit.json comes last, as the sign that the others are complete.
     """
     tables = {name: table(design, fit) for name, table in MODEL_TABLES.items()}
     tables["attempts"] = pd.DataFrame(fit.attempts, columns=["optimizer", "reml_criterion", "grad_norm", "converged"])
+    solution = solution_of(fit)
     for name, table in tables.items():
         io.write_csv(table, outputs[name])
+    write_solution(solution, outputs["solution"])
     io.write_json(summary, outputs["fit"])
 
 
 def fit_and_write(data: pd.DataFrame, *, dataset: str, formula: str, engine: str, outputs: dict[str, str]) -> None:
+    """Fit ``formula`` to ``data`` with ``engine`` (``fit_model``) and write every output of the
+    model (``write_model_outputs``; fit.json is ``extract.fit_summary``)."""
     design = build_design(formula, data)
     fit = fit_model(design, engine)
     summary = extract.fit_summary(design, fit, dataset=dataset, formula=formula)

@@ -28,9 +28,22 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize
 
+from lmmflow.batched import (
+    backward_substitute_transposed,
+    batched_cholesky,
+    forward_substitute,
+    lambda_transpose_times,
+)
 from lmmflow.criterion import PLSState
 from lmmflow.design import Design
 from lmmflow.estimates import Estimates
+from lmmflow.parameters import (
+    block_theta_size,
+    default_start,
+    lower_triangle_indices,
+    theta_lower_bounds,
+    theta_to_covariances,
+)
 
 LOG_2PI = np.log(2.0 * np.pi)
 # Projected-gradient size (deviance units) below which a solution counts as converged.
@@ -46,136 +59,6 @@ NEWTON_DECREMENT_TOLERANCE = 1e-6
 FALLBACK_EVALUATIONS = 400
 CHEAP_FALLBACK_WORK = 5e7
 SINGULAR_FALLBACK_WORK = 2.5e8
-# Local dimension up to which the groups-last Cholesky loop beats per-group LAPACK calls.
-LOOP_CHOLESKY_MAX = 12
-
-
-# --------------------------------------------------------------------------- theta <-> covariances
-
-
-def block_theta_size(q: int) -> int:
-    return q * (q + 1) // 2
-
-
-def lower_triangle_indices(q: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row and column of each theta entry of a q x q factor, column-major as lme4 orders them."""
-    cols, rows = np.triu_indices(q)  # upper triangle row-major == lower triangle column-major, swapped
-    return rows, cols
-
-
-def theta_to_factors(theta: np.ndarray, sizes: list[int]) -> list[np.ndarray]:
-    """Relative Cholesky factors T_b (lower triangular) of each block from lme4's theta vector."""
-    factors, start = [], 0
-    for q in sizes:
-        rows, cols = lower_triangle_indices(q)
-        T = np.zeros((q, q))
-        T[rows, cols] = theta[start : start + block_theta_size(q)]
-        factors.append(T)
-        start += block_theta_size(q)
-    return factors
-
-
-def theta_to_covariances(theta: np.ndarray, sizes: list[int], sigma2: float) -> list[np.ndarray]:
-    """Absolute covariance sigma2 T_b T_b' of each block's random effects."""
-    return [sigma2 * T @ T.T for T in theta_to_factors(np.asarray(theta, float), sizes)]
-
-
-def safe_cholesky(matrix: np.ndarray) -> np.ndarray:
-    """Lower Cholesky factor tolerating positive semi-definite input (lme4's safe_chol)."""
-    q = len(matrix)
-    lower = np.zeros_like(matrix)
-    for j in range(q):
-        pivot = matrix[j, j] - lower[j, :j] @ lower[j, :j]
-        lower[j, j] = np.sqrt(max(pivot, 0.0))
-        for i in range(j + 1, q):
-            off = matrix[i, j] - lower[i, :j] @ lower[j, :j]
-            lower[i, j] = off / lower[j, j] if lower[j, j] > 0 else 0.0
-    return lower
-
-
-def covariances_to_theta(covariances: list[np.ndarray], sigma2: float) -> np.ndarray:
-    """lme4's theta of absolute block covariances: the inverse of ``theta_to_covariances``."""
-    parts = []
-    for cov in covariances:
-        rows, cols = lower_triangle_indices(len(cov))
-        parts.append(safe_cholesky(cov / sigma2)[rows, cols])
-    return np.concatenate(parts) if parts else np.zeros(0)
-
-
-def theta_lower_bounds(sizes: list[int]) -> np.ndarray:
-    """Diagonal entries of the factors are >= 0, off-diagonal ones unbounded (as in lme4)."""
-    bounds = []
-    for q in sizes:
-        rows, cols = lower_triangle_indices(q)
-        bounds.append(np.where(rows == cols, 0.0, -np.inf))
-    return np.concatenate(bounds) if bounds else np.zeros(0)
-
-
-def default_start(sizes: list[int]) -> np.ndarray:
-    """lme4's starting value: identity factors (diagonal 1, off-diagonal 0)."""
-    return np.where(np.isfinite(theta_lower_bounds(sizes)), 1.0, 0.0)
-
-
-# --------------------------------------------------------------------------- batched linear algebra
-
-
-def batched_cholesky(A: np.ndarray) -> np.ndarray:
-    """Lower Cholesky factors of a (d, d, G) stack of SPD matrices, looping over d not over G."""
-    d = A.shape[0]
-    if d > LOOP_CHOLESKY_MAX:  # the O(d^3) Python-level loop would cost more than LAPACK per group
-        return np.moveaxis(np.linalg.cholesky(np.moveaxis(A, 2, 0)), 0, 2).copy()
-    L = np.zeros_like(A)
-    for j in range(d):
-        diag = A[j, j].copy()
-        for k in range(j):
-            diag -= L[j, k] * L[j, k]
-        L[j, j] = np.sqrt(diag)
-        for i in range(j + 1, d):
-            below = A[i, j].copy()
-            for k in range(j):
-                below -= L[i, k] * L[j, k]
-            L[i, j] = below / L[j, j]
-    return L
-
-
-def forward_substitute(L: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """Solve L W = B for (d, d, G) lower factors and (d, c, G) right-hand sides (or (d, c))."""
-    d, G = L.shape[0], L.shape[2]
-    if B.ndim == 2:  # the same right-hand side for every group
-        B = np.broadcast_to(B[:, :, None], B.shape + (G,))
-    W = np.empty(B.shape)
-    for i in range(d):
-        rhs = B[i].copy()
-        for k in range(i):
-            rhs -= L[i, k] * W[k]
-        W[i] = rhs / L[i, i]
-    return W
-
-
-def backward_substitute_transposed(L: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """Solve L' u = B for (d, d, G) lower factors and (d, G) right-hand sides."""
-    d = L.shape[0]
-    u = np.empty_like(B)
-    for i in reversed(range(d)):
-        rhs = B[i].copy()
-        for k in range(i + 1, d):
-            rhs -= L[k, i] * u[k]
-        u[i] = rhs / L[i, i]
-    return u
-
-
-def lambda_transpose_times(lam: np.ndarray, stats: np.ndarray) -> np.ndarray:
-    """Lambda' S for a (d, ...) stack S, one axpy per non-zero of the (block-diagonal) Lambda.
-
-    Not a gemm: with its inner dimension d tiny, multithreaded OpenBLAS ran this 10-40x slower
-    than single-threaded when other processes shared the cores; axpys are predictable.
-    """
-    out = np.zeros_like(stats)
-    scratch = np.empty_like(stats[0])
-    for row, col in zip(*np.nonzero(lam)):
-        np.multiply(stats[row], lam[row, col], out=scratch)
-        out[col] += scratch
-    return out
 
 
 # --------------------------------------------------------------------------- local layout
@@ -256,6 +139,21 @@ class Solution:
     covariances: list[np.ndarray]
     modes: list[np.ndarray]
     conditional_sds: list[np.ndarray]
+
+    def estimates(self, reml: bool, **found) -> Estimates:
+        """These numbers as ``Estimates``; ``found`` says how (path, optimizer, converged, ...)."""
+        return Estimates(
+            beta=self.beta,
+            beta_cov=self.beta_cov,
+            sigma2=self.sigma2,
+            covariances=self.covariances,
+            modes=self.modes,
+            conditional_sds=self.conditional_sds,
+            loglik=-self.deviance / 2.0,
+            theta=self.theta,
+            reml=reml,
+            **found,
+        )
 
 
 class ProfiledREML:
@@ -385,11 +283,6 @@ class ProfiledREML:
             minlength=self.n_theta,
         )
         return f["deviance"], grad
-
-    def projected_gradient(self, theta: np.ndarray) -> np.ndarray:
-        """Gradient with components that push against an active bound (theta_j = 0) removed."""
-        _, grad = self.deviance_and_gradient(theta)
-        return np.where(self.held_at_bound(theta, grad), 0.0, grad)
 
     def held_at_bound(self, theta: np.ndarray, grad: np.ndarray) -> np.ndarray:
         """Coordinates at their lower bound whose gradient pushes further down."""
@@ -595,18 +488,11 @@ def fit_reml(design: Design, reml: bool = True, start: np.ndarray | None = None)
             f"{best['grad_norm']:.2g}, Newton decrement {best['newton_decrement']:.2g}, {best['message']})"
         ]
     )
-    return Estimates(
-        beta=solution.beta,
-        beta_cov=solution.beta_cov,
-        sigma2=solution.sigma2,
-        covariances=solution.covariances,
-        modes=solution.modes,
-        conditional_sds=solution.conditional_sds,
-        loglik=-solution.deviance / 2.0,
+    return solution.estimates(
+        reml,
         path="fast",
         optimizer=best["optimizer"],
         converged=best["converged"],
         attempts=[{k: v for k, v in a.items() if k != "theta"} | {"theta": a["theta"].tolist()} for a in attempts],
         warnings=warnings,
-        reml=reml,
     )

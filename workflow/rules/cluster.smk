@@ -4,14 +4,16 @@ from lmmflow.cluster import check_jobs as check_slurm_jobs
 
 
 # Light rules run in the submitting snakemake process, never as cluster jobs (README, "Cluster
-# execution"): fetching (compute nodes may be offline), preparing or simulating data, aggregating,
+# execution"): fetching (compute nodes may be offline), preparing or simulating data, aggregating
+# (bootstrap chunks are aggregated from their CSVs and the fit's solution.json, no fitting),
 # small tables, figures and the report. Every other rule (fits, shrinkage settings, profile
-# intervals, bootstrap chunks and their aggregation, which refits the model) is a cluster job.
+# intervals, bootstrap chunks) is a cluster job.
 localrules:
     all,
     fetch_raw,
     prepare_dataset,
     compare_models,
+    aggregate_bootstrap,
     focus_group,
     coefficient_check,
     shrinkage_summary,

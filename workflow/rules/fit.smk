@@ -3,6 +3,7 @@ rule fit_model:
         unpack(get_model_data),
     output:
         fit="results/models/{model}/fit.json",
+        solution="results/models/{model}/solution.json",
         attempts="results/models/{model}/attempts.csv",
         fixed_effects=report(
             "results/models/{model}/fixed_effects.csv",

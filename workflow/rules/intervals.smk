@@ -1,5 +1,6 @@
 # Confidence intervals: lme4's profile-likelihood intervals per model and a
 # parametric bootstrap split into seeded chunk jobs, aggregated by one rule.
+# Every job starts from the fit stage's solution.json; none refits the model.
 
 
 wildcard_constraints:
@@ -9,6 +10,7 @@ wildcard_constraints:
 rule profile_intervals:
     input:
         unpack(get_model_data),
+        solution="results/models/{model}/solution.json",
     output:
         report(
             "results/intervals/{model}/profile.csv",
@@ -24,7 +26,6 @@ rule profile_intervals:
         "../envs/lmmflow.yaml"
     params:
         formula=lookup(dpath="models/{model}/formula", within=config),
-        engine=lookup(dpath="models/{model}/engine", within=config),
     script:
         "../../scripts/profile_intervals.py"
 
@@ -32,6 +33,7 @@ rule profile_intervals:
 rule bootstrap_chunk:
     input:
         unpack(get_model_data),
+        solution="results/models/{model}/solution.json",
     output:
         "results/intervals/{model}/bootstrap_chunk_{chunk}.csv",
     log:
@@ -42,7 +44,6 @@ rule bootstrap_chunk:
         "../envs/lmmflow.yaml"
     params:
         formula=lookup(dpath="models/{model}/formula", within=config),
-        engine=lookup(dpath="models/{model}/engine", within=config),
         bootstrap=BOOTSTRAP,
     script:
         "../../scripts/bootstrap_chunk.py"
@@ -50,16 +51,13 @@ rule bootstrap_chunk:
 
 rule aggregate_bootstrap:
     input:
-        unpack(get_model_data),
         chunks=get_bootstrap_chunks,
+        solution="results/models/{model}/solution.json",
     output:
         "results/intervals/{model}/bootstrap.csv",
     log:
         "logs/intervals/{model}/bootstrap.log",
     conda:
         "../envs/lmmflow.yaml"
-    params:
-        formula=lookup(dpath="models/{model}/formula", within=config),
-        engine=lookup(dpath="models/{model}/engine", within=config),
     script:
         "../../scripts/aggregate_bootstrap.py"
