@@ -17,6 +17,7 @@ from lmmflow.config import (
     check_datasets,
     check_duplicate_keys,
     check_formulas,
+    check_likelihood_ratio_tests,
     check_references,
     check_shared_datasets,
     check_shrinkage,
@@ -263,6 +264,11 @@ def test_a_data_set_has_a_source_or_a_simulation_not_both(config):
         ),
         (("comparisons", "c"), ["gpa_mixed", "nope"], "comparisons.c: unknown model 'nope'"),
         (
+            ("likelihood_ratio_tests", "t"),
+            ["gpa_mixed", "nope"],
+            "likelihood_ratio_tests.t: unknown model 'nope'",
+        ),
+        (
             ("focus_groups", "f"),
             {"models": ["nope"], "group": "1", "by": "x"},
             "focus_groups.f.models: unknown model 'nope'",
@@ -273,7 +279,7 @@ def test_a_data_set_has_a_source_or_a_simulation_not_both(config):
 )
 def test_an_unknown_data_set_or_model_is_named_with_the_known_ones(config, path, value, message):
     text = refused(check_references, valid(set_key(config, path, value)))
-    known = "gpa, pupils, sleepstudy, sim_exercise" if "data set" in message else "gpa_mixed, ach_cat_re_1,"
+    known = "gpa, pupils, sleepstudy, sim_exercise" if "data set" in message else "gpa_mixed, gpa_null, ach_cat_re_1,"
     assert text.startswith(f"{message}; known: {known}"), text
 
 
@@ -283,6 +289,30 @@ def test_models_compared_side_by_side_share_their_data_set(config, section):
     value = models if section == "comparisons" else {"models": models, "group": "1", "by": "x"}
     text = refused(check_shared_datasets, valid(set_key(config, (section, "mixed"), value)))
     assert "models fitted to different data sets ['gpa', 'sleepstudy']" in text
+
+
+def test_a_likelihood_ratio_test_compares_models_on_one_data_set(config):
+    set_key(config, ("likelihood_ratio_tests", "mixed"), ["sleep_slopes", "gpa_mixed"])
+    text = refused(check_likelihood_ratio_tests, valid(config))
+    assert text.startswith("likelihood_ratio_tests.mixed: models with different data sets"), text
+    assert "sleep_slopes: sleepstudy, gpa_mixed: gpa" in text
+
+
+def test_a_likelihood_ratio_test_compares_models_of_one_response(config):
+    set_key(config, ("models", "log_gpa"), {"dataset": "gpa", "formula": "occasion ~ 1 + (1 | student)"})
+    set_key(config, ("likelihood_ratio_tests", "mixed"), ["gpa_mixed", "log_gpa"])
+    text = refused(check_likelihood_ratio_tests, valid(config))
+    assert "models with different responses (gpa_mixed: gpa, log_gpa: occasion)" in text, text
+
+
+def test_the_configured_likelihood_ratio_tests_and_ml_flag_are_accepted(config):
+    config = valid(config)
+    check_likelihood_ratio_tests(config)
+    assert config["likelihood_ratio_tests"]["gpa_occasion"] == ["gpa_null", "gpa_mixed"]
+    assert all(spec["reml"] is True for spec in config["models"].values())
+    set_key(config, ("models", "gpa_null", "reml"), "no")
+    with pytest.raises(ConfigError, match="models.gpa_null.reml"):
+        validate(config, SCHEMA)
 
 
 def test_a_formula_syntax_error_is_named_by_model(config):

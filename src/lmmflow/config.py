@@ -27,6 +27,7 @@ NAMED_SECTIONS = (
     ("datasets",),
     ("models",),
     ("comparisons",),
+    ("likelihood_ratio_tests",),
     ("focus_groups",),
     ("scatter_plots",),
     ("shrinkage", "settings"),
@@ -55,6 +56,7 @@ def check_config(
     check_references(config)
     check_shared_datasets(config)
     check_formulas(config)
+    check_likelihood_ratio_tests(config)
     raw_sources(config)
     check_datasets(config, raw_dir)
     check_shrinkage(config)
@@ -232,6 +234,10 @@ def check_references(config: dict) -> None:
         if "dataset" in s
     ]
     named += [(f"comparisons.{n}", listed, "model", models) for n, listed in config["comparisons"].items()]
+    named += [
+        (f"likelihood_ratio_tests.{n}", listed, "model", models)
+        for n, listed in config["likelihood_ratio_tests"].items()
+    ]
     named += [(f"focus_groups.{n}.models", f["models"], "model", models) for n, f in config["focus_groups"].items()]
     named += [("coefficient_checks", config["coefficient_checks"], "model", models)]
     named += [("intervals.models", config["intervals"]["models"], "model", models)]
@@ -262,6 +268,25 @@ def check_formulas(config: dict) -> None:
             parse_formula(spec["formula"])
         except FormulaError as error:
             raise ConfigError(f"models.{model}.formula: {error}") from None
+
+
+def check_likelihood_ratio_tests(config: dict) -> None:
+    """The models of a likelihood-ratio test share their data set and their response, as lme4's
+    anova() requires (it refuses models fitted to different data)."""
+    for name, listed in config["likelihood_ratio_tests"].items():
+        key = f"likelihood_ratio_tests.{name}"
+        specs = {model: config["models"][model] for model in listed}
+        for what, value_of in (
+            ("data sets", lambda spec: spec["dataset"]),
+            ("responses", lambda spec: parse_formula(spec["formula"]).response),
+        ):
+            values = {model: value_of(spec) for model, spec in specs.items()}
+            if len(set(values.values())) > 1:
+                described = ", ".join(f"{model}: {value}" for model, value in values.items())
+                raise ConfigError(
+                    f"{key}: models with different {what} ({described}); a likelihood-ratio test "
+                    "compares models of one response on the same data"
+                )
 
 
 def raw_datasets(config: dict) -> dict:
