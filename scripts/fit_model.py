@@ -11,5 +11,6 @@ fit_and_write(
     dataset=snakemake.params.dataset,
     formula=snakemake.params.formula,
     engine=snakemake.params.engine,
+    reml=snakemake.params.reml,
     outputs=dict(snakemake.output.items()),
 )

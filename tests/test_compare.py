@@ -1,6 +1,6 @@
 import pytest
 
-from lmmflow.compare import TIE, ComparisonError, compare_models, verdicts
+from lmmflow.compare import TIE, ComparisonError, compare_models, needs_ml, verdicts
 
 
 def summary(aicc, k=6, dataset="pupils", n_obs=1000, fixed=("Intercept", "sesmid", "seshigh"), n_re=150):
@@ -20,7 +20,17 @@ def test_ranks_by_aicc_with_deltas():
     table = compare_models({"a": summary(10.0), "b": summary(4.0), "c": summary(7.5)})
     assert table["model"].tolist() == ["b", "c", "a"]
     assert table["delta_AICc"].tolist() == [0.0, 3.5, 6.0]
-    assert table.columns.tolist() == ["model", "K", "AICc", "delta_AICc", "n_random_effects", "logLik", "AIC"]
+    assert table.columns.tolist() == [
+        "model",
+        "K",
+        "AICc",
+        "delta_AICc",
+        "n_random_effects",
+        "logLik",
+        "AIC",
+        "likelihood",
+    ]
+    assert set(table["likelihood"]) == {"REML"}
 
 
 @pytest.mark.parametrize(
@@ -28,12 +38,31 @@ def test_ranks_by_aicc_with_deltas():
     [
         (summary(1.0, dataset="gpa"), "data set"),
         (summary(1.0, n_obs=990), "number of observations"),
-        (summary(1.0, fixed=("Intercept",)), "fixed effects"),
     ],
 )
-def test_refuses_models_reml_cannot_compare(other, what):
+def test_refuses_models_on_different_data(other, what):
     with pytest.raises(ComparisonError, match=f"models 'a' and 'b' differ in {what}"):
         compare_models({"a": summary(2.0), "b": other})
+
+
+def ml(aicc):
+    return {"AICc": aicc, "AIC": aicc - 1, "logLik": -aicc / 2}
+
+
+def test_different_fixed_effects_are_compared_by_their_ml_fits():
+    summaries = {"a": summary(2.0), "b": summary(1.0, fixed=("Intercept",))}
+    assert needs_ml(summaries)
+    with pytest.raises(ComparisonError, match="differ in fixed effects .* needs their ML fits"):
+        compare_models(summaries)
+    table = compare_models(summaries, {"a": ml(5.0), "b": ml(9.0)})
+    assert table["model"].tolist() == ["a", "b"] and set(table["likelihood"]) == {"ML"}
+    assert table["AICc"].tolist() == [5.0, 9.0] and table["logLik"].tolist() == [-2.5, -4.5]
+    assert table["K"].tolist() == [6, 6]
+
+
+def test_an_ml_fit_among_reml_fits_makes_the_comparison_ml():
+    assert not needs_ml({"a": summary(2.0), "b": summary(1.0)})
+    assert needs_ml({"a": summary(2.0), "b": summary(1.0) | {"REML": False}})
 
 
 def test_needs_two_models():

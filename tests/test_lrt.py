@@ -7,6 +7,7 @@ absolute; npar and Df exact; p_value within 1% relative or 1e-12 absolute.
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import CONFIG
 from lme4_agreement import CHAPTER_MODELS
 
 from lmmflow.design import build_design
@@ -17,9 +18,12 @@ from lmmflow.lrt import (
     anova_table,
     check_comparable,
     information_criteria,
+    likelihood_ratio_test,
     ml_fit,
+    ml_fits,
 )
 from lmmflow.reml import fit_reml
+from lmmflow.solution import solution_of, write_solution
 
 MODELS = CHAPTER_MODELS | {"gpa_null": ("gpa", "gpa ~ 1 + (1 + occasion | student)")}
 # oracle table -> the models in the order anova() was given them
@@ -29,16 +33,23 @@ COMPARISONS = {
 }
 
 
+def configured(name):
+    """The model's config entry with the schema's defaults (fast engine, REML)."""
+    return {"engine": "fast", "reml": True} | CONFIG["models"][name]
+
+
 def refitted_by_ml(name, request):
-    """The chapter's REML model refitted by ML, as anova(refit = TRUE) does."""
-    dataset, formula = MODELS[name]
-    design = build_design(formula, request.getfixturevalue(dataset))
-    return ml_fit(name, design, fit_reml(design, reml=False), dataset=dataset, refitted=True)
+    """The configured REML model refitted by ML, as anova(refit = TRUE) does (the workflow's path)."""
+    dataset = MODELS[name][0]
+    [fit] = ml_fits(request.getfixturevalue(dataset), {name: configured(name)}, {}, dataset)
+    return fit
 
 
 @pytest.mark.parametrize("key", COMPARISONS)
 def test_anova_table_matches_lme4(key, request, lme4_extensions):
-    table = anova_table([refitted_by_ml(name, request) for name in COMPARISONS[key]])
+    fits = [refitted_by_ml(name, request) for name in COMPARISONS[key]]
+    assert all(fit.refitted for fit in fits)
+    table = anova_table(fits)
     lme4 = pd.DataFrame(lme4_extensions[key]).reindex(columns=COLUMNS)
     assert list(table.columns) == COLUMNS
     assert list(table["model"]) == list(lme4["model"])
@@ -98,3 +109,19 @@ def test_information_criteria_are_lme4s(lme4_extensions):
     oracle = lme4_extensions["ach_cat_re_1_ML"]
     criteria = information_criteria(oracle["logLik"], oracle["K"], oracle["n_obs"])
     assert criteria == pytest.approx({name: oracle[name] for name in ["AIC", "BIC", "AICc"]}, rel=1e-13)
+
+
+def test_an_ml_model_is_read_from_its_solution_not_refitted(tmp_path, gpa):
+    spec = configured("gpa_null") | {"reml": False}
+    design = build_design(spec["formula"], gpa)
+    fit = fit_reml(design, reml=False)
+    write_solution(solution_of(fit), tmp_path / "solution.json")
+    [read] = ml_fits(gpa, {"gpa_null": spec}, {"gpa_null": str(tmp_path / "solution.json")}, "gpa")
+    assert not read.refitted and read.npar == 5 and read.response == "gpa"
+    assert read.loglik == pytest.approx(fit.loglik, rel=0, abs=1e-9)
+
+
+def test_the_written_table_says_which_rows_are_ml_refits():
+    table = likelihood_ratio_test([entry("a", -10.0, 3, refitted=True), entry("b", -9.0, 4)])
+    assert list(table.columns) == [*COLUMNS, "fit"]
+    assert table["fit"].tolist() == ["ML refit of the REML fit", "ML fit"]

@@ -142,8 +142,11 @@ def n_parameters(design: Design) -> int:
 
 
 def information_criteria(loglik: float, k: int, n: int) -> dict[str, float]:
+    """AIC, BIC (log(n) per parameter, as lme4's ``BIC``) and AICc of a log-likelihood with ``k``
+    parameters and ``n`` observations; of the criterion the model was fitted by (REML or ML), as
+    lme4 computes them."""
     aic = -2 * loglik + 2 * k
-    return {"AIC": aic, "AICc": aic + 2 * k * (k + 1) / (n - k - 1)}
+    return {"AIC": aic, "BIC": -2 * loglik + np.log(n) * k, "AICc": aic + 2 * k * (k + 1) / (n - k - 1)}
 
 
 def is_singular(fit: Estimates) -> bool:
@@ -167,6 +170,7 @@ def fit_summary(design: Design, fit: Estimates, *, dataset: str, formula: str) -
         "n_dropped": design.n_dropped,
         "grouping_factor": design.group_var,
         "n_groups": {block.group_var: block.n_levels for block in design.blocks},
+        "REML": bool(fit.reml),
         "logLik": fit.loglik,
         "K": k,
         **information_criteria(fit.loglik, k, design.n_obs),

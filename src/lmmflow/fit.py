@@ -31,8 +31,8 @@ MODEL_TABLES = {
 }
 
 
-def fit_model(design: Design, engine: str = "fast") -> Estimates:
-    """The REML fit of ``design`` that every table of the model comes from.
+def fit_model(design: Design, engine: str = "fast", reml: bool = True) -> Estimates:
+    """The REML (or, ``reml=False``, ML) fit of ``design`` that every table of the model comes from.
 
     ``engine`` "fast": the vectorized path (``lmmflow.reml``), its solution verified by
     statsmodels and replaced by the robust statsmodels fit if they disagree; "statsmodels": that
@@ -41,8 +41,8 @@ def fit_model(design: Design, engine: str = "fast") -> Estimates:
     if engine not in ENGINES:
         raise ValueError(f"engine {engine!r}: expected one of {ENGINES}")
     if engine == "statsmodels":
-        return fit_statsmodels(design)
-    return _verified(design, fit_reml(design))
+        return fit_statsmodels(design, reml=reml)
+    return _verified(design, fit_reml(design, reml=reml))
 
 
 def _verified(design: Design, fit: Estimates) -> Estimates:
@@ -54,7 +54,7 @@ def _verified(design: Design, fit: Estimates) -> Estimates:
     if abs(reference - fit.loglik) <= VERIFY_TOLERANCE:
         fit.statsmodels_loglik = reference
         return fit
-    fallback = fit_statsmodels(design)
+    fallback = fit_statsmodels(design, reml=fit.reml)
     fallback.warnings.append(
         f"fast path rejected: its REML logLik {fit.loglik:.8f} differs from statsmodels' "
         f"{reference:.8f} at the same parameters; used the robust statsmodels fit"
@@ -79,10 +79,12 @@ def write_model_outputs(design: Design, fit: Estimates, summary: dict, outputs: 
     io.write_json(summary, outputs["fit"])
 
 
-def fit_and_write(data: pd.DataFrame, *, dataset: str, formula: str, engine: str, outputs: dict[str, str]) -> None:
-    """Fit ``formula`` to ``data`` with ``engine`` (``fit_model``) and write every output of the
-    model (``write_model_outputs``; fit.json is ``extract.fit_summary``)."""
+def fit_and_write(
+    data: pd.DataFrame, *, dataset: str, formula: str, engine: str, outputs: dict[str, str], reml: bool = True
+) -> None:
+    """Fit ``formula`` to ``data`` with ``engine`` by REML (or ML: ``reml=False``; ``fit_model``)
+    and write every output of the model (``write_model_outputs``; fit.json is ``extract.fit_summary``)."""
     design = build_design(formula, data)
-    fit = fit_model(design, engine)
+    fit = fit_model(design, engine, reml=reml)
     summary = extract.fit_summary(design, fit, dataset=dataset, formula=formula)
     write_model_outputs(design, fit, summary, outputs)

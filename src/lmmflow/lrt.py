@@ -13,19 +13,21 @@ dataset"); ``check_comparable`` refuses them naming the models.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy.special import chdtrc  # the chi-square tail, without scipy.stats' ~1 s import
 
-from lmmflow.design import Design
+from lmmflow.design import Design, build_design
 from lmmflow.estimates import Estimates
-from lmmflow.extract import n_parameters
+from lmmflow.extract import information_criteria, n_parameters
 
 COLUMNS = ["model", "npar", "AIC", "BIC", "logLik", "deviance", "Chisq", "Df", "p_value"]
 REFIT_NOTE = "refitted with ML (instead of REML)"
+# The last column of a written table: how each row's likelihood was obtained
+FIT_LABELS = {True: "ML refit of the REML fit", False: "ML fit"}
 
 
 class IncomparableModels(ValueError):
@@ -65,16 +67,6 @@ def ml_fit(name: str, design: Design, fit: Estimates, *, dataset: str = "", refi
     )
 
 
-def information_criteria(loglik: float, npar: int, n_obs: int) -> dict[str, float]:
-    """AIC, BIC (log(n) per parameter, as lme4's ``BIC``) and AICc of a log-likelihood."""
-    deviance = -2.0 * loglik
-    return {
-        "AIC": deviance + 2.0 * npar,
-        "BIC": deviance + np.log(n_obs) * npar,
-        "AICc": deviance + 2.0 * npar + 2.0 * npar * (npar + 1) / (n_obs - npar - 1),
-    }
-
-
 def check_comparable(models: Sequence[MLFit]) -> None:
     """Raise ``IncomparableModels`` unless there are two or more distinctly named models fitted
     to the same data set, response and number of observations."""
@@ -101,7 +93,7 @@ def anova_table(models: Sequence[MLFit]) -> pd.DataFrame:
     criteria = [information_criteria(model.loglik, model.npar, model.n_obs) for model in ordered]
     steps = np.diff(npar)
     chisq = 2.0 * np.maximum(0.0, np.diff(loglik))
-    p_value = [stats.chi2.sf(x, k) if k > 0 else np.nan for x, k in zip(chisq, steps)]
+    p_value = [chdtrc(k, x) if k > 0 else np.nan for x, k in zip(chisq, steps)]
     table = pd.DataFrame(
         {
             "model": [model.name for model in ordered],
@@ -117,4 +109,36 @@ def anova_table(models: Sequence[MLFit]) -> pd.DataFrame:
     )
     refitted = [model.name for model in ordered if model.refitted]
     table.attrs["note"] = f"{', '.join(refitted)} {REFIT_NOTE}" if refitted else ""
+    return table
+
+
+def ml_fits(data: pd.DataFrame, models: Mapping[str, dict], solutions: Mapping[str, str], dataset: str) -> list[MLFit]:
+    """The ML fit of each configured model (``models``: name -> its config entry), as lme4's
+    ``anova()`` with ``refit = TRUE`` uses them: a model fitted by ML is read back from its
+    solution (``solutions``: name -> solution.json), a REML one is refitted by ML."""
+    from lmmflow.fit import fit_model  # the fitting stack only where a refit needs it
+    from lmmflow.solution import read_fit
+
+    fits = []
+    for name, spec in models.items():
+        if spec["reml"]:
+            design = build_design(spec["formula"], data)
+            fit = fit_model(design, spec["engine"], reml=False)
+        else:
+            design, fit = read_fit(data, spec["formula"], solutions[name])
+        fits.append(ml_fit(name, design, fit, dataset=dataset, refitted=spec["reml"]))
+    return fits
+
+
+def ml_criteria_of(fits: Sequence[MLFit]) -> dict[str, dict]:
+    """name -> ML logLik, AIC, BIC and AICc: what ``compare.compare_models`` ranks ML fits by."""
+    return {fit.name: {"logLik": fit.loglik, **information_criteria(fit.loglik, fit.npar, fit.n_obs)} for fit in fits}
+
+
+def likelihood_ratio_test(fits: Sequence[MLFit]) -> pd.DataFrame:
+    """The table written to results/lrt/<name>.csv: ``anova_table``'s columns, then ``fit``
+    saying of each row whether it is an ML refit of a REML fit (lme4's refit = TRUE)."""
+    table = anova_table(fits)
+    refitted = {fit.name: fit.refitted for fit in fits}
+    table["fit"] = [FIT_LABELS[refitted[name]] for name in table["model"]]
     return table

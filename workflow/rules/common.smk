@@ -81,6 +81,7 @@ def get_result_outputs():
             ext=["csv", "schema.json"],
         )
         + get_model_outputs()
+        + expand("results/lrt/{test}.csv", test=config["likelihood_ratio_tests"])
         + get_shrinkage_outputs()
         + get_interval_outputs()
     )
@@ -139,11 +140,31 @@ def get_scatter_data(wildcards):
     return prepared_data(config["scatter_plots"][wildcards.plot]["dataset"])
 
 
-def get_comparison_fits(wildcards):
-    return expand(
-        "results/models/{model}/fit.json",
-        model=config["comparisons"][wildcards.comparison],
-    )
+def ml_inputs(models):
+    """What ML fits of ``models`` start from: the shared data set and each model's fit.json and
+    solution.json (a model fitted by ML is read back, a REML one refitted)."""
+    return prepared_data(config["models"][models[0]]["dataset"]) | {
+        "fits": expand("results/models/{model}/fit.json", model=models),
+        "solutions": expand("results/models/{model}/solution.json", model=models),
+    }
+
+
+def get_comparison_inputs(wildcards):
+    return ml_inputs(config["comparisons"][wildcards.comparison])
+
+
+def get_comparison_models(wildcards):
+    return {m: config["models"][m] for m in config["comparisons"][wildcards.comparison]}
+
+
+def get_lrt_inputs(wildcards):
+    return ml_inputs(config["likelihood_ratio_tests"][wildcards.test])
+
+
+def get_lrt_models(wildcards):
+    return {
+        m: config["models"][m] for m in config["likelihood_ratio_tests"][wildcards.test]
+    }
 
 
 # Raw file names come from URLs and paths: plain keys, not dpath globs for lookup().

@@ -31,5 +31,6 @@ rule fit_model:
         dataset=lookup(dpath="models/{model}/dataset", within=config),
         formula=lookup(dpath="models/{model}/formula", within=config),
         engine=lookup(dpath="models/{model}/engine", within=config),
+        reml=lookup(dpath="models/{model}/reml", within=config),
     script:
         "../../scripts/fit_model.py"

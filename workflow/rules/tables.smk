@@ -1,6 +1,6 @@
 rule compare_models:
     input:
-        get_comparison_fits,
+        unpack(get_comparison_inputs),
     output:
         table=report(
             "results/comparisons/{comparison}.csv",
@@ -16,6 +16,8 @@ rule compare_models:
         "logs/tables/compare_{comparison}.log",
     conda:
         "../envs/lmmflow.yaml"
+    params:
+        models=get_comparison_models,
     script:
         "../../scripts/compare_models.py"
 
