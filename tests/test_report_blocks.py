@@ -8,8 +8,9 @@ import pytest
 from report_helpers import model_results, write_fit
 
 from lmmflow.compare import compare_models, verdicts
+from lmmflow.lrt import MLFit, likelihood_ratio_test
 from lmmflow.report import ReportError, Results
-from lmmflow.report.blocks import aic, comparison, diagnostics, many_regressions, value
+from lmmflow.report.blocks import aic, comparison, diagnostics, likelihood_ratio_tests, many_regressions, value
 
 
 @pytest.mark.parametrize(
@@ -21,16 +22,19 @@ def test_a_value_naming_a_missing_term_is_an_error_naming_it(tmp_path, quantity,
         value(model_results(tmp_path), "m1", quantity)
 
 
-def comparison_results(tmp_path, aicc: dict[str, float]) -> Results:
-    """A comparison ``c`` of models with the given AICc (AIC one less), as the comparison job writes it."""
+def comparison_results(tmp_path, aicc: dict[str, float], fixed: dict[str, list] | None = None) -> Results:
+    """A comparison ``c`` of models with the given AICc (AIC one less), as the comparison job writes
+    it; models with different ``fixed`` effects get ML criteria 10 AICc units above."""
     root = tmp_path / "results"
     paths = [write_fit(root, model, singular=False) / "fit.json" for model in aicc]
+    fixed = fixed or {}
     summaries = {
-        m: {"dataset": "d", "n_obs": 10, "fixed_effects": ["Intercept"], "K": 4, "AICc": a, "AIC": a - 1, "logLik": -a}
-        | {"n_random_effects": 5}
+        m: {"dataset": "d", "n_obs": 10, "fixed_effects": fixed.get(m, ["Intercept"]), "K": 4, "AICc": a}
+        | {"AIC": a - 1, "logLik": -a, "n_random_effects": 5}
         for m, a in aicc.items()
     }
-    table = compare_models(summaries)
+    ml = {m: {"AICc": a + 10, "AIC": a + 9, "logLik": -a - 5} for m, a in aicc.items()}
+    table = compare_models(summaries, ml)
     (root / "comparisons").mkdir()
     table.to_csv(root / "comparisons" / "c.csv", index=False)
     verdicts(table).to_csv(root / "comparisons" / "c.verdict.csv", index=False)
@@ -44,6 +48,29 @@ def test_comparison_names_the_preferred_model_and_the_next(tmp_path):
     assert "All 3 models are fitted to the same 10 observations of `d`" in text
     assert text.index("| m2 |") < text.index("| m3 |") < text.index("| m1 |")
     assert "**Preferred model: `m2`**, with the lowest AICc; the next, `m3`, is 1.500 AICc units worse." in text
+
+
+def test_a_comparison_across_fixed_effects_says_it_uses_the_ml_fits(tmp_path):
+    results = comparison_results(tmp_path, {"m1": 105.0, "m2": 100.0}, fixed={"m1": ["Intercept", "x"]})
+    text = comparison(results)
+    assert "their fixed effects differ (or some were fitted by ML)" in text
+    assert "compared by their ML fits" in text and "by ML AICc" in text and "| m1 | 4 | 115 | 5 |" in text
+
+
+def test_likelihood_ratio_tests_show_the_table_and_the_ml_refits(tmp_path):
+    root = tmp_path / "results"
+    paths = [
+        write_fit(root, m, formula=f) / "fit.json" for m, f in [("m0", "y ~ 1 + (1 | g)"), ("m1", "y ~ x + (1 | g)")]
+    ]
+    fits = [MLFit("m0", -20.0, 3, 10, refitted=True), MLFit("m1", -10.0, 4, 10, refitted=False)]
+    (root / "lrt").mkdir()
+    likelihood_ratio_test(fits).to_csv(root / "lrt" / "t.csv", index=False)
+    text = likelihood_ratio_tests(Results(map(str, [*paths, root / "lrt" / "t.csv"]), config={}))
+    assert "- `m0`: `y ~ 1 + (1 | g)`\n- `m1`: `y ~ x + (1 | g)`" in text
+    assert "| m1 | 4 | 28 | 29.210 | -10 | 20 | 20 | 1 | <0.001 |" in text
+    assert text.endswith(
+        "`m0` was fitted by REML and refitted by ML for the test, as lme4's `anova()` does (`refit = TRUE`)."
+    )
 
 
 def test_a_tie_names_every_preferred_model(tmp_path):

@@ -10,6 +10,7 @@ from lmmflow.report.blocks.comparisons import (
 )
 from lmmflow.report.blocks.diagnostics import diagnostics
 from lmmflow.report.blocks.figures import figure
+from lmmflow.report.blocks.lrt import likelihood_ratio_tests
 from lmmflow.report.blocks.models import (
     coefficient_check,
     correlation_matrix,
@@ -36,6 +37,7 @@ BLOCKS = {
     "coefficient_check": coefficient_check,
     "intervals": intervals,
     "aic": aic,
+    "likelihood_ratio_tests": likelihood_ratio_tests,
     "many_regressions": many_regressions,
     "shrinkage_sd": shrinkage_sd,
     "shrinkage_settings": shrinkage_settings,

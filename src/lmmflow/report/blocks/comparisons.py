@@ -29,23 +29,28 @@ def comparison(results: Results, name: str | None = None) -> str:
 
 def aicc_comparison(results: Results, comparison: str) -> str:
     table = results.csv(f"comparisons/{comparison}.csv")
+    likelihood = table["likelihood"].iloc[0]
     table = table[["model", "K", "AICc", "delta_AICc", "n_random_effects"]].copy()
     fits = {model: results.fit(model) for model in table["model"]}
     table["singular"] = [fits[m]["singular"] for m in table["model"]]
     caption = (
-        f"Comparison {code(comparison)} by REML AICc; K counts fixed effects, "
+        f"Comparison {code(comparison)} by {likelihood} AICc; K counts fixed effects, "
         "variance/covariance parameters and the residual variance."
     )
-    return "\n\n".join([same_data(fits), pipe_table(table, caption), aicc_verdict(results, comparison)])
+    return "\n\n".join([same_data(fits, likelihood), pipe_table(table, caption), aicc_verdict(results, comparison)])
 
 
-def same_data(fits: dict[str, dict]) -> str:
-    """Why the REML criteria are comparable (the comparison job refuses models where they are not)."""
+def same_data(fits: dict[str, dict], likelihood: str) -> str:
+    """Why the criteria are comparable: REML fits of the same fixed effects, or else ML fits (the
+    comparison job chose, ``lmmflow.compare``)."""
     first = next(iter(fits.values()))
+    data = f"All {len(fits)} models are fitted to the same {number(first['n_obs'])} observations of {code(first['dataset'])}"
+    if likelihood == "REML":
+        fixed = ", ".join(map(code, first["fixed_effects"]))
+        return f"{data} with the same fixed effects ({fixed}), so their REML criteria are comparable."
     return (
-        f"All {len(fits)} models are fitted to the same {number(first['n_obs'])} observations of "
-        f"{code(first['dataset'])} with the same fixed effects ({', '.join(map(code, first['fixed_effects']))}), "
-        "so their REML criteria are comparable."
+        f"{data}, but their fixed effects differ (or some were fitted by ML): REML criteria are not "
+        "comparable then, so the models are compared by their ML fits."
     )
 
 
