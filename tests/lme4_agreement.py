@@ -2,7 +2,9 @@
 
 Tolerances (never loosen them; find the cause instead): REML logLik 1e-4 absolute; fixed-effect
 values and SEs 1e-3 relative; variances 1% relative or 1e-4 absolute; correlations 0.01; random
-effects and random coefficients 0.5% of that effect's SD; conditional SEs 1% relative.
+effects and random coefficients 0.5% of that effect's SD; conditional SEs 1% relative;
+Satterthwaite df 1% relative and their p-values 2% relative (or 1e-12 absolute), where the oracle
+has lmerTest's (lme4_extensions.json).
 """
 
 import numpy as np
@@ -30,6 +32,9 @@ def assert_fixed_effects(table: pd.DataFrame, oracle: dict) -> None:
     assert list(ours.index) == list(lme4.index)
     np.testing.assert_allclose(ours["value"], lme4["value"], rtol=1e-3)
     np.testing.assert_allclose(ours["se"], lme4["se"], rtol=1e-3)
+    if "df_satterthwaite" in lme4:
+        np.testing.assert_allclose(ours["df"], lme4["df_satterthwaite"], rtol=1e-2)
+        np.testing.assert_allclose(ours["p_value"], lme4["p_satterthwaite"], rtol=2e-2, atol=1e-12)
 
 
 def assert_variance_components(table: pd.DataFrame, oracle: dict) -> None:

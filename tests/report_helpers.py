@@ -60,7 +60,9 @@ def model_results(tmp_path: Path) -> Results:
             "value": [2.0, 0.1],
             "se": [0.1, 0.01],
             "t": [20.0, 10.0],
+            "df": [30.0, 30.0],
             "p_value": [0.0, 0.0],
+            "p_value_z": [0.0, 0.0],
             "lower_2.5": [1.8, 0.08],
             "upper_97.5": [2.2, 0.12],
         }

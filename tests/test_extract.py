@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from lme4_agreement import CHAPTER_MODELS, assert_fit_matches_lme4
+from lme4_agreement import CHAPTER_MODELS, assert_fit_matches_lme4, assert_fixed_effects
 
 from lmmflow import extract
 from lmmflow.design import build_design
@@ -47,6 +47,15 @@ def test_random_coefficients_are_fixed_plus_random(fitted):
         for group_var, effect, group in coefficients.index
     ]
     np.testing.assert_allclose(coefficients["value"], expected, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("name", ["gpa_mixed", "ach_cat_re_3"])
+def test_fixed_effects_carry_lmertests_satterthwaite_df_and_p_values(name, request, lme4_extensions):
+    dataset, formula = CHAPTER_MODELS[name]
+    design = build_design(formula, request.getfixturevalue(dataset))
+    table = extract.fixed_effects(design, fit_model(design))
+    assert list(table.columns[4:7]) == ["df", "p_value", "p_value_z"]
+    assert_fixed_effects(table, lme4_extensions[f"{name}_satterthwaite"])
 
 
 def test_wald_intervals_and_p_values(fitted):

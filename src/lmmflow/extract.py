@@ -1,36 +1,41 @@
 """mixedup-style tables from a fit: fixed effects, variance components, correlations, random effects.
 
 Column names and row order follow R's mixedup (``extract_fixed_effects``, ``extract_vc``,
-``extract_random_effects``, ``extract_random_coefs``); Wald intervals and p-values use the
-normal distribution, as mixedup does.
+``extract_random_effects``, ``extract_random_coefs``); Wald intervals use the normal
+distribution, as mixedup does; fixed effects' p-values are lmerTest's (Satterthwaite df, t test),
+with mixedup's normal-approximation p-value beside them.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.special import ndtr, ndtri
+from scipy.special import ndtri
 
 from lmmflow.design import Design
 from lmmflow.estimates import Estimates
 from lmmflow.parameters import correlation_matrix, covariances_to_theta, theta_lower_bounds
+from lmmflow.satterthwaite import fixed_effect_tests
 
 Z_975 = ndtri(0.975)
 SINGULAR_TOLERANCE = 1e-4  # lme4's isSingular default, on the relative Cholesky factor
 
 
 def fixed_effects(design: Design, fit: Estimates) -> pd.DataFrame:
-    """fixed_effects.csv: term, value, se (lme4's ``vcov``), t, p_value, lower_2.5, upper_97.5
-    (normal-approximation p-value and Wald interval, as mixedup); one row per fixed effect."""
+    """fixed_effects.csv: term, value, se (lme4's ``vcov``), t, df and p_value (lmerTest's
+    Satterthwaite degrees of freedom and two-sided t test), p_value_z (the normal approximation,
+    as mixedup), lower_2.5, upper_97.5 (Wald interval, as mixedup); one row per fixed effect."""
     se = np.sqrt(np.diag(fit.beta_cov))
-    t = fit.beta / se
+    tests = fixed_effect_tests(design, fit)
     return pd.DataFrame(
         {
             "term": design.fixed_names,
             "value": fit.beta,
             "se": se,
-            "t": t,
-            "p_value": 2 * ndtr(-np.abs(t)),
+            "t": fit.beta / se,
+            "df": tests["df"].to_numpy(),
+            "p_value": tests["p_value"].to_numpy(),
+            "p_value_z": tests["p_value_z"].to_numpy(),
             "lower_2.5": fit.beta - Z_975 * se,
             "upper_97.5": fit.beta + Z_975 * se,
         }

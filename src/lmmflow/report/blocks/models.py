@@ -30,9 +30,13 @@ def fixed_effects(results: Results, model: str, columns: str = "full", caption: 
     if columns == "short":
         table = table[["term", "value", "se", "lower_2.5", "upper_97.5"]]
     else:
-        table = table.copy()
+        table = table.drop(columns="p_value_z")
         table["p_value"] = table["p_value"].map(p_value)
-    caption = caption or f"Fixed effects of {code(model)} (REML; Wald 95% intervals)."
+    criterion = "REML" if results.fit(model).get("REML", True) else "ML"
+    caption = caption or (
+        f"Fixed effects of {code(model)} ({criterion}; p-values from t tests on Satterthwaite's degrees "
+        "of freedom, as lmerTest; Wald 95% intervals)."
+    )
     table = pipe_table(table, caption)
     return with_note(results, model, table) if note == "yes" else table
 
