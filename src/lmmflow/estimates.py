@@ -1,4 +1,4 @@
-"""What a REML fit produces, whichever path computed it (vectorized REML or statsmodels)."""
+"""What a REML fit produces, whichever path computed it (groups-last, blocked or statsmodels)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,11 @@ class Estimates:
     scale, i.e. already multiplied by ``sigma2``); ``modes[b]`` and ``conditional_sds[b]`` are
     (n_levels_b x q_b) arrays of conditional modes and conditional standard deviations, rows in
     the order of ``Design.blocks[b].levels``. ``beta_cov`` is lme4's ``vcov``.
-    ``statsmodels_loglik`` is set when the solution was re-evaluated by statsmodels.
+    ``path`` names the engine that fitted: "groups-last" (``lmmflow.reml``), "blocked"
+    (``lmmflow.blocked``) or "statsmodels" (``lmmflow.smfit``). ``verification`` names the
+    independent re-evaluation of the criterion at the solution ("statsmodels", "groups-last",
+    "blocked" or "sparse LU"; None if none could run) and ``verification_loglik`` its logLik;
+    ``statsmodels_loglik`` repeats it when statsmodels was the verifier.
     """
 
     beta: np.ndarray
@@ -31,3 +35,10 @@ class Estimates:
     attempts: list[dict] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     statsmodels_loglik: float | None = None  # statsmodels' MixedLM.loglike at this solution
+    verification: str | None = None
+    verification_loglik: float | None = None
+
+    @property
+    def verification_difference(self) -> float | None:
+        """|logLik - the verifier's logLik at the same solution|, None when unverified."""
+        return None if self.verification_loglik is None else abs(self.loglik - self.verification_loglik)

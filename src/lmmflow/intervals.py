@@ -48,14 +48,12 @@ import pandas as pd
 from scipy import optimize, stats
 
 from lmmflow.design import Design, build_design
+from lmmflow.engines import fit_profiled, optimize_criterion, profiled_criterion
 from lmmflow.estimates import Estimates
 from lmmflow.reml import (
     LOG_2PI,
-    ProfiledREML,
     covariances_to_theta,
-    fit_reml,
     lower_triangle_indices,
-    optimize_theta,
     safe_cholesky,
     theta_lower_bounds,
     theta_to_factors,
@@ -171,17 +169,17 @@ class MLProfile:
     """lme4's ``devfun2``: the ML deviance as a function of the sdcor parameters (beta profiled
     out), and the ML deviance with one fixed effect held at a value (theta and sigma free).
 
-    Built on ``lmmflow.reml.ProfiledREML(design, reml=False)``: its ``solve(theta)`` gives the
-    ML sigma^2 = r2/n, beta(theta), vcov and the profiled deviance, from which the log-determinant
-    and r2 are recovered.
+    Built on ``lmmflow.engines.profiled_criterion(design, reml=False)`` (either engine): its
+    ``solve(theta)`` gives the ML sigma^2 = r2/n, beta(theta), vcov and the profiled deviance,
+    from which the log-determinant and r2 are recovered.
     """
 
     def __init__(self, design: Design, start: np.ndarray | None = None):
         self.design = design
-        self.model = ProfiledREML(design, reml=False)
+        self.model = profiled_criterion(design, reml=False)
         self.sizes = _block_sizes(design)
         self.n = design.n_obs
-        theta, _ = optimize_theta(self.model, start)
+        theta, _ = optimize_criterion(self.model, start)
         solution = self.model.solve(theta)
         self.theta_hat = theta
         self.base = solution.deviance
@@ -373,7 +371,7 @@ def profile_intervals(
     Columns: parameter (lme4 names), estimate (the REML fit's value), lower_2.5 and upper_97.5
     (named for level 0.95), method, profile_center (the ML estimate at which zeta = 0).
     """
-    estimates = fit_reml(design) if estimates is None else estimates
+    estimates = fit_profiled(design) if estimates is None else estimates
     with np.errstate(all="ignore"):  # infeasible trial points evaluate to inf; that is expected
         return _profile_table(design, estimates, level, which)
 
@@ -465,7 +463,7 @@ def bootstrap_replicates(
         rng = np.random.default_rng(seed)
         simulated = replace(design, y=simulate_response(design, estimates, rng))
         try:
-            refit = fit_reml(simulated, start=start)
+            refit = fit_profiled(simulated, start=start)
             values, converged = parameter_vector(simulated, refit).to_numpy(), bool(refit.converged)
         except (np.linalg.LinAlgError, ValueError, FloatingPointError):
             values, converged = np.full(len(names), np.nan), False
