@@ -11,7 +11,7 @@ the last block, so log|L|^2, log|RX|^2 and the penalized residual sum of squares
 from the factor.
 
 G H G' is linear in the per-level values of H with a sparsity pattern that never changes with
-theta: it is one fixed sparse matrix (``_PairProduct``, one entry per pair of non-zeros of G in
+theta: it is one fixed sparse matrix (``lmmflow.factors.PairProduct``: one entry per pair of non-zeros of G in
 the same first-factor level) times vec(H), a single sparse matrix-vector product per evaluation.
 Its transpose gives the conditional variances of the first factor's effects: with
 P = Lambda2 S^-1 Lambda2', the diagonal block j of Lambda A^-1 Lambda' is H_j + H_j G_j'P G_j H_j.
@@ -24,22 +24,28 @@ factorization of that block would need a library such as CHOLMOD, which this pac
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import numpy as np
 from scipy import linalg, optimize, sparse
 
 from lmmflow.blas import single_thread
 from lmmflow.design import Design
-from lmmflow.estimates import Estimates
+from lmmflow.estimates import Estimates, from_solution
+from lmmflow.factors import (
+    DesignTooLarge,
+    PairProduct,
+    design_factors,
+    lambda_rows,
+    per_level_products,
+    sandwich,
+    sparse_columns,
+)
 from lmmflow.reml import (
     LOG_2PI,
     Solution,
     batched_cholesky,
-    block_theta_size,
     default_start,
     forward_substitute,
-    lower_triangle_indices,
     theta_lower_bounds,
     theta_to_covariances,
 )
@@ -47,77 +53,6 @@ from lmmflow.reml import (
 # Largest dense Schur block (S, its inverse and two temporaries live at once): 400 MB each,
 # i.e. about 7,000 random effects after the first factor.
 DENSE_BLOCK_MAX_BYTES = 4e8
-# Largest pair product (entries; ~12 bytes each, ~40 while it is built).
-PAIR_PRODUCT_MAX_ENTRIES = 2.5e7
-
-
-class DesignTooLarge(ValueError):
-    """A design whose dense block or pair product would not fit in memory; the message says which."""
-
-
-# --------------------------------------------------------------------------- factors
-
-
-@dataclass(frozen=True)
-class Factor:
-    """The terms on one grouping factor, amalgamated: q effects per level, Lambda block diagonal.
-
-    ``Z`` (n x q) holds the terms' model columns side by side, ``codes`` each row's level;
-    ``blocks`` are the indices of its terms in ``Design.blocks``; Lambda's non-zeros are at
-    (``lambda_rows``, ``lambda_cols``) and take theta entries ``lambda_theta``.
-    """
-
-    name: str
-    blocks: tuple[int, ...]
-    n_levels: int
-    q: int
-    Z: np.ndarray
-    codes: np.ndarray
-    lambda_rows: np.ndarray
-    lambda_cols: np.ndarray
-    lambda_theta: np.ndarray
-
-    @property
-    def size(self) -> int:
-        return self.n_levels * self.q
-
-    def lam(self, theta: np.ndarray) -> np.ndarray:
-        lam = np.zeros((self.q, self.q))
-        lam[self.lambda_rows, self.lambda_cols] = theta[self.lambda_theta]
-        return lam
-
-
-def design_factors(design: Design) -> list[Factor]:
-    """One Factor per grouping factor, the one with the most random effects first, then lme4's order."""
-    theta_starts = np.cumsum([0] + [block_theta_size(b.n_effects) for b in design.blocks])
-    by_name: dict[str, list[int]] = {}
-    for index, block in enumerate(design.blocks):
-        by_name.setdefault(block.group_var, []).append(index)
-    factors = []
-    for name, indices in by_name.items():
-        rows, cols, which, position = [], [], [], 0
-        for index in indices:
-            tri_rows, tri_cols = lower_triangle_indices(design.blocks[index].n_effects)
-            rows.append(position + tri_rows)
-            cols.append(position + tri_cols)
-            which.append(theta_starts[index] + np.arange(len(tri_rows)))
-            position += design.blocks[index].n_effects
-        first = design.blocks[indices[0]]
-        factors.append(
-            Factor(
-                name=name,
-                blocks=tuple(indices),
-                n_levels=first.n_levels,
-                q=position,
-                Z=np.column_stack([np.asarray(design.blocks[i].Z, float) for i in indices]),
-                codes=np.asarray(first.level_codes, dtype=np.int64),
-                lambda_rows=np.concatenate(rows),
-                lambda_cols=np.concatenate(cols),
-                lambda_theta=np.concatenate(which),
-            )
-        )
-    first = max(range(len(factors)), key=lambda i: factors[i].size)
-    return [factors[first]] + factors[:first] + factors[first + 1 :]
 
 
 def dense_size(design: Design) -> int:
@@ -127,115 +62,16 @@ def dense_size(design: Design) -> int:
 
 
 def evaluation_work(design: Design) -> float:
-    """Flops of one criterion evaluation, roughly: the dense factorization, plus per-row products.
-
-    A work estimate (not a timing) for choosing between engines.
+    """Flops of one criterion evaluation, roughly: the first factor's per-level blocks, the pair
+    product (counted as if each first-factor level met one level of each other factor, as in a
+    nested design) and the dense factorization. A work estimate, not a timing, for choosing
+    between engines; the rows themselves are touched only once, when the engine is set up.
     """
-    q2, p = dense_size(design), design.X.shape[1]
-    r = sum(block.n_effects for block in design.blocks)
-    return q2**3 / 3 + q2 * q2 * (p + 1) + design.n_obs * r * r
-
-
-def _sparse_columns(factor: Factor, n: int, offset: int = 0) -> sparse.csr_matrix:
-    """Z of a factor as an n x (n_levels q) sparse matrix, column offset + level q + r."""
-    rows = np.repeat(np.arange(n), factor.q)
-    cols = offset + (factor.codes[:, None] * factor.q + np.arange(factor.q)[None, :]).ravel()
-    return sparse.csr_matrix((factor.Z.ravel(), (rows, cols)), shape=(n, offset + factor.size))
-
-
-def _per_level_products(factor: Factor, right: np.ndarray) -> np.ndarray:
-    """sum over rows of level j of Z_r * right_m, as a (q, m, n_levels) groups-last array."""
-    out = np.empty((factor.q, right.shape[1], factor.n_levels))
-    for r in range(factor.q):
-        for m in range(right.shape[1]):
-            out[r, m] = np.bincount(factor.codes, factor.Z[:, r] * right[:, m], minlength=factor.n_levels)
-    return out
-
-
-# --------------------------------------------------------------------------- the fixed pair product
-
-
-def _ragged_arange(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Concatenation of arange(starts[i], starts[i] + lengths[i])."""
-    ends = np.cumsum(lengths)
-    return np.arange(ends[-1] if len(ends) else 0) + np.repeat(starts - (ends - lengths), lengths)
-
-
-class _PairProduct:
-    """vec(H) -> lower triangle of G H G' (flattened Q2 x Q2), H block diagonal per first-factor level.
-
-    One entry per ordered pair of non-zeros (a1, r1), (a2, r2) of G in the columns of the same
-    level j with a1 >= a2: row a1 Q2 + a2, column (j q + r1) q + r2, value G[a1, jq+r1] G[a2, jq+r2].
-    """
-
-    def __init__(self, G: sparse.csc_matrix, q: int, n_levels: int):
-        q2 = G.shape[0]
-        column = np.repeat(np.arange(G.shape[1], dtype=np.int64), np.diff(G.indptr))
-        level, effect, row, value = column // q, column % q, G.indices.astype(np.int64), G.data
-        if q > 1:  # order each level's entries by row (columns of a level are sorted one by one)
-            order = np.lexsort((row, level))
-            level, effect, row, value = level[order], effect[order], row[order], value[order]
-        # Pair each entry with the entries of its level up to its own row: a contiguous run.
-        key = level * q2 + row
-        level_start = np.searchsorted(level, level, side="left")
-        lengths = np.searchsorted(key, key, side="right") - level_start
-        n_entries = int(lengths.sum())
-        if n_entries > PAIR_PRODUCT_MAX_ENTRIES:
-            raise DesignTooLarge(
-                f"the crossing of the first grouping factor with the others needs {n_entries:,} pair "
-                f"products, above the {PAIR_PRODUCT_MAX_ENTRIES:,.0f} this engine allows"
-            )
-        first = np.repeat(np.arange(len(row)), lengths)
-        second = _ragged_arange(level_start, lengths)
-        self.matrix = sparse.csr_matrix(
-            (
-                value[first] * value[second],
-                (row[first] * q2 + row[second], (level[first] * q + effect[first]) * q + effect[second]),
-            ),
-            shape=(q2 * q2, n_levels * q * q),
-        )
-        self.q2 = q2
-
-    def lower(self, h: np.ndarray) -> np.ndarray:
-        """Lower triangle of G H G' (upper triangle zero) for vec(H) ``h``."""
-        return (self.matrix @ h).reshape(self.q2, self.q2)
-
-    def diagonal_blocks(self, P: np.ndarray, q: int) -> np.ndarray:
-        """G_j' P G_j for every level j, (n_levels, q, q), from P's lower triangle (P symmetric)."""
-        halved = np.tril(P)
-        halved[np.diag_indices_from(halved)] /= 2
-        half = (self.matrix.T @ halved.ravel()).reshape(-1, q, q)
-        return half + half.transpose(0, 2, 1)
-
-
-# --------------------------------------------------------------------------- Lambda on the dense block
-
-
-def _lambda_rows(matrix: np.ndarray, factors: list[Factor], lams: list[np.ndarray], offsets) -> np.ndarray:
-    """Lambda2' @ matrix, in place where possible (Lambda2 = blockdiag over factors of kron(I, lam))."""
-    for factor, lam, offset in zip(factors, lams, offsets):
-        rows = slice(offset, offset + factor.size)
-        if factor.q == 1:
-            matrix[rows] *= lam[0, 0]
-        else:
-            block = matrix[rows].reshape(factor.n_levels, factor.q, -1)
-            matrix[rows] = np.einsum("rc,nrm->ncm", lam, block).reshape(factor.size, -1)
-    return matrix
-
-
-def _sandwich(matrix: np.ndarray, factors: list[Factor], lams: list[np.ndarray], offsets) -> np.ndarray:
-    """Lambda2' M Lambda2 of a symmetric M of which only the lower triangle is trusted.
-
-    With scalar terms only, an element-wise scaling that keeps the lower triangle valid;
-    otherwise M is completed from its lower triangle first.
-    """
-    if all(factor.q == 1 for factor in factors):
-        scale = np.repeat([lam[0, 0] for lam in lams], [factor.n_levels for factor in factors])
-        matrix *= scale[:, None]
-        matrix *= scale[None, :]
-        return matrix
-    full = np.tril(matrix) + np.tril(matrix, -1).T
-    return _lambda_rows(_lambda_rows(full, factors, lams, offsets).T.copy(), factors, lams, offsets)
+    factors, p = design_factors(design), design.X.shape[1]
+    first, q2 = factors[0], dense_size(design)
+    q_rest = sum(f.q for f in factors[1:])
+    per_level = first.n_levels * first.q**2 * (first.q + p + 1 + q_rest**2 / 2)
+    return per_level + q2**3 / 3 + q2 * q2 * (p + 1)
 
 
 # --------------------------------------------------------------------------- the profiled deviance
@@ -250,12 +86,10 @@ class BlockedREML:
     """
 
     def __init__(self, design: Design, reml: bool = True):
-        self.design = design
-        self.reml = reml
+        self.design, self.reml, self.n_evaluations = design, reml, 0
         self.sizes = [block.n_effects for block in design.blocks]
-        self.n_theta = sum(block_theta_size(q) for q in self.sizes)
-        self.lower_bounds = theta_lower_bounds(self.sizes)
-        self.n_evaluations = 0
+        self.lower_bounds = theta_lower_bounds(self.sizes)  # one per theta entry
+        self.n_theta = len(self.lower_bounds)
         self.factors = design_factors(design)
         self.rest = self.factors[1:]
         self.offsets = np.cumsum([0] + [f.size for f in self.rest])[:-1]
@@ -264,8 +98,8 @@ class BlockedREML:
             names = ", ".join(f"{f.name} ({f.size:,})" for f in self.rest)
             raise DesignTooLarge(
                 f"the random effects after {self.factors[0].name!r} ({names}) form a dense {self.q2:,} x "
-                f"{self.q2:,} block of {8 * self.q2**2 / 1e9:.1f} GB, above the {DENSE_BLOCK_MAX_BYTES / 1e9:g} GB "
-                "this engine allows; such designs need a sparse factorization of that block"
+                f"{self.q2:,} block of {8 * self.q2**2:,} bytes, above the {DENSE_BLOCK_MAX_BYTES:,.0f} this engine "
+                "allows; such designs need a sparse factorization of that block"
             )
         self._fixed_statistics()
 
@@ -277,17 +111,17 @@ class BlockedREML:
         XY = np.column_stack([X, y - X @ self.beta_offset])
         self.n, self.p = X.shape
         first = self.factors[0]
-        self.ZtZ1 = _per_level_products(first, first.Z)
-        self.ZtXY1 = _per_level_products(first, XY)
+        self.ZtZ1 = per_level_products(first, first.Z)
+        self.ZtXY1 = per_level_products(first, XY)
         self.XYtXY = XY.T @ XY
         if self.q2:
-            Z2t = sparse.hstack([_sparse_columns(f, self.n) for f in self.rest], format="csr").T.tocsr()
+            Z2t = sparse.hstack([sparse_columns(f, self.n) for f in self.rest], format="csr").T.tocsr()
             self.D22 = (Z2t @ Z2t.T).toarray()
             self.ZtXY2 = Z2t @ XY
-            self.G = (Z2t @ _sparse_columns(first, self.n)).tocsc()
+            self.G = (Z2t @ sparse_columns(first, self.n)).tocsc()
             self.G.sum_duplicates()
             self.G.sort_indices()
-            self.pairs = _PairProduct(self.G, first.q, first.n_levels)
+            self.pairs = PairProduct(self.G, first.q, first.n_levels)
 
     @single_thread()
     def _factor(self, theta: np.ndarray) -> dict:
@@ -308,13 +142,13 @@ class BlockedREML:
         if self.q2:
             lams = [f.lam(theta) for f in self.rest]
             middle = self.D22 - self.pairs.lower(H.transpose(2, 0, 1).ravel())
-            S = _sandwich(middle, self.rest, lams, self.offsets)
+            S = sandwich(middle, self.rest, lams, self.offsets)
             S[np.diag_indices_from(S)] += 1.0
             U, info = linalg.lapack.dpotrf(S.T, lower=0, clean=0, overwrite_a=1)  # S.T: Fortran order
             if info:
                 raise np.linalg.LinAlgError(f"dense block not positive definite (LAPACK info {info})")
             rhs = self.ZtXY2 - self.G @ Y.transpose(2, 0, 1).reshape(-1, p + 1)
-            rhs = _lambda_rows(rhs, self.rest, lams, self.offsets)  # c2 - L21 W1, i.e. Lambda2'(...)
+            rhs = lambda_rows(rhs, self.rest, lams, self.offsets)  # c2 - L21 W1, i.e. Lambda2'(...)
             W2 = linalg.solve_triangular(U, rhs, trans="T", lower=False, check_finite=False)
             F -= W2.T @ W2
             logdet += 2.0 * np.log(np.diag(U)).sum()
@@ -356,7 +190,7 @@ class BlockedREML:
         if self.q2:
             U, lams = f["U"], f["lams"]
             u2 = linalg.cho_solve((U, False), f["rhs"] @ residual, check_finite=False)
-            b2 = _lambda_rows(u2[:, None], self.rest, [lam.T for lam in lams], self.offsets)[:, 0]
+            b2 = lambda_rows(u2[:, None], self.rest, [lam.T for lam in lams], self.offsets)[:, 0]
             c1 -= (self.G.T @ b2).reshape(first.n_levels, first.q).T
             P = self._conditional_dense(U, lams)
             var2 = np.diag(P).copy()
@@ -382,7 +216,7 @@ class BlockedREML:
         if info:
             raise np.linalg.LinAlgError(f"dense block not invertible (LAPACK info {info})")
         # dpotri filled the upper triangle of the Fortran-ordered matrix: the lower one of its transpose.
-        return _sandwich(inverse.T.copy(), self.rest, [lam.T for lam in lams], self.offsets)
+        return sandwich(inverse.T.copy(), self.rest, [lam.T for lam in lams], self.offsets)
 
     def _per_block(self, first_values: np.ndarray, rest_values: np.ndarray) -> list[np.ndarray]:
         """(q1, n1) values of the first factor and (Q2,) of the others -> per design block (n_levels x q)."""
@@ -478,25 +312,4 @@ def fit_blocked(design: Design, reml: bool = True, start: np.ndarray | None = No
     theta, attempts = optimize_theta(model, start)
     best = min(attempts, key=lambda a: a["reml_criterion"])
     solution = model.solve(theta)
-    warnings = (
-        []
-        if best["converged"]
-        else [
-            f"blocked engine: no optimizer converged (best: {best['optimizer']}, projected gradient "
-            f"{best['grad_norm']:.2g}, Newton decrement {best['newton_decrement']:.2g}, {best['message']})"
-        ]
-    )
-    return Estimates(
-        beta=solution.beta,
-        beta_cov=solution.beta_cov,
-        sigma2=solution.sigma2,
-        covariances=solution.covariances,
-        modes=solution.modes,
-        conditional_sds=solution.conditional_sds,
-        loglik=-solution.deviance / 2.0,
-        path="blocked",
-        optimizer=best["optimizer"],
-        converged=best["converged"],
-        attempts=[a | {"theta": a["theta"].tolist()} for a in attempts],
-        warnings=warnings,
-    )
+    return from_solution(solution, best, attempts, "blocked", "blocked engine")

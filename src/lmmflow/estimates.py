@@ -42,3 +42,30 @@ class Estimates:
     def verification_difference(self) -> float | None:
         """|logLik - the verifier's logLik at the same solution|, None when unverified."""
         return None if self.verification_loglik is None else abs(self.loglik - self.verification_loglik)
+
+
+def from_solution(solution, best: dict, attempts: list[dict], path: str, engine: str) -> Estimates:
+    """Estimates of an engine's ``Solution`` (``lmmflow.reml.Solution``) at its ``best`` optimizer
+    attempt; ``attempts`` are the optimizer runs, each with its ``theta`` as an array, and its
+    convergence checks (``grad_norm``, ``newton_decrement``, ``message``), which a warning
+    naming ``engine`` quotes when the best did not converge."""
+    warnings = []
+    if not best["converged"]:
+        warnings.append(
+            f"{engine}: no optimizer converged (best: {best['optimizer']}, projected gradient "
+            f"{best['grad_norm']:.2g}, Newton decrement {best['newton_decrement']:.2g}, {best['message']})"
+        )
+    return Estimates(
+        beta=solution.beta,
+        beta_cov=solution.beta_cov,
+        sigma2=solution.sigma2,
+        covariances=solution.covariances,
+        modes=solution.modes,
+        conditional_sds=solution.conditional_sds,
+        loglik=-solution.deviance / 2.0,
+        path=path,
+        optimizer=best["optimizer"],
+        converged=best["converged"],
+        attempts=[attempt | {"theta": attempt["theta"].tolist()} for attempt in attempts],
+        warnings=warnings,
+    )

@@ -29,7 +29,7 @@ import numpy as np
 from scipy import optimize
 
 from lmmflow.design import Design
-from lmmflow.estimates import Estimates
+from lmmflow.estimates import Estimates, from_solution
 
 LOG_2PI = np.log(2.0 * np.pi)
 # Projected-gradient size (deviance units) below which a solution counts as converged.
@@ -574,25 +574,4 @@ def fit_reml(design: Design, reml: bool = True, start: np.ndarray | None = None)
     theta, attempts = optimize_theta(model, start)
     solution = model.solve(theta)
     best = _best(attempts)
-    warnings = (
-        []
-        if best["converged"]
-        else [
-            f"fast REML path: no optimizer converged (best: {best['optimizer']}, projected gradient "
-            f"{best['grad_norm']:.2g}, Newton decrement {best['newton_decrement']:.2g}, {best['message']})"
-        ]
-    )
-    return Estimates(
-        beta=solution.beta,
-        beta_cov=solution.beta_cov,
-        sigma2=solution.sigma2,
-        covariances=solution.covariances,
-        modes=solution.modes,
-        conditional_sds=solution.conditional_sds,
-        loglik=-solution.deviance / 2.0,
-        path="fast",
-        optimizer=best["optimizer"],
-        converged=best["converged"],
-        attempts=[{k: v for k, v in a.items() if k != "theta"} | {"theta": a["theta"].tolist()} for a in attempts],
-        warnings=warnings,
-    )
+    return from_solution(solution, best, attempts, "fast", "fast REML path")
