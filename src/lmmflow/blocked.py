@@ -141,7 +141,8 @@ class BlockedREML:
         pieces = dict(H=H)
         if self.q2:
             lams = [f.lam(theta) for f in self.rest]
-            middle = self.D22 - self.pairs.lower(H.transpose(2, 0, 1).ravel())
+            middle = self.pairs.lower(H.transpose(2, 0, 1).ravel())
+            np.subtract(self.D22, middle, out=middle)  # Z2'Z2 - G H G', lower triangle
             S = sandwich(middle, self.rest, lams, self.offsets)
             S[np.diag_indices_from(S)] += 1.0
             U, info = linalg.lapack.dpotrf(S.T, lower=0, clean=0, overwrite_a=1)  # S.T: Fortran order
@@ -267,8 +268,7 @@ def coordinate_derivatives(model: BlockedREML, theta: np.ndarray, value: float) 
 
 def _attempt(name: str, model: BlockedREML, result, seconds: float) -> dict:
     """One optimizer run and its convergence checks (projected gradient, coordinate Newton decrement)."""
-    theta = np.asarray(result.x, dtype=float)
-    value = model.deviance(theta)
+    theta, value = np.asarray(result.x, dtype=float), float(result.fun)
     grad, curvature = coordinate_derivatives(model, theta, value)
     free = ~((theta <= model.lower_bounds + 1e-10) & (grad > 0))  # not held at a bound
     grad_norm = float(np.max(np.abs(grad[free]), initial=0.0))

@@ -180,13 +180,14 @@ def lambda_rows(matrix: np.ndarray, factors: list[Factor], lams: list[np.ndarray
 def sandwich(matrix: np.ndarray, factors: list[Factor], lams: list[np.ndarray], offsets) -> np.ndarray:
     """Lambda2' M Lambda2 of a symmetric M of which only the lower triangle is trusted.
 
-    With scalar terms only, an element-wise scaling that keeps the lower triangle valid;
-    otherwise M is completed from its lower triangle first.
+    With scalar terms only, one in-place scaling of each block on or below the diagonal (the
+    upper ones are never read); otherwise M is completed from its lower triangle first.
     """
     if all(factor.q == 1 for factor in factors):
-        scale = np.repeat([lam[0, 0] for lam in lams], [factor.n_levels for factor in factors])
-        matrix *= scale[:, None]
-        matrix *= scale[None, :]
+        ranges = [slice(offset, offset + factor.size) for factor, offset in zip(factors, offsets)]
+        for k, (rows, lam_k) in enumerate(zip(ranges, lams)):
+            for cols, lam_l in zip(ranges[: k + 1], lams):
+                matrix[rows, cols] *= lam_k[0, 0] * lam_l[0, 0]
         return matrix
     full = np.tril(matrix) + np.tril(matrix, -1).T
     return lambda_rows(lambda_rows(full, factors, lams, offsets).T.copy(), factors, lams, offsets)
