@@ -143,3 +143,52 @@ def test_a_dense_block_too_large_is_refused_naming_the_factors(small_crossed, mo
         DesignTooLarge, match=r"after 'g1:f' \(g1 \(12\), g2 \(14\)\) form a dense 26 x 26 block of 5,408 bytes"
     ):
         BlockedREML(design)
+
+
+def _gradient_error(model, theta) -> float:
+    _, grad = model.deviance_and_gradient(theta)
+    step = 1e-6 * np.eye(model.n_theta)
+    numeric = np.array([(model.deviance(theta + h) - model.deviance(theta - h)) / 2e-6 for h in step])
+    return float(np.max(np.abs(grad - numeric) / np.maximum(1.0, np.abs(numeric))))
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("reml", [True, False])
+def test_gradient_matches_finite_differences(small_crossed, shape, reml):
+    model = BlockedREML(build_design(SHAPES[shape], small_crossed), reml=reml)
+    assert _gradient_error(model, _trial_thetas(model)[1]) < 1e-5
+
+
+@pytest.mark.parametrize("reml", [True, False])
+def test_gradient_with_a_variance_at_zero_in_the_dense_block(small_crossed, reml):
+    """A singular factor after the first one takes the explicit product instead of T^-1."""
+    design = build_design(SHAPES["vector in the dense block, interaction first"], small_crossed)
+    model = BlockedREML(design, reml=reml)
+    theta = _trial_thetas(model)[1]
+    theta[[b.label for b in design.blocks].index("g1")] = 0.0  # the scalar term on g1, a dense-block factor
+    _, grad = model.deviance_and_gradient(theta)
+    interior = np.isfinite(model.lower_bounds) & (theta > 0) | ~np.isfinite(model.lower_bounds)
+    step = 1e-6 * np.eye(model.n_theta)
+    numeric = np.array([(model.deviance(theta + h) - model.deviance(theta - h)) / 2e-6 for h in step])
+    np.testing.assert_allclose(grad[interior], numeric[interior], rtol=1e-5, atol=1e-5)
+
+
+def test_gradient_on_chapter_models(chapter_design):
+    model = BlockedREML(chapter_design)
+    assert _gradient_error(model, _trial_thetas(model)[1]) < 1e-5
+
+
+def test_a_large_dense_block_is_optimized_by_cobyqa_first(pupils, monkeypatch):
+    monkeypatch.setattr(blocked, "DERIVATIVE_FREE_MIN_DENSE", 10)  # pupils_crossed's block has 30
+    fit = fit_blocked(build_design(PUPILS_CROSSED, pupils))
+    assert [a["optimizer"] for a in fit.attempts] == ["COBYQA"] and fit.converged
+    assert abs(fit.loglik - EXTENSIONS["pupils_crossed"]["logLik"]) < 1e-6
+
+
+def test_cobyqa_stopped_short_hands_over_to_the_gradient_optimizer(pupils, monkeypatch):
+    monkeypatch.setattr(blocked, "DERIVATIVE_FREE_MIN_DENSE", 10)
+    monkeypatch.setattr(blocked, "COBYQA_OPTIONS", dict(maxfev=8))
+    fit = fit_blocked(build_design(PUPILS_CROSSED, pupils))
+    assert [a["optimizer"] for a in fit.attempts][:2] == ["COBYQA", "L-BFGS-B"]
+    assert not fit.attempts[0]["converged"] and fit.converged
+    assert abs(fit.loglik - EXTENSIONS["pupils_crossed"]["logLik"]) < 1e-6

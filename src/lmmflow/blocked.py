@@ -49,6 +49,9 @@ from lmmflow.reml import (
     theta_lower_bounds,
     theta_to_covariances,
 )
+from lmmflow.reml import _attempt as optimizer_attempt  # one record format for both engines
+from lmmflow.reml import _best as best_attempt
+from lmmflow.reml import optimize_theta as groups_last_optimizer
 
 # Largest dense Schur block (S, its inverse and two temporaries live at once): 400 MB each,
 # i.e. about 7,000 random effects after the first factor.
@@ -108,7 +111,7 @@ class BlockedREML:
         # y minus its OLS fit, as in lmmflow.reml: beta shifts by the OLS coefficients, and r2 is
         # no longer a small difference of large numbers.
         self.beta_offset = np.linalg.lstsq(X, y, rcond=None)[0]
-        XY = np.column_stack([X, y - X @ self.beta_offset])
+        XY = self.XY = np.column_stack([X, y - X @ self.beta_offset])
         self.n, self.p = X.shape
         first = self.factors[0]
         self.ZtZ1 = per_level_products(first, first.Z)
@@ -123,9 +126,17 @@ class BlockedREML:
             self.G.sort_indices()
             self.pairs = PairProduct(self.G, first.q, first.n_levels)
 
+    @property
+    def evaluation_work(self) -> float:
+        """Work of one evaluation (``evaluation_work``), for the optimizer's choice of fallbacks."""
+        return evaluation_work(self.design)
+
     @single_thread()
-    def _factor(self, theta: np.ndarray) -> dict:
-        """The blocked factor at theta and the profiled quantities that follow from it."""
+    def _factor(self, theta: np.ndarray, keep_middle: bool = False) -> dict:
+        """The blocked factor at theta and the profiled quantities that follow from it.
+
+        ``keep_middle`` also keeps Z2'Z2 - G H G' (whole, before Lambda2 scales it).
+        """
         self.n_evaluations += 1
         theta = np.asarray(theta, float)
         first, p = self.factors[0], self.p
@@ -138,10 +149,15 @@ class BlockedREML:
         Y = np.einsum("rcj,cmj->rmj", H, self.ZtXY1)
         F = self.XYtXY - np.einsum("rmj,rkj->mk", self.ZtXY1, Y)
         logdet = 2.0 * np.log(L11[np.arange(first.q), np.arange(first.q)]).sum()
-        pieces = dict(H=H)
+        pieces = dict(lam1=lam1, L11=L11, H=H)
         if self.q2:
             lams = [f.lam(theta) for f in self.rest]
-            middle = self.pairs.lower(H.transpose(2, 0, 1).ravel())
+            middle = self.pairs.lower(H.transpose(2, 0, 1).ravel())  # G H G', lower triangle
+            if keep_middle:
+                whole = self.D22 - middle
+                whole -= middle.T
+                whole[np.diag_indices_from(whole)] += np.diag(middle)
+                pieces["middle"] = whole
             np.subtract(self.D22, middle, out=middle)  # Z2'Z2 - G H G', lower triangle
             S = sandwich(middle, self.rest, lams, self.offsets)
             S[np.diag_indices_from(S)] += 1.0
@@ -160,7 +176,8 @@ class BlockedREML:
         deviance = logdet + dof * (1.0 + LOG_2PI + np.log(r2 / dof))
         if self.reml:
             deviance += 2.0 * np.log(np.diag(R)[:p]).sum()
-        return pieces | dict(F=F, r2=r2, deviance=float(deviance))
+        beta = np.linalg.solve(F[:p, :p], F[:p, p])  # relative to the OLS offset
+        return pieces | dict(F=F, r2=r2, dof=dof, beta=beta, deviance=float(deviance))
 
     def deviance(self, theta: np.ndarray) -> float:
         """Profiled REML (or ML) deviance, -2 logLik at the profiled beta and sigma; inf where undefined."""
@@ -169,8 +186,43 @@ class BlockedREML:
         except np.linalg.LinAlgError:
             return np.inf
 
+    # -- pieces of the inverse of the factor
+
+    @single_thread()
+    def _inverse(self, f: dict, whole: bool = False) -> dict:
+        """Pieces of S^-1: its diagonal blocks per level of each other factor (n_levels, q, q),
+        P = Lambda2 S^-1 Lambda2' (lower triangle), K_j = G_j' P G_j (q1, q1, n1), and with
+        ``whole`` S^-1 itself."""
+        inverse, info = linalg.lapack.dpotri(f["U"], lower=0)
+        if info:
+            raise np.linalg.LinAlgError(f"dense block not invertible (LAPACK info {info})")
+        # dpotri filled the upper triangle of the Fortran-ordered matrix: the lower one of its
+        # (C-ordered) transpose, which is all that is read below.
+        lower = inverse.T
+        pieces = dict(blocks=[])
+        for factor, offset in zip(self.rest, self.offsets):
+            index = offset + np.arange(factor.size).reshape(factor.n_levels, factor.q)
+            block = np.tril(lower[index[:, :, None], index[:, None, :]])
+            pieces["blocks"].append(block + np.tril(block, -1).transpose(0, 2, 1))
+        if whole:
+            pieces["S_inv"] = np.tril(lower) + np.tril(lower, -1).T
+        pieces["P"] = sandwich(lower, self.rest, [lam.T for lam in f["lams"]], self.offsets)
+        pieces["K"] = self.pairs.diagonal_blocks(pieces["P"], self.factors[0].q).transpose(1, 2, 0)
+        return pieces
+
+    def _xy_modes(self, f: dict) -> tuple[np.ndarray, np.ndarray]:
+        """Conditional modes Lambda A^-1 Lambda'Z' x for every column x of [X y]: (q1, p+1, n1), (Q2, p+1)."""
+        first, c1 = self.factors[0], self.ZtXY1
+        b2 = np.zeros((0, self.p + 1))
+        if self.q2:
+            u2 = linalg.cho_solve((f["U"], False), f["rhs"], check_finite=False)
+            b2 = lambda_rows(u2, self.rest, [lam.T for lam in f["lams"]], self.offsets)
+            c1 = c1 - (self.G.T @ b2).reshape(first.n_levels, first.q, -1).transpose(1, 2, 0)
+        return np.einsum("rcj,cmj->rmj", f["H"], c1), b2
+
     # -- estimates at a given theta
 
+    @single_thread()
     def solve(self, theta: np.ndarray) -> Solution:
         """Fixed effects, variance components, conditional modes and conditional SDs at theta.
 
@@ -179,45 +231,27 @@ class BlockedREML:
         """
         theta = np.asarray(theta, dtype=float)
         f = self._factor(theta)
-        first, p, H = self.factors[0], self.p, f["H"]
-        dof = self.n - p if self.reml else self.n
-        sigma2 = f["r2"] / dof
-        Fxx = f["F"][:p, :p]
-        beta = np.linalg.solve(Fxx, f["F"][:p, p])
-        residual = np.append(-beta, 1.0)  # [X y] @ residual = y - X beta
-        c1 = np.einsum("rmj,m->rj", self.ZtXY1, residual)
+        H, p = f["H"], self.p
+        sigma2 = f["r2"] / f["dof"]
+        residual = np.append(-f["beta"], 1.0)  # [X y] @ residual = y - X beta
+        b1, b2 = self._xy_modes(f)
         var1 = np.einsum("rrj->rj", H).copy()
-        b2 = var2 = np.zeros(0)
+        var2 = np.zeros(0)
         if self.q2:
-            U, lams = f["U"], f["lams"]
-            u2 = linalg.cho_solve((U, False), f["rhs"] @ residual, check_finite=False)
-            b2 = lambda_rows(u2[:, None], self.rest, [lam.T for lam in lams], self.offsets)[:, 0]
-            c1 -= (self.G.T @ b2).reshape(first.n_levels, first.q).T
-            P = self._conditional_dense(U, lams)
-            var2 = np.diag(P).copy()
-            K = self.pairs.diagonal_blocks(P, first.q)
-            var1 += np.einsum("rkj,jkl,lrj->rj", H, K, H)  # diag of H_j K_j H_j
-        b1 = np.einsum("rcj,cj->rj", H, c1)
+            inverse = self._inverse(f)
+            var2 = np.diag(inverse["P"]).copy()
+            var1 += np.einsum("rkj,klj,lrj->rj", H, inverse["K"], H)  # diag of H_j K_j H_j
         sds = (np.sqrt(sigma2 * np.maximum(var1, 0.0)), np.sqrt(sigma2 * np.maximum(var2, 0.0)))
         return Solution(
             theta=theta,
             deviance=f["deviance"],
-            beta=beta + self.beta_offset,
+            beta=f["beta"] + self.beta_offset,
             sigma2=float(sigma2),
-            beta_cov=sigma2 * np.linalg.inv(Fxx),
+            beta_cov=sigma2 * np.linalg.inv(f["F"][:p, :p]),
             covariances=theta_to_covariances(theta, self.sizes, sigma2),
-            modes=self._per_block(b1, b2),
+            modes=self._per_block(np.einsum("rmj,m->rj", b1, residual), b2 @ residual),
             conditional_sds=self._per_block(*sds),
         )
-
-    @single_thread()
-    def _conditional_dense(self, U: np.ndarray, lams: list[np.ndarray]) -> np.ndarray:
-        """P = Lambda2 S^-1 Lambda2' (lower triangle), from the dense block's Cholesky factor."""
-        inverse, info = linalg.lapack.dpotri(U, lower=0)
-        if info:
-            raise np.linalg.LinAlgError(f"dense block not invertible (LAPACK info {info})")
-        # dpotri filled the upper triangle of the Fortran-ordered matrix: the lower one of its transpose.
-        return sandwich(inverse.T.copy(), self.rest, [lam.T for lam in lams], self.offsets)
 
     def _per_block(self, first_values: np.ndarray, rest_values: np.ndarray) -> list[np.ndarray]:
         """(q1, n1) values of the first factor and (Q2,) of the others -> per design block (n_levels x q)."""
@@ -233,83 +267,115 @@ class BlockedREML:
                 column += q
         return out
 
+    # -- the gradient
 
-# --------------------------------------------------------------------------- optimization
+    def held_at_bound(self, theta: np.ndarray, grad: np.ndarray) -> np.ndarray:
+        """Coordinates at their lower bound whose gradient pushes further down."""
+        return (np.asarray(theta) <= self.lower_bounds + 1e-10) & (grad > 0)
 
-# A solution counts as converged when the optimizer stopped cleanly and either the projected
-# central-difference gradient (deviance units) is below GRADIENT_TOLERANCE or the deviance a
-# Newton step along the coordinates would still gain is below NEWTON_DECREMENT_TOLERANCE (as in
-# lmmflow.reml: at a trust-region radius of 1e-5 a gradient of ~1e-3 is rounding-level progress).
-GRADIENT_TOLERANCE = 1e-3
-NEWTON_DECREMENT_TOLERANCE = 1e-6
-# A final trust-region radius of 1e-5 puts theta within ~1e-6 of lme4's on InstEval (logLik within
-# 1e-8) in 67 evaluations; 1e-7 takes 77.
-COBYQA_OPTIONS = dict(final_tr_radius=1e-5, maxfev=2000)
+    @single_thread()
+    def deviance_and_gradient(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        """Deviance and its gradient (see the module docstring for the formula)."""
+        theta = np.asarray(theta, float)
+        singular = any(_is_singular(factor.lam(theta)) for factor in self.rest)
+        f = self._factor(theta, keep_middle=singular)
+        inverse = self._inverse(f, whole=singular) if self.q2 else None
+        b1, b2 = self._xy_modes(f)
+        # V^-1 [X y] = [X y] - Z (modes of [X y]), and its per-level sums Z'V^-1 [X y] per factor.
+        fitted = np.einsum("nr,rmn->nm", self.factors[0].Z, b1[:, :, self.factors[0].codes])
+        rest_modes = [b2[o : o + f_.size].reshape(f_.n_levels, f_.q, -1) for f_, o in zip(self.rest, self.offsets)]
+        for factor, modes in zip(self.rest, rest_modes):
+            fitted += np.einsum("nr,nrm->nm", factor.Z, modes[factor.codes])
+        ZtVinvXY = [per_level_products(factor, self.XY - fitted) for factor in self.factors]
+        blocks = [self._first_blocks(f, inverse)] + self._rest_blocks(f, inverse)
+        lams = [f["lam1"]] + f.get("lams", [])
+        residual = np.append(-f["beta"], 1.0)
+        F_inv = np.linalg.inv(f["F"][: self.p, : self.p])
+        grad = np.zeros(self.n_theta)
+        for factor, lam, B, KXY in zip(self.factors, lams, blocks, ZtVinvXY):
+            r, c = factor.lambda_rows, factor.lambda_cols
+            k = np.einsum("rml,m->rl", KXY, residual)  # Z'V^-1 (y - X beta), per level
+            terms = 2.0 * B[:, c, r].sum(axis=0) - (2.0 * f["dof"] / f["r2"]) * (k[r] * (lam.T @ k)[c]).sum(axis=1)
+            if self.reml:
+                KX = KXY[:, : self.p]
+                terms -= 2.0 * np.einsum("rc,ral,ab,sbl->cs", lam, KX, F_inv, KX)[c, r]
+            grad += np.bincount(factor.lambda_theta, terms, minlength=self.n_theta)
+        return f["deviance"], grad
+
+    def _first_blocks(self, f: dict, inverse: dict | None) -> np.ndarray:
+        """(A^-1 Lambda'Z'Z)_jj for the first factor's levels, (n1, q1, q1): with C_j = Lambda1'Z1'Z1_j
+        and D_j = Lambda1'K_j, A11_j^-1 (C_j + D_j Lambda1 A11_j^-1 C_j - D_j)."""
+        q = self.factors[0].q
+        W = forward_substitute(f["L11"], np.eye(q))
+        A_inv = np.einsum("krj,kcj->rcj", W, W)
+        C = np.einsum("kr,klj->rlj", f["lam1"], self.ZtZ1)
+        inner = C
+        if inverse is not None:
+            D = np.einsum("kr,klj->rlj", f["lam1"], inverse["K"])
+            inner = C - D + np.einsum("rkj,kl,lmj,mcj->rcj", D, f["lam1"], A_inv, C)
+        return np.einsum("rkj,kcj->jrc", A_inv, inner)
+
+    def _rest_blocks(self, f: dict, inverse: dict | None) -> list[np.ndarray]:
+        """(A^-1 Lambda'Z'Z)_ll for the other factors' levels, the diagonal blocks of
+        S^-1 Lambda2'(Z2'Z2 - G H G'). As Lambda2'(Z2'Z2 - G H G')Lambda2 = S - I, they are
+        (I - S^-1_ll) T^-1 where the factor's T is invertible; otherwise from the product itself."""
+        if inverse is None:
+            return []
+        out = []
+        for factor, offset, lam, S_inv_ll in zip(self.rest, self.offsets, f["lams"], inverse["blocks"]):
+            if not _is_singular(lam):
+                out.append((np.eye(factor.q) - S_inv_ll) @ np.linalg.inv(lam))
+                continue
+            rows = slice(offset, offset + factor.size)
+            R = lambda_rows(f["middle"][:, rows].copy(), self.rest, f["lams"], self.offsets)  # Lambda2' middle
+            left = inverse["S_inv"][:, rows].reshape(-1, factor.n_levels, factor.q)  # S^-1 is symmetric
+            out.append(np.einsum("mlc,mlr->lcr", left, R.reshape(-1, factor.n_levels, factor.q)))
+        return out
 
 
-def coordinate_derivatives(model: BlockedREML, theta: np.ndarray, value: float) -> tuple[np.ndarray, np.ndarray]:
-    """Central-difference first and second derivatives along each coordinate (2 evaluations each).
-
-    ``value`` is the deviance at theta. On a bound the step goes inwards only (forward
-    difference), and the second derivative is reported as NaN.
-    """
-    grad, curvature = np.zeros(len(theta)), np.full(len(theta), np.nan)
-    for j in range(len(theta)):
-        step = 1e-4 * max(1.0, abs(theta[j]))
-        up, down = theta.copy(), theta.copy()
-        up[j] += step
-        down[j] = max(theta[j] - step, model.lower_bounds[j])
-        f_up, f_down = model.deviance(up), model.deviance(down)
-        grad[j] = (f_up - f_down) / (up[j] - down[j])
-        if down[j] < theta[j] - 0.5 * step:
-            curvature[j] = (f_up - 2.0 * value + f_down) / step**2
-    return grad, curvature
+def _is_singular(lam: np.ndarray) -> bool:
+    """A term's relative factor T too close to singular for T^-1 (a variance at or near zero)."""
+    return bool(np.min(np.abs(np.diag(lam))) < 1e-6)
 
 
-def _attempt(name: str, model: BlockedREML, result, seconds: float) -> dict:
-    """One optimizer run and its convergence checks (projected gradient, coordinate Newton decrement)."""
-    theta, value = np.asarray(result.x, dtype=float), float(result.fun)
-    grad, curvature = coordinate_derivatives(model, theta, value)
-    free = ~((theta <= model.lower_bounds + 1e-10) & (grad > 0))  # not held at a bound
-    grad_norm = float(np.max(np.abs(grad[free]), initial=0.0))
-    decrement = float(np.sum(grad[free] ** 2 / (2.0 * curvature[free]))) if np.all(curvature[free] > 0) else np.inf
-    return dict(
-        optimizer=name,
-        reml_criterion=float(value),
-        grad_norm=grad_norm,
-        newton_decrement=decrement,
-        converged=bool(result.success) and (grad_norm < GRADIENT_TOLERANCE or decrement < NEWTON_DECREMENT_TOLERANCE),
-        message=str(result.message),
-        n_evaluations=int(result.nfev),
-        seconds=seconds,
-        theta=theta,
-    )
+# Dense blocks from this size on make a gradient costly: it needs the inverse of the block (2/3 Q2^3
+# flops against the factorization's 1/3). On InstEval (Q2 = 1,142) an evaluation took 29 ms and
+# one with the gradient 108 ms; L-BFGS-B needed 23 of the latter (2.6 s), COBYQA 67 of the former.
+DERIVATIVE_FREE_MIN_DENSE = 500
+# COBYQA stops at this trust-region radius. On InstEval 1e-7 took 78 evaluations and left an
+# analytic gradient of 1e-4 (converged); 1e-5 took 67 but left 0.02, so that the convergence check
+# needed a Newton decrement (4 more gradients, more than the 11 evaluations saved).
+COBYQA_OPTIONS = dict(final_tr_radius=1e-7, maxfev=2000)
 
 
 def optimize_theta(model: BlockedREML, start: np.ndarray | None = None) -> tuple[np.ndarray, list[dict]]:
-    """Minimize the profiled deviance from lme4's start (or ``start``) with SciPy's COBYQA.
+    """Minimize the profiled deviance from lme4's start (or ``start``).
 
-    COBYQA is Powell's derivative-free trust-region method with bounds, the successor of the
-    BOBYQA lme4 and MixedModels.jl use. A second run from its solution, with a fresh trust
-    region, follows when the first did not converge.
+    The groups-last engine's optimizer (L-BFGS-B with the analytic gradient, restarts off zeroed
+    diagonals, Nelder-Mead when needed; ``lmmflow.reml.optimize_theta``), except that a large
+    dense block is first handed to SciPy's derivative-free COBYQA (Powell's successor of the
+    BOBYQA lme4 uses); its solution is checked with the analytic gradient, and the gradient
+    optimizer continues from it only when it did not converge.
     """
+    if model.q2 < DERIVATIVE_FREE_MIN_DENSE:
+        return groups_last_optimizer(model, start)
     start = default_start(model.sizes) if start is None else np.asarray(start, float)
     bounds = optimize.Bounds(model.lower_bounds, np.full(model.n_theta, np.inf))
-    attempts = []
-    for name in ("COBYQA", "COBYQA restart"):
-        clock = time.perf_counter()
-        result = optimize.minimize(model.deviance, start, method="COBYQA", bounds=bounds, options=COBYQA_OPTIONS)
-        attempts.append(_attempt(name, model, result, time.perf_counter() - clock))
-        if attempts[-1]["converged"]:
-            break
-        start = attempts[-1]["theta"]
-    return min(attempts, key=lambda a: a["reml_criterion"])["theta"], attempts
+    clock = time.perf_counter()
+    result = optimize.minimize(model.deviance, start, method="COBYQA", bounds=bounds, options=COBYQA_OPTIONS)
+    first = optimizer_attempt("COBYQA", model, result, time.perf_counter() - clock)
+    if first["converged"]:
+        return first["theta"], [first]
+    _, more = groups_last_optimizer(model, first["theta"])
+    attempts = [first, *more]
+    return best_attempt(attempts)["theta"], attempts
 
 
 def fit_blocked(design: Design, reml: bool = True, start: np.ndarray | None = None) -> Estimates:
-    """REML (or ML) fit of any design on the blocked Cholesky engine; every number on lme4's scale."""
+    """REML (or ML) fit of any design on the blocked Cholesky engine; every number on lme4's scale.
+
+    The optimizer is ``optimize_theta``.
+    """
     model = BlockedREML(design, reml=reml)
     theta, attempts = optimize_theta(model, start)
-    best = min(attempts, key=lambda a: a["reml_criterion"])
-    solution = model.solve(theta)
-    return from_solution(solution, best, attempts, "blocked", "blocked engine")
+    return from_solution(model.solve(theta), best_attempt(attempts), attempts, "blocked", "blocked engine")

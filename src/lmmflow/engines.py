@@ -5,8 +5,9 @@
 * blocked (``lmmflow.blocked``): any design (crossed, partially crossed, nested); a blocked
   Cholesky factor with the largest grouping factor first and a dense block for the others.
 
-Both compute lme4's profiled criterion, so a fit, a profile or a bootstrap refit may use either;
-``choose_engine`` takes the one with less work per evaluation. The work is an estimate from the
+Both compute lme4's profiled criterion and its gradient, so a fit, a profile or a bootstrap refit
+may use either (``optimize_criterion`` runs the engine's optimizer); ``choose_engine`` takes the
+one with less work per evaluation. The work is an estimate from the
 design's dimensions, not a timing, so the choice does not depend on the machine's load.
 """
 

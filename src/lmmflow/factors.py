@@ -155,10 +155,12 @@ class PairProduct:
         return (self.matrix @ h).reshape(self.q2, self.q2)
 
     def diagonal_blocks(self, P: np.ndarray, q: int) -> np.ndarray:
-        """G_j' P G_j for every level j, (n_levels, q, q), from P's lower triangle (P symmetric)."""
-        halved = np.tril(P)
-        halved[np.diag_indices_from(halved)] /= 2
-        half = (self.matrix.T @ halved.ravel()).reshape(-1, q, q)
+        """G_j' P G_j for every level j, (n_levels, q, q), from P's lower triangle (P symmetric;
+        the product reads no other entry). P's diagonal is halved for the product and restored."""
+        diagonal = P.diagonal().copy()
+        P[np.diag_indices_from(P)] /= 2
+        half = (self.matrix.T @ P.ravel()).reshape(-1, q, q)
+        P[np.diag_indices_from(P)] = diagonal
         return half + half.transpose(0, 2, 1)
 
 

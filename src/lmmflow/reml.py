@@ -273,6 +273,12 @@ class ProfiledREML:
         self.n_evaluations = 0
         self._sufficient_statistics()
 
+    @property
+    def evaluation_work(self) -> float:
+        """Work of one evaluation, G d^2 (d + p + 1), for choosing fallbacks (and engines)."""
+        d = self.layout.size
+        return self.G * d * d * (d + self.p + 1)
+
     # -- setup
 
     def _sufficient_statistics(self) -> None:
@@ -544,8 +550,7 @@ def optimize_theta(model: ProfiledREML, start: np.ndarray | None = None) -> tupl
         clock = time.perf_counter()
         attempts.append(_attempt("L-BFGS-B restart", model, _run_lbfgsb(model, escape), time.perf_counter() - clock))
     best = _best(attempts)
-    d = model.layout.size
-    fallback_work = model.G * d * d * (d + model.p + 1) * FALLBACK_EVALUATIONS * max(1, model.n_theta)
+    fallback_work = model.evaluation_work * FALLBACK_EVALUATIONS * max(1, model.n_theta)
     singular = np.any(best["theta"][np.isfinite(model.lower_bounds)] < 1e-4)
     if (
         not best["converged"]
