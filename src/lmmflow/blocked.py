@@ -11,10 +11,22 @@ the last block, so log|L|^2, log|RX|^2 and the penalized residual sum of squares
 from the factor.
 
 G H G' is linear in the per-level values of H with a sparsity pattern that never changes with
-theta: it is one fixed sparse matrix (``lmmflow.factors.PairProduct``: one entry per pair of non-zeros of G in
-the same first-factor level) times vec(H), a single sparse matrix-vector product per evaluation.
-Its transpose gives the conditional variances of the first factor's effects: with
-P = Lambda2 S^-1 Lambda2', the diagonal block j of Lambda A^-1 Lambda' is H_j + H_j G_j'P G_j H_j.
+theta: it is one fixed sparse matrix (``lmmflow.factors.PairProduct``: one entry per pair of
+non-zeros of G in the same first-factor level) times vec(H), a single sparse matrix-vector
+product per evaluation. Its transpose gives what needs the inverse of the whole factor: with
+P = Lambda2 S^-1 Lambda2' and K_j = G_j'P G_j, the diagonal block j of Lambda A^-1 Lambda' is
+H_j + H_j K_j H_j (the conditional variances, lme4's condVar).
+
+Gradient (the derivation in ``lmmflow.reml``): the log-determinant part,
+d log|A| / d theta = 2 tr(dLambda A^-1 Lambda'Z'Z), needs only the diagonal blocks B_ll of
+A^-1 Lambda'Z'Z: A11_j^-1 (C_j + D_j Lambda1
+A11_j^-1 C_j - D_j) with C_j = Lambda1'Z1'Z1_j and D_j = Lambda1'K_j for the first factor,
+(I - S^-1_ll) T^-1 for the others (T the factor's relative covariance factor; when it is
+singular, the diagonal blocks of S^-1 Lambda2'(Z2'Z2 - G H G')). With k = Z'V^-1(y - X beta)
+and K_X = Z'V^-1 X per level (from the conditional modes of every column of [X y]), the entry
+(r, c) of a factor's T has
+    2 sum_l B_ll[c, r] - 2 (n - p)/r2 sum_l k_l[r] (T'k_l)[c] - 2 sum_l (T'K_Xl F^-1 K_Xl')[c, r],
+the last term for REML only (F = X'V^-1 X; ML uses n and drops it).
 
 The dense block needs 8 Q2^2 bytes (Q2: random effects after the first factor); designs needing
 more than ``DENSE_BLOCK_MAX_BYTES`` are refused with a clear error instead of swapping (a sparse
