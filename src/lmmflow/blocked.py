@@ -19,8 +19,8 @@ H_j + H_j K_j H_j (the conditional variances, lme4's condVar).
 
 Gradient (the derivation in ``lmmflow.reml``): the log-determinant part,
 d log|A| / d theta = 2 tr(dLambda A^-1 Lambda'Z'Z), needs only the diagonal blocks B_ll of
-A^-1 Lambda'Z'Z: A11_j^-1 (C_j + D_j Lambda1
-A11_j^-1 C_j - D_j) with C_j = Lambda1'Z1'Z1_j and D_j = Lambda1'K_j for the first factor,
+A^-1 Lambda'Z'Z: A11_j^-1 (C_j + D_j Lambda1 A11_j^-1 C_j - D_j), with C_j = Lambda1'Z1'Z1_j
+and D_j = Lambda1'K_j, for the first factor,
 (I - S^-1_ll) T^-1 for the others (T the factor's relative covariance factor; when it is
 singular, the diagonal blocks of S^-1 Lambda2'(Z2'Z2 - G H G')). With k = Z'V^-1(y - X beta)
 and K_X = Z'V^-1 X per level (from the conditional modes of every column of [X y]), the entry
