@@ -19,15 +19,18 @@ def test_the_factor_with_the_most_random_effects_comes_first():
 
 
 def test_pair_product_is_g_h_g_transposed():
-    """One sparse matrix-vector product gives the lower triangle of G blockdiag(H_j) G'."""
+    """One sparse matrix-vector product gives the lower triangle of G blockdiag(H_j) G' at its positions."""
     rng = np.random.default_rng(2)
     q, n_levels, q2 = 2, 6, 9
     G = sparse.random(q2, n_levels * q, density=0.4, random_state=3, format="csc")
     H = rng.normal(size=(n_levels, q, q))
     H = H @ H.transpose(0, 2, 1)
     expected = G @ sparse.block_diag(list(H)) @ G.T
-    product = PairProduct(G, q, n_levels)
-    np.testing.assert_allclose(product.lower(H.ravel()), np.tril(expected.toarray()), atol=1e-12)
+    diagonal = np.arange(q2) * (q2 + 1)  # positions the caller also needs
+    product = PairProduct(G, q, n_levels, diagonal)
+    assert set(diagonal) <= set(product.positions)
+    lower = product.scatter(product.matrix @ H.ravel())
+    np.testing.assert_allclose(lower, np.tril(expected.toarray()), atol=1e-12)
     P = rng.normal(size=(q2, q2))
     P = P + P.T
     blocks = product.diagonal_blocks(P, q)

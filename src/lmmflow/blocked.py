@@ -131,12 +131,21 @@ class BlockedREML:
         self.XYtXY = XY.T @ XY
         if self.q2:
             Z2t = sparse.hstack([sparse_columns(f, self.n) for f in self.rest], format="csr").T.tocsr()
-            self.D22 = (Z2t @ Z2t.T).toarray()
+            D22 = sparse.tril(Z2t @ Z2t.T).tocoo()
             self.ZtXY2 = Z2t @ XY
             self.G = (Z2t @ sparse_columns(first, self.n)).tocsc()
             self.G.sum_duplicates()
             self.G.sort_indices()
-            self.pairs = PairProduct(self.G, first.q, first.n_levels)
+            d22_positions = D22.row.astype(np.int64) * self.q2 + D22.col
+            self.pairs = PairProduct(self.G, first.q, first.n_levels, d22_positions)
+            # Z2'Z2 at the pair product's positions, and the two factors each position lies in
+            self.D22 = np.zeros(len(self.pairs.positions))
+            self.D22[np.searchsorted(self.pairs.positions, d22_positions)] = D22.data
+            factor_of = np.repeat(np.arange(len(self.rest)), [f.size for f in self.rest])
+            self.position_factors = (
+                factor_of[self.pairs.positions // self.q2],
+                factor_of[self.pairs.positions % self.q2],
+            )
 
     @property
     def evaluation_work(self) -> float:
@@ -164,14 +173,15 @@ class BlockedREML:
         pieces = dict(lam1=lam1, L11=L11, H=H)
         if self.q2:
             lams = [f.lam(theta) for f in self.rest]
-            middle = self.pairs.lower(H.transpose(2, 0, 1).ravel())  # G H G', lower triangle
+            middle = self.D22 - self.pairs.matrix @ H.transpose(2, 0, 1).ravel()  # Z2'Z2 - G H G', lower
             if keep_middle:
-                whole = self.D22 - middle
-                whole -= middle.T
-                whole[np.diag_indices_from(whole)] += np.diag(middle)
-                pieces["middle"] = whole
-            np.subtract(self.D22, middle, out=middle)  # Z2'Z2 - G H G', lower triangle
-            S = sandwich(middle, self.rest, lams, self.offsets)
+                lower = self.pairs.scatter(middle)
+                pieces["middle"] = lower + np.tril(lower, -1).T
+            if all(factor.q == 1 for factor in self.rest):  # Lambda2' . Lambda2 scales each position
+                scale = np.array([lam[0, 0] for lam in lams])
+                S = self.pairs.scatter(middle * scale[self.position_factors[0]] * scale[self.position_factors[1]])
+            else:
+                S = sandwich(self.pairs.scatter(middle), self.rest, lams, self.offsets)
             S[np.diag_indices_from(S)] += 1.0
             U, info = linalg.lapack.dpotrf(S.T, lower=0, clean=0, overwrite_a=1)  # S.T: Fortran order
             if info:

@@ -116,13 +116,16 @@ def _ragged_arange(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
 
 
 class PairProduct:
-    """vec(H) -> lower triangle of G H G' (flattened Q2 x Q2), H block diagonal per first-factor level.
+    """vec(H) -> G H G' on the lower triangle of Q2 x Q2, H block diagonal per first-factor level.
 
     One entry per ordered pair of non-zeros (a1, r1), (a2, r2) of G in the columns of the same
-    level j with a1 >= a2: row a1 Q2 + a2, column (j q + r1) q + r2, value G[a1, jq+r1] G[a2, jq+r2].
+    level j with a1 >= a2: row "position a1 Q2 + a2", column (j q + r1) q + r2, value
+    G[a1, jq+r1] G[a2, jq+r2]. Rows are compact: only the ``positions`` (sorted flat indices
+    into Q2 x Q2) that occur, together with ``extra_positions`` the caller needs, are kept, so
+    one evaluation writes a short vector instead of a dense matrix.
     """
 
-    def __init__(self, G: sparse.csc_matrix, q: int, n_levels: int):
+    def __init__(self, G: sparse.csc_matrix, q: int, n_levels: int, extra_positions: np.ndarray):
         q2 = G.shape[0]
         column = np.repeat(np.arange(G.shape[1], dtype=np.int64), np.diff(G.indptr))
         level, effect, row, value = column // q, column % q, G.indices.astype(np.int64), G.data
@@ -141,26 +144,31 @@ class PairProduct:
             )
         first = np.repeat(np.arange(len(row)), lengths)
         second = _ragged_arange(level_start, lengths)
+        position = row[first] * q2 + row[second]
+        present = np.zeros(q2 * q2, dtype=bool)  # a mask, not np.unique: 100x faster here
+        present[position] = present[extra_positions] = True
+        self.positions = np.flatnonzero(present)
+        compact_row = np.cumsum(present) - 1
         self.matrix = sparse.csr_matrix(
             (
                 value[first] * value[second],
-                (row[first] * q2 + row[second], (level[first] * q + effect[first]) * q + effect[second]),
+                (compact_row[position], (level[first] * q + effect[first]) * q + effect[second]),
             ),
-            shape=(q2 * q2, n_levels * q * q),
+            shape=(len(self.positions), n_levels * q * q),
         )
         self.q2 = q2
 
-    def lower(self, h: np.ndarray) -> np.ndarray:
-        """Lower triangle of G H G' (upper triangle zero) for vec(H) ``h``."""
-        return (self.matrix @ h).reshape(self.q2, self.q2)
+    def scatter(self, values: np.ndarray) -> np.ndarray:
+        """A dense Q2 x Q2 matrix with ``values`` at ``positions`` (lower triangle), zero elsewhere."""
+        dense = np.zeros((self.q2, self.q2))
+        dense.ravel()[self.positions] = values
+        return dense
 
     def diagonal_blocks(self, P: np.ndarray, q: int) -> np.ndarray:
-        """G_j' P G_j for every level j, (n_levels, q, q), from P's lower triangle (P symmetric;
-        the product reads no other entry). P's diagonal is halved for the product and restored."""
-        diagonal = P.diagonal().copy()
-        P[np.diag_indices_from(P)] /= 2
-        half = (self.matrix.T @ P.ravel()).reshape(-1, q, q)
-        P[np.diag_indices_from(P)] = diagonal
+        """G_j' P G_j for every level j, (n_levels, q, q), from P's lower triangle (P symmetric)."""
+        lower = P.ravel()[self.positions]
+        lower[self.positions % (self.q2 + 1) == 0] /= 2  # the diagonal, counted once per (r1, r2) and (r2, r1)
+        half = (self.matrix.T @ lower).reshape(-1, q, q)
         return half + half.transpose(0, 2, 1)
 
 
