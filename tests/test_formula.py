@@ -25,9 +25,44 @@ def test_intercept_only_fixed_part():
     assert parse_formula("y ~ (1 | g)").fixed == "1"
 
 
-def test_slash_expands_to_nested_terms():
-    groups = [t.group for t in parse_formula("y ~ x + (1 | g/h)").random]
-    assert groups == ["g", "g:h"]
+def test_slash_expands_to_nested_terms_named_as_lme4_names_them():
+    """lme4's findbars: g/h is (1 | h:g) + (1 | g), innermost first, inner factor first."""
+    assert [t.group for t in parse_formula("y ~ x + (1 | g/h)").random] == ["h:g", "g"]
+    assert [t.group for t in parse_formula("y ~ x + (1 | g/h/k)").random] == ["k:h:g", "h:g", "g"]
+
+
+def _terms(text: str) -> list[tuple[str, str]]:
+    return [(t.expr, t.group) for t in parse_formula(text).random]
+
+
+def test_double_bar_with_a_numeric_slope_is_intercept_plus_uncorrelated_slope():
+    assert _terms("y ~ x + (x || g)") == [("1", "g"), ("0 + x", "g")]
+    assert _terms("y ~ x + (1 + x || g)") == [("1", "g"), ("0 + x", "g")]
+    assert _terms("y ~ x + (0 + x || g)") == [("0 + x", "g")]
+    assert _terms("y ~ x + (1 || g)") == [("1", "g")]
+
+
+def test_double_bar_splits_by_the_terms_of_the_expression_as_lme4_does():
+    """One (0 + t | g) per term of the expression, interactions included (expandDoubleVerts
+    takes terms()' term.labels); a factor's term is not split per level."""
+    assert _terms("y ~ (x * z || g)") == [("1", "g"), ("0 + x", "g"), ("0 + z", "g"), ("0 + x:z", "g")]
+    assert _terms("y ~ (f || g)") == [("1", "g"), ("0 + f", "g")]
+
+
+def test_double_bar_expands_before_slash_as_in_lme4():
+    assert _terms("y ~ (x || g/h)") == [("1", "h:g"), ("1", "g"), ("0 + x", "h:g"), ("0 + x", "g")]
+
+
+def test_crossed_nested_and_interaction_grouping_factors_are_parsed():
+    assert _terms("y ~ (1 + x | g1) + (1 | g2) + (1 | dept:service)") == [
+        ("1 + x", "g1"),
+        ("1", "g2"),
+        ("1", "dept:service"),
+    ]
+
+
+def test_expanded_terms_keep_the_term_as_written():
+    assert {t.text for t in parse_formula("y ~ (x || g)").random} == {"(x || g)"}
 
 
 @pytest.mark.parametrize(
@@ -35,8 +70,10 @@ def test_slash_expands_to_nested_terms():
     [
         ("y ~ x + (1 | g", "unclosed '('"),
         ("y ~ x + 1 | g)", "unbalanced ')'"),
-        ("y ~ x + (1 || g)", "'||' is not supported"),
-        ("y ~ x + (1 | g | h)", "expected one '|'"),
+        ("y ~ x + (1 | g | h)", "term '(1 | g | h)': expected one '|'"),
+        ("y ~ x + (1 || g | h)", "term '(1 || g | h)': expected one '|' (or '||')"),
+        ("y ~ x + (0 || g)", "term '(0 || g)': no effect left of '||'"),
+        ("y ~ x + (1 | g/)", "term '(1 | g/)': empty grouping factor"),
         ("y x + (1 | g)", "exactly one '~'"),
         ("log(y) ~ x + (1 | g)", "single column name"),
         ("y ~ x", "no random term"),

@@ -90,5 +90,5 @@ def test_parameter_names_and_bounds_follow_lme4(sleepstudy):
 
 def _three_effect_data():
     rng = np.random.default_rng(0)
-    columns = {name: rng.normal(size=12) for name in ("y", "x", "z")}
-    return pd.DataFrame(columns | {"g": pd.Categorical(list("aabbccddeeff"))})
+    columns = {name: rng.normal(size=24) for name in ("y", "x", "z")}  # more rows than the 18 random effects
+    return pd.DataFrame(columns | {"g": pd.Categorical(list("aaaabbbbccccddddeeeeffff"))})

@@ -20,9 +20,9 @@ import pandas as pd
 from scipy import stats
 
 from lmmflow.design import Design
+from lmmflow.engines import fit_profiled
 from lmmflow.estimates import Estimates
 from lmmflow.parameters import covariances_to_theta, parameter_names, parameter_values, safe_cholesky
-from lmmflow.reml import fit_reml
 
 LEVEL = 0.95
 
@@ -70,7 +70,7 @@ def bootstrap_replicates(
         rng = np.random.default_rng(seed)
         simulated = replace(design, y=simulate_response(design, estimates, rng))
         try:
-            refit = fit_reml(simulated, start=start)
+            refit = fit_profiled(simulated, start=start)
             values = parameter_values(refit.covariances, refit.sigma2, refit.beta)
             converged = bool(refit.converged)
         except (np.linalg.LinAlgError, ValueError, FloatingPointError):

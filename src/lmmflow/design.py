@@ -1,8 +1,11 @@
 """Design matrices of a linear mixed model: response, fixed-effect matrix and random-effect blocks.
 
-Every random term must nest in one top-level grouping factor (``group_var``): a term's grouping
-factor is either that factor itself or an interaction ``g:h`` whose first factor is it. This is
-what both fitting paths (statsmodels' MixedLM and the vectorized REML path) can express.
+Grouping factors may be crossed, partially crossed or nested. When, in the data, every term's
+levels nest in the levels of one of the terms' grouping factors (``Design.group_var``: ``g`` in
+``(1 | g) + (1 | h:g)``, or ``school`` in ``(1 | school) + (1 | class)`` when every class is in
+one school), the design nests in one factor: the groups-last REML path (``lmmflow.reml``) and
+statsmodels' MixedLM can express it. Otherwise ``group_var`` is None and only the blocked
+Cholesky engine (``lmmflow.blocked``) fits it.
 """
 
 from __future__ import annotations
@@ -21,13 +24,16 @@ from lmmflow.formula import ModelFormula, RandomTerm, parse_formula
 class RandomBlock:
     """One random term ``(expr | group_var)``: its effects are correlated with each other only.
 
-    ``is_nested`` is True for a term on an interaction ``g:h`` below the top-level factor: its
-    levels are cells within the top-level groups, each cell drawing its effects independently.
+    ``is_nested`` is True for a term on a factor below the top-level factor (``h:g`` below
+    ``g``): its levels are cells within the top-level groups, each cell drawing its effects
+    independently. False for terms on the top-level factor, and for every term of a design that
+    does not nest in one factor.
 
     ``Z[:, j]`` is the model-matrix column of effect ``effects[j]`` (row values, not yet
     multiplied by group indicators). ``level_codes[i]`` is the index into ``levels`` of row i's
     level of ``group_var``; ``parent_codes[k]`` is the index into ``Design.group_levels`` of
-    the top-level group that level k belongs to.
+    the top-level group that level k belongs to (None when the design does not nest in one
+    factor). ``term`` is the term as lme4 names it, ``(expr | group_var)``.
     """
 
     group_var: str
@@ -35,9 +41,10 @@ class RandomBlock:
     Z: np.ndarray
     level_codes: np.ndarray
     levels: tuple[str, ...]
-    parent_codes: np.ndarray
+    parent_codes: np.ndarray | None
     label: str
     is_nested: bool
+    term: str
 
     @property
     def n_effects(self) -> int:
@@ -50,15 +57,19 @@ class RandomBlock:
 
 @dataclass(frozen=True)
 class Design:
-    """``rows`` are the positions in the source data of the rows used (complete cases)."""
+    """``rows`` are the positions in the source data of the rows used (complete cases).
+
+    ``group_var``, ``group_codes`` (per row) and ``group_levels`` describe the top-level factor
+    every term nests in; all three are None when the grouping factors are crossed.
+    """
 
     response: str
     y: np.ndarray
     X: np.ndarray
     fixed_names: tuple[str, ...]
-    group_var: str
-    group_codes: np.ndarray
-    group_levels: tuple[str, ...]
+    group_var: str | None
+    group_codes: np.ndarray | None
+    group_levels: tuple[str, ...] | None
     blocks: tuple[RandomBlock, ...]
     rows: np.ndarray
     n_dropped: int = 0
@@ -66,6 +77,16 @@ class Design:
     @property
     def n_obs(self) -> int:
         return len(self.y)
+
+    @property
+    def nests_in_one_factor(self) -> bool:
+        """True when every term nests in ``group_var``: the groups-last REML path applies."""
+        return self.group_var is not None
+
+    @property
+    def grouping_factors(self) -> tuple[str, ...]:
+        """The distinct grouping factors, in the order of their first term."""
+        return tuple(dict.fromkeys(block.group_var for block in self.blocks))
 
     @property
     def n_random_effects(self) -> int:
@@ -85,19 +106,22 @@ def build_design(formula: ModelFormula | str, data: pd.DataFrame) -> Design:
         raise DesignError(f"formula {formula.text!r}: no rows left after dropping rows with missing values")
     y = frame[formula.response].to_numpy(dtype=float)
     X, fixed_names = _model_matrix(formula.fixed, frame)
-    top = _top_level_factor(formula)
-    group_codes, group_levels = _factor_codes(frame, top.split(":"))
-    blocks = [_random_block(term, frame, top, group_codes) for term in formula.random]
-    _check_levels(formula, blocks)
+    blocks = _in_lme4_order([_random_block(term, frame) for term in formula.random])
+    _check_levels(formula, blocks, len(y))
+    top = _nesting_factor(blocks)
+    group_codes = group_levels = None
+    if top is not None:
+        group_codes, group_levels = top.level_codes, top.levels
+        blocks = tuple(_nested_in(block, top) for block in blocks)
     return Design(
         response=formula.response,
         y=y,
         X=X,
         fixed_names=fixed_names,
-        group_var=top,
+        group_var=None if top is None else top.group_var,
         group_codes=group_codes,
         group_levels=group_levels,
-        blocks=_in_lme4_order(blocks),
+        blocks=blocks,
         rows=rows,
         n_dropped=len(data) - len(rows),
     )
@@ -122,14 +146,27 @@ def _check_columns(formula: ModelFormula, data: pd.DataFrame) -> None:
             )
 
 
-def _check_levels(formula: ModelFormula, blocks: list[RandomBlock]) -> None:
-    """lme4 refuses a grouping factor with one level ("grouping factors must have > 1 sampled level")."""
+def _check_levels(formula: ModelFormula, blocks: tuple[RandomBlock, ...], n_obs: int) -> None:
+    """What lme4's checkNlevels and checkZdims refuse by default (lmerControl's "stop" checks)."""
     for block in blocks:
         if block.n_levels < 2:
             raise DesignError(
                 f"formula {formula.text!r}: grouping factor {block.group_var!r} has only one level "
                 f"({block.levels[0]!r}) in the rows used; a random effect needs more than one level "
                 "(lme4: grouping factors must have > 1 sampled level)"
+            )
+        if block.n_levels >= n_obs:
+            raise DesignError(
+                f"formula {formula.text!r}: grouping factor {block.group_var!r} has {block.n_levels} levels "
+                f"for {n_obs} observations (lme4: number of levels of each grouping factor must be < number "
+                "of observations)"
+            )
+        if block.n_levels * block.n_effects >= n_obs:
+            raise DesignError(
+                f"formula {formula.text!r}: term {block.term} has {block.n_levels * block.n_effects} random "
+                f"effects for {n_obs} observations (lme4: number of observations <= number of random effects "
+                "for the term; the random-effects parameters and the residual variance are probably "
+                "unidentifiable)"
             )
 
 
@@ -155,16 +192,25 @@ def _lme4_name(column: str) -> str:
     return re.sub(r"\[(?:T\.)?([^\]]*)\]", r"\1", column)
 
 
-def _top_level_factor(formula: ModelFormula) -> str:
-    """The grouping factor every random term nests in; crossed designs are refused."""
-    top = min((term.group for term in formula.random), key=lambda group: group.count(":"))
-    for term in formula.random:
-        if term.group_factors[: len(top.split(":"))] != tuple(top.split(":")):
-            raise DesignError(
-                f"formula {formula.text!r}: term {term.text!r} is grouped by {term.group!r}, which is "
-                f"not nested in {top!r}; crossed random effects are not supported"
-            )
-    return top
+def _nesting_factor(blocks: tuple[RandomBlock, ...]) -> RandomBlock | None:
+    """A block whose grouping factor every term's levels nest in (in the data), or None if crossed.
+
+    Factors that all terms nest in have the same levels up to relabelling; the one with the
+    fewest ':' (then the first) is taken, so that ``(1 | g) + (1 | h:g)`` nests in ``g``.
+    """
+    nesting = [top for top in blocks if all(_parents(block, top) is not None for block in blocks)]
+    return min(nesting, key=lambda top: top.group_var.count(":"), default=None)
+
+
+def _parents(block: RandomBlock, top: RandomBlock) -> np.ndarray | None:
+    """Index into ``top.levels`` of each level of ``block``, None if a level spans several."""
+    parents = np.zeros(block.n_levels, dtype=np.int64)
+    parents[block.level_codes] = top.level_codes
+    return parents if np.array_equal(parents[block.level_codes], top.level_codes) else None
+
+
+def _nested_in(block: RandomBlock, top: RandomBlock) -> RandomBlock:
+    return replace(block, parent_codes=_parents(block, top), is_nested=block.group_var != top.group_var)
 
 
 def _factor_codes(frame: pd.DataFrame, factors: list[str]) -> tuple[np.ndarray, tuple[str, ...]]:
@@ -198,20 +244,19 @@ def r_label(value) -> str:
     return str(value)
 
 
-def _random_block(term: RandomTerm, frame: pd.DataFrame, top: str, group_codes: np.ndarray) -> RandomBlock:
+def _random_block(term: RandomTerm, frame: pd.DataFrame) -> RandomBlock:
     Z, effects = _model_matrix(term.expr, frame)
     level_codes, levels = _factor_codes(frame, list(term.group_factors))
-    parent_codes = np.zeros(len(levels), dtype=np.int64)
-    parent_codes[level_codes] = group_codes
     return RandomBlock(
         group_var=term.group,
         effects=effects,
         Z=Z,
         level_codes=level_codes,
         levels=levels,
-        parent_codes=parent_codes,
+        parent_codes=None,
         label=term.group,
-        is_nested=term.group != top,
+        is_nested=False,
+        term=f"({term.expr} | {term.group})",
     )
 
 

@@ -1,4 +1,4 @@
-"""What a REML (or ML) fit produces, whichever path computed it (vectorized REML or statsmodels)."""
+"""What a REML or ML fit produces, whichever path computed it (groups-last, blocked or statsmodels)."""
 
 from __future__ import annotations
 
@@ -15,9 +15,12 @@ class Estimates:
     scale, i.e. already multiplied by ``sigma2``); ``modes[b]`` and ``conditional_sds[b]`` are
     (n_levels_b x q_b) arrays of conditional modes and conditional standard deviations, rows in
     the order of ``Design.blocks[b].levels``. ``beta_cov`` is lme4's ``vcov``.
-    ``statsmodels_loglik`` is set when the solution was re-evaluated by statsmodels. ``theta``
-    (lme4's, see ``lmmflow.parameters``) is set by the paths that optimize it; ``reml`` is False
-    for a maximum-likelihood fit.
+    ``theta`` (lme4's, see ``lmmflow.parameters``) is set by the paths that optimize it; ``reml``
+    is False for a maximum-likelihood fit. ``path`` names the engine that fitted: "groups-last" (``lmmflow.reml``), "blocked"
+    (``lmmflow.blocked``) or "statsmodels" (``lmmflow.smfit``). ``verification`` names the
+    independent re-evaluation of the criterion at the solution ("statsmodels", "groups-last",
+    "blocked" or "sparse LU"; None if none could run) and ``verification_loglik`` its logLik;
+    ``statsmodels_loglik`` repeats it when statsmodels was the verifier.
     """
 
     beta: np.ndarray
@@ -35,3 +38,31 @@ class Estimates:
     statsmodels_loglik: float | None = None  # statsmodels' MixedLM.loglike at this solution
     theta: np.ndarray | None = None
     reml: bool = True
+    verification: str | None = None
+    verification_loglik: float | None = None
+
+    @property
+    def verification_difference(self) -> float | None:
+        """|logLik - the verifier's logLik at the same solution|, None when unverified."""
+        return None if self.verification_loglik is None else abs(self.loglik - self.verification_loglik)
+
+
+def from_solution(solution, best: dict, attempts: list[dict], path: str, engine: str, reml: bool) -> Estimates:
+    """Estimates of an engine's REML (or ML: ``reml``) ``Solution`` (``lmmflow.reml.Solution``) at
+    its ``best`` optimizer attempt; ``attempts`` are the optimizer runs, each with its ``theta`` as
+    an array, and its convergence checks (``grad_norm``, ``newton_decrement``, ``message``), which
+    a warning naming ``engine`` quotes when the best did not converge."""
+    warnings = []
+    if not best["converged"]:
+        warnings.append(
+            f"{engine}: no optimizer converged (best: {best['optimizer']}, projected gradient "
+            f"{best['grad_norm']:.2g}, Newton decrement {best['newton_decrement']:.2g}, {best['message']})"
+        )
+    return solution.estimates(
+        reml,
+        path=path,
+        optimizer=best["optimizer"],
+        converged=best["converged"],
+        attempts=[attempt | {"theta": attempt["theta"].tolist()} for attempt in attempts],
+        warnings=warnings,
+    )

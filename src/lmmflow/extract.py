@@ -163,7 +163,13 @@ def is_singular(fit: Estimates) -> bool:
 
 
 def fit_summary(design: Design, fit: Estimates, *, dataset: str, formula: str) -> dict:
-    """The content of fit.json: everything but timings, so reruns are byte-identical."""
+    """The content of fit.json: everything but timings, so reruns are byte-identical.
+
+    ``grouping_factor`` is the factor every term nests in (null when factors are crossed);
+    ``path`` the engine that fitted; ``verification`` the independent re-evaluation of the REML
+    criterion at the solution, ``verification_logLik`` its value and ``verification_difference``
+    the absolute difference from ``logLik`` (null when none could run).
+    """
     k = n_parameters(design)
     warnings = list(fit.warnings)
     if design.n_dropped:
@@ -184,6 +190,9 @@ def fit_summary(design: Design, fit: Estimates, *, dataset: str, formula: str) -
         "converged": bool(fit.converged),
         "singular": is_singular(fit),
         "path": fit.path,
+        "verification": fit.verification,
+        "verification_logLik": fit.verification_loglik,
+        "verification_difference": fit.verification_difference,
         "statsmodels_logLik": fit.statsmodels_loglik,
         "optimizer": fit.optimizer,
         "warnings": warnings,

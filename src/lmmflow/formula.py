@@ -1,5 +1,10 @@
 """Parse lme4 model formulas: ``response ~ fixed part + (expr | group) + ...``.
 
+Random terms are expanded as lme4 expands them: ``(expr || g)`` into uncorrelated terms
+(``expandDoubleVerts``) and ``g/h`` into ``h:g`` and ``g`` (``findbars``). Grouping factors may
+be crossed, partially crossed or nested; which it is, is a property of the data
+(``lmmflow.design``), not of the formula.
+
 Only the bar terms are parsed here; the fixed part and each term's left-hand expression are
 Wilkinson formulas that formulaic evaluates (``lmmflow.design``). We do not use ``formulae``
 (bambi's parser) because it builds every ``g:h`` combination, present in the data or not
@@ -23,7 +28,10 @@ class FormulaError(ValueError):
 
 @dataclass(frozen=True)
 class RandomTerm:
-    """One ``(expr | group)`` term; ``group`` is a factor name or an interaction ``g:h``."""
+    """One ``(expr | group)`` term; ``group`` is a factor name or an interaction ``g:h``.
+
+    ``text`` is the term as written, before any ``||`` or ``/`` expansion produced this one.
+    """
 
     expr: str
     group: str
@@ -101,33 +109,44 @@ def _parse_random_term(term: str, text: str) -> list[RandomTerm]:
     if not (term.startswith("(") and term.endswith(")")):
         raise FormulaError(f"formula {text!r}: term {term!r}: a random term must be parenthesised, (expr | group)")
     inner = term[1:-1]
-    if "||" in inner:
-        raise FormulaError(
-            f"formula {text!r}: term {term!r}: '||' is not supported; write uncorrelated terms "
-            "separately, e.g. (1 | g) + (0 + x | g)"
-        )
-    if inner.count("|") != 1:
-        raise FormulaError(f"formula {text!r}: term {term!r}: expected one '|' between effects and group")
-    expr, group = (part.strip() for part in inner.split("|"))
+    uncorrelated = "||" in inner
+    parts = [part.strip() for part in inner.split("||" if uncorrelated else "|")]
+    if len(parts) != 2 or any("|" in part for part in parts):
+        raise FormulaError(f"formula {text!r}: term {term!r}: expected one '|' (or '||') between effects and group")
+    expr, group = parts
     if not expr:
         raise FormulaError(f"formula {text!r}: term {term!r}: nothing left of '|'")
+    _check_fixed_syntax(expr, text, term)
     groups = _expand_nesting(group, term, text)
     for name in (factor for g in groups for factor in g.split(":")):
         if not _NAME.match(name):
             raise FormulaError(
                 f"formula {text!r}: term {term!r}: grouping factor {name!r} must be a column name "
-                "(or g:h for nested grouping)"
+                "(or g:h for an interaction, g/h for nesting)"
             )
-    _check_fixed_syntax(expr, text, term)
-    return [RandomTerm(expr=expr, group=g, text=term) for g in groups]
+    exprs = _uncorrelated_parts(expr, term, text) if uncorrelated else [expr]
+    return [RandomTerm(expr=e, group=g, text=term) for e in exprs for g in groups]
+
+
+def _uncorrelated_parts(expr: str, term: str, text: str) -> list[str]:
+    """lme4's expandDoubleVerts: (expr || g) is (1 | g) if expr has an intercept, then
+    (0 + t | g) for each term t of expr. A factor's term stays whole: (0 + f | g) has correlated
+    effects for all levels of f, as in lme4 (only afex's expand_re splits it per level)."""
+    terms = list(formulaic.Formula(expr))
+    labels = [str(t) for t in terms if t.degree > 0]
+    parts = (["1"] if len(labels) < len(terms) else []) + [f"0 + {label}" for label in labels]
+    if not parts:
+        raise FormulaError(f"formula {text!r}: term {term!r}: no effect left of '||'")
+    return parts
 
 
 def _expand_nesting(group: str, term: str, text: str) -> list[str]:
-    """lme4's g/h means (.|g) + (.|g:h)."""
+    """lme4's g/h is (. | h:g) + (. | g), g/h/k is (. | k:h:g) + (. | h:g) + (. | g): innermost first,
+    each interaction named inner factor first (lme4's findbars)."""
     parts = [p.strip() for p in group.split("/")]
     if any(not p for p in parts):
         raise FormulaError(f"formula {text!r}: term {term!r}: empty grouping factor")
-    return [":".join(parts[: i + 1]) for i in range(len(parts))]
+    return [":".join(reversed(parts[:i])) for i in range(len(parts), 0, -1)]
 
 
 def _check_fixed_syntax(expr: str, text: str, term: str | None = None) -> None:

@@ -30,9 +30,9 @@ reports; the profile's own centre (the ML estimates, which lme4 does not print) 
 
 ``profile_intervals`` starts from a fit (in the workflow, rebuilt from the fit stage's
 solution.json by ``lmmflow.solution``, not refitted). The ML criterion comes from
-``lmmflow.solution.criterion_for`` and is used through ``solve``, ``lower_bounds`` and the shared
-optimizer ``lmmflow.reml.optimize_theta`` only, so any engine offering ``ProfiledREML``'s
-interface can be profiled.
+``lmmflow.engines.profiled_criterion`` (either engine) and is used through ``solve``,
+``lower_bounds`` and ``lmmflow.engines.optimize_criterion`` only, so crossed models are profiled
+like nested ones.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ import pandas as pd
 from scipy import optimize, stats
 
 from lmmflow.design import Design
+from lmmflow.engines import optimize_criterion, profiled_criterion
 from lmmflow.estimates import Estimates
 from lmmflow.parameters import (
     covariances_to_theta,
@@ -54,8 +55,7 @@ from lmmflow.parameters import (
     sdcor_to_theta,
     theta_to_sdcor,
 )
-from lmmflow.reml import LOG_2PI, optimize_theta
-from lmmflow.solution import criterion_for
+from lmmflow.reml import LOG_2PI
 
 LEVEL = 0.95
 # Profile deviances below the ML optimum by more than this mean the optimum was not found.
@@ -74,17 +74,17 @@ class MLProfile:
     """lme4's ``devfun2``: the ML deviance as a function of the sdcor parameters (beta profiled
     out), and the ML deviance with one fixed effect held at a value (theta and sigma free).
 
-    Built on the ML criterion of ``criterion_for(design, reml=False)``: its ``solve(theta)``
+    Built on the ML criterion of ``profiled_criterion(design, reml=False)``: its ``solve(theta)``
     gives the ML sigma^2 = r2/n, beta(theta), vcov and the profiled deviance, from which the
     log-determinant and r2 are recovered.
     """
 
     def __init__(self, design: Design, start: np.ndarray | None = None):
         self.design = design
-        self.model = criterion_for(design, reml=False)
+        self.model = profiled_criterion(design, reml=False)
         self.sizes = [block.n_effects for block in design.blocks]
         self.n = design.n_obs
-        theta, _ = optimize_theta(self.model, start)
+        theta, _ = optimize_criterion(self.model, start)
         solution = self.model.solve(theta)
         self.theta_hat = theta
         self.base = solution.deviance

@@ -36,7 +36,7 @@ from lmmflow.batched import (
 )
 from lmmflow.criterion import PLSState
 from lmmflow.design import Design
-from lmmflow.estimates import Estimates
+from lmmflow.estimates import Estimates, from_solution
 from lmmflow.parameters import (
     block_theta_size,
     default_start,
@@ -171,6 +171,12 @@ class ProfiledREML:
         self.layout = build_layout(design)
         self.n_evaluations = 0
         self._sufficient_statistics()
+
+    @property
+    def evaluation_work(self) -> float:
+        """Work of one evaluation, G d^2 (d + p + 1), for choosing fallbacks (and engines)."""
+        d = self.layout.size
+        return self.G * d * d * (d + self.p + 1)
 
     # -- setup
 
@@ -450,8 +456,7 @@ def optimize_theta(model: ProfiledREML, start: np.ndarray | None = None) -> tupl
         clock = time.perf_counter()
         attempts.append(_attempt("L-BFGS-B restart", model, _run_lbfgsb(model, escape), time.perf_counter() - clock))
     best = _best(attempts)
-    d = model.layout.size
-    fallback_work = model.G * d * d * (d + model.p + 1) * FALLBACK_EVALUATIONS * max(1, model.n_theta)
+    fallback_work = model.evaluation_work * FALLBACK_EVALUATIONS * max(1, model.n_theta)
     singular = np.any(best["theta"][np.isfinite(model.lower_bounds)] < 1e-4)
     if (
         not best["converged"]
@@ -480,19 +485,4 @@ def fit_reml(design: Design, reml: bool = True, start: np.ndarray | None = None)
     theta, attempts = optimize_theta(model, start)
     solution = model.solve(theta)
     best = _best(attempts)
-    warnings = (
-        []
-        if best["converged"]
-        else [
-            f"fast REML path: no optimizer converged (best: {best['optimizer']}, projected gradient "
-            f"{best['grad_norm']:.2g}, Newton decrement {best['newton_decrement']:.2g}, {best['message']})"
-        ]
-    )
-    return solution.estimates(
-        reml,
-        path="fast",
-        optimizer=best["optimizer"],
-        converged=best["converged"],
-        attempts=[{k: v for k, v in a.items() if k != "theta"} | {"theta": a["theta"].tolist()} for a in attempts],
-        warnings=warnings,
-    )
+    return from_solution(solution, best, attempts, "fast", "fast REML path", reml)

@@ -30,9 +30,9 @@ from scipy.special import ndtr, stdtr
 
 from lmmflow.criterion import Criterion
 from lmmflow.design import Design
+from lmmflow.engines import criterion_of_path
 from lmmflow.estimates import Estimates
 from lmmflow.parameters import covariances_to_theta
-from lmmflow.solution import criterion_for
 
 # lmerTest's threshold below which an eigenvalue of H counts as zero (not inverted).
 EIGENVALUE_TOLERANCE = 1e-8
@@ -200,11 +200,11 @@ def fixed_effect_tests(design: Design, fit: Estimates, criterion: Criterion | No
 
     Evaluated at the fit's own solution whichever path produced it: theta is derived from the
     fit's covariances and residual variance, so a statsmodels fit is tested at its own optimum.
-    ``criterion`` defaults to the design's own (``solution.criterion_for``). ``table.attrs["warnings"]``
+    ``criterion`` defaults to the fitting engine's (``engines.criterion_of_path``). ``table.attrs["warnings"]``
     lists lmerTest's warnings about the deviance's Hessian.
     """
-    criterion = criterion_for(design, reml=fit.reml) if criterion is None else criterion
-    theta = covariances_to_theta(fit.covariances, fit.sigma2)
+    criterion = criterion_of_path(design, fit.reml, fit.path) if criterion is None else criterion
+    theta = covariances_to_theta(fit.covariances, fit.sigma2) if fit.theta is None else fit.theta
     result = satterthwaite(criterion, theta, float(np.sqrt(fit.sigma2)))
     df = result.coefficient_df()
     t = np.asarray(fit.beta) / np.sqrt(np.diag(fit.beta_cov))

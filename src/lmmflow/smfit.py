@@ -60,8 +60,13 @@ def split_blocks(design: Design) -> tuple[int | None, list[int]]:
 
     statsmodels gives one covariance matrix per top-level group (``exog_re``); everything else
     must be an iid variance component, i.e. a single effect. The non-nested block with the most
-    effects takes ``exog_re``.
+    effects takes ``exog_re``. Crossed grouping factors have no top-level group: refused.
     """
+    if not design.nests_in_one_factor:
+        raise UnsupportedByStatsmodels(
+            f"grouping factors {', '.join(design.grouping_factors)} are crossed: statsmodels' MixedLM "
+            "needs every random term nested in one grouping factor"
+        )
     candidates = [i for i, b in enumerate(design.blocks) if not b.is_nested]
     re_index = max(candidates, key=lambda i: design.blocks[i].n_effects, default=None)
     vc_indices = [i for i in range(len(design.blocks)) if i != re_index]

@@ -8,8 +8,8 @@ precision, so a job reading the file gets the fit's numbers to the last bit.
 
 ``estimates_from_solution`` rebuilds the fit from its design and solution with one evaluation
 of the criterion at theta, no optimization, and refuses a solution whose criterion it does not
-reproduce (the file belongs to other data). ``criterion_for`` is the one place an engine is
-chosen for such evaluations.
+reproduce (the file belongs to other data); the criterion is the fitting engine's
+(``lmmflow.engines.criterion_of_path``).
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ import pandas as pd
 
 from lmmflow import io
 from lmmflow.design import Design, build_design
+from lmmflow.engines import criterion_of_path
 from lmmflow.estimates import Estimates
 from lmmflow.parameters import covariances_to_theta, theta_to_covariances
-from lmmflow.reml import ProfiledREML
 
 # How far the criterion recomputed at theta may be from the stored one: the fit's own path
 # reproduces it exactly; a statsmodels fit, whose theta is recovered from its covariances, to ~1e-8.
@@ -101,11 +101,6 @@ def read_solution(path: str | os.PathLike) -> FitSolution:
     )
 
 
-def criterion_for(design: Design, reml: bool = True) -> ProfiledREML:
-    """The profiled REML (or ML) criterion of ``design`` as a function of theta."""
-    return ProfiledREML(design, reml=reml)
-
-
 def estimates_from_solution(design: Design, solution: FitSolution) -> Estimates:
     """The fit that found ``solution``, rebuilt by one evaluation of its criterion at theta.
 
@@ -117,7 +112,7 @@ def estimates_from_solution(design: Design, solution: FitSolution) -> Estimates:
             f"solution of random terms of sizes {solution.block_sizes} and {len(solution.beta)} fixed effects; "
             f"the design has {sizes} and {len(design.fixed_names)}"
         )
-    at = criterion_for(design, solution.reml).solve(solution.theta)
+    at = criterion_of_path(design, solution.reml, solution.engine).solve(solution.theta)
     if not abs(at.deviance - solution.criterion) <= CRITERION_TOLERANCE:
         raise ValueError(
             f"the solution's criterion {solution.criterion!r} is {at.deviance!r} at its theta on this data; "
