@@ -137,6 +137,7 @@ def test_slash_nesting_gives_lme4s_interaction_labels(pupils):
             r"grouping factor 'id' has 8 levels for 8 observations \(lme4: number of levels of each "
             r"grouping factor must be < number of observations\)",
         ),
+        ("y ~ x + (0 | g)", r"term \(0 \| g\) has no random effect"),
         (
             "y ~ x + (1 + x | g)",
             r"term \(1 \+ x \| g\) has 8 random effects for 8 observations \(lme4: number of observations "

@@ -149,6 +149,8 @@ def _check_columns(formula: ModelFormula, data: pd.DataFrame) -> None:
 def _check_levels(formula: ModelFormula, blocks: tuple[RandomBlock, ...], n_obs: int) -> None:
     """What lme4's checkNlevels and checkZdims refuse by default (lmerControl's "stop" checks)."""
     for block in blocks:
+        if block.n_effects == 0:
+            raise DesignError(f"formula {formula.text!r}: term {block.term} has no random effect (no model column)")
         if block.n_levels < 2:
             raise DesignError(
                 f"formula {formula.text!r}: grouping factor {block.group_var!r} has only one level "

@@ -22,8 +22,6 @@ from lmmflow import reml as groups_last
 from lmmflow.design import Design
 from lmmflow.estimates import Estimates
 
-ENGINES = ("groups-last", "blocked")
-
 
 def groups_last_work(design: Design) -> float:
     """Flops of one groups-last evaluation, roughly G d^2 (d + p + 1): d is the local dimension,
