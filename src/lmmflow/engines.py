@@ -48,7 +48,7 @@ def profiled_criterion(design: Design, reml: bool = True, engine: str | None = N
 def criterion_of_path(design: Design, reml: bool, path: str):
     """The criterion of the engine that fitted on ``path`` (a fit's ``Estimates.path``), so that
     re-evaluations reproduce the fit to the last bit; a statsmodels fit gets ``choose_engine``'s."""
-    return profiled_criterion(design, reml, engine=path if path in ENGINES else None)
+    return profiled_criterion(design, reml, engine=path if path in ("groups-last", "blocked") else None)
 
 
 def optimize_criterion(model, start: np.ndarray | None = None) -> tuple[np.ndarray, list[dict]]:
