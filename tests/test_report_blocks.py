@@ -10,7 +10,15 @@ from report_helpers import model_results, write_fit
 from lmmflow.compare import compare_models, verdicts
 from lmmflow.lrt import MLFit, likelihood_ratio_test
 from lmmflow.report import ReportError, Results
-from lmmflow.report.blocks import aic, comparison, diagnostics, likelihood_ratio_tests, many_regressions, value
+from lmmflow.report.blocks import (
+    aic,
+    comparison,
+    diagnostics,
+    likelihood_ratio_tests,
+    many_regressions,
+    value,
+    variance_shares,
+)
 
 
 @pytest.mark.parametrize(
@@ -118,3 +126,14 @@ def test_diagnostics_flag_singular_fits_and_list_warnings(tmp_path):
     assert "| m1 | d | 10 | fast | **L-BFGS-B** | 2 | yes | **yes** | 0 |" in text
     assert "Singular fits: `m1`." in text and "All fits converged." in text
     assert "Warnings:\n\n- `m2`: slow" in text
+
+
+def test_variance_shares_name_each_level_largest_first(tmp_path):
+    results = model_results(tmp_path)
+    components = results.csv("models/m1/variance_components.csv", keep_default_na=False)
+    text = variance_shares(results, "m1", residual="pupils")
+    ordered = components.sort_values("var_prop", ascending=False)
+    expected = [f"{100 * share:.1f}%" for share in ordered["var_prop"]]
+    assert text.startswith(f"Of the total variance, {components['variance'].sum():.3f}, ")
+    assert [text.index(share) for share in expected] == sorted(text.index(share) for share in expected)
+    assert "pupils: **" in text and "(`x`)" in text

@@ -20,6 +20,7 @@ from lmmflow.report.blocks.models import (
     singular_note,
     value,
     variance_components,
+    variance_shares,
 )
 from lmmflow.report.blocks.shrinkage import many_regressions, negative_slopes, shrinkage_sd, shrinkage_settings
 
@@ -29,6 +30,7 @@ BLOCKS = {
     "correlation_matrix": correlation_matrix,
     "singular_note": singular_note,
     "value": value,
+    "variance_shares": variance_shares,
     "model_summary": model_summary,
     "comparison_models": comparison_models,
     "comparison": comparison,

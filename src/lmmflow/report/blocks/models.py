@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from lmmflow.report.formatting import callout, code, number, p_value, pipe_table
+from lmmflow.report.formatting import callout, code, listing, number, p_value, pipe_table
 from lmmflow.report.results import ReportError, Results
 
 
@@ -125,6 +125,21 @@ def value(results: Results, model: str, quantity: str, digits: str = "3") -> str
     if kind not in quantities:
         raise ReportError(f"value: unknown quantity {quantity!r}")
     return number(float(quantities[kind](rest)), digits)
+
+
+def variance_shares(results: Results, model: str, residual: str = "the residual") -> str:
+    """How the total variance splits between the random effects and the residual (``var_prop``
+    of variance_components.csv), largest share first, as a sentence; ``residual`` names the
+    level the residual varies over (e.g. "pupils")."""
+    table = results.csv(f"{results.model_dir(model)}/variance_components.csv", keep_default_na=False)
+    table = table.sort_values("var_prop", ascending=False, kind="stable")
+    shares = [
+        f"{code(row.group) if row.group != 'Residual' else residual}"
+        f"{'' if row.effect in ('', 'Intercept') else f' ({code(row.effect)})'}: **{100 * row.var_prop:.1f}%**"
+        for row in table.itertuples()
+    ]
+    total = number(float(table["variance"].sum()))
+    return f"Of the total variance, {total}, {listing(shares)}."
 
 
 def model_summary(results: Results, model: str, level: str = "3") -> str:
