@@ -120,10 +120,12 @@ def test_diagnostics_flag_singular_fits_and_list_warnings(tmp_path):
     root = tmp_path / "results"
     paths = [
         write_fit(root, "m1") / "fit.json",
-        write_fit(root, "m2", singular=False, warnings=["slow"]) / "fit.json",
+        write_fit(root, "m2", singular=False, warnings=["slow"], REML=False) / "fit.json",
+        write_fit(root, "m3", verification="sparse LU", verification_difference=2e-11) / "fit.json",
     ]
     text = diagnostics(Results(map(str, paths)))
-    assert "| m1 | d | 10 | fast | **L-BFGS-B** | 2 | yes | **yes** | 0 |" in text
+    assert "| m1 | d | 10 | fast | **L-BFGS-B** | 2.000 (REML) | – | yes | **yes** | 0 |" in text
+    assert "| 2.000 (ML) |" in text and "| sparse LU (2.0e-11) |" in text
     assert "Singular fits: `m1`." in text and "All fits converged." in text
     assert "Warnings:\n\n- `m2`: slow" in text
 
