@@ -121,7 +121,7 @@ def test_diagnostics_flag_singular_fits_and_list_warnings(tmp_path):
     paths = [
         write_fit(root, "m1") / "fit.json",
         write_fit(root, "m2", singular=False, warnings=["slow"], REML=False) / "fit.json",
-        write_fit(root, "m3", verification="sparse LU", verification_difference=2e-11) / "fit.json",
+        write_fit(root, "m3", singular=False, verification="sparse LU", verification_difference=2e-11) / "fit.json",
     ]
     text = diagnostics(Results(map(str, paths)))
     assert "| m1 | d | 10 | fast | **L-BFGS-B** | 2.000 (REML) | – | yes | **yes** | 0 |" in text
