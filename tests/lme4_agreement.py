@@ -101,3 +101,11 @@ def assert_fit_matches_lme4(design, fit, oracle: dict) -> None:
     assert_parameters_match_lme4(design, fit, oracle)
     assert_random_effects(extract.random_effects(design, fit), oracle)
     assert_random_coefficients(extract.random_coefficients(design, fit), oracle)
+
+
+def assert_fit_matches_lme4_tables(folder, oracle: dict) -> None:
+    """A model's written tables (results/models/<model>/) against lme4, as ``assert_fit_matches_lme4``."""
+    assert_fixed_effects(pd.read_csv(folder / "fixed_effects.csv"), oracle)
+    assert_variance_components(pd.read_csv(folder / "variance_components.csv", keep_default_na=False), oracle)
+    assert_correlations(pd.read_csv(folder / "re_correlations.csv"), oracle)
+    assert_random_effects(pd.read_csv(folder / "random_effects.csv", dtype={"group": str}), oracle)
