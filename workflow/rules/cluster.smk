@@ -31,7 +31,5 @@ onstart:
     # Under `--executor slurm`, before anything is submitted: the SLURM commands are there and
     # every partition and account the jobs ask for exists (lmmflow.cluster, the preflight check).
     if getattr(workflow.executor_plugin, "name", None) == "slurm":
-        for note in check_slurm_jobs(
-            workflow.dag.needrun_jobs(), workflow.executor_settings.status_command
-        ):
+        for note in check_slurm_jobs(workflow.dag.needrun_jobs(), workflow.executor_settings.status_command):
             print(f"SLURM preflight: {note}")

@@ -23,14 +23,10 @@ for note in check_config(
 
 # The schema's defaults are filled in: every section below exists.
 RAW_DATASETS = raw_datasets(config)
-SIMULATED_DATASETS = {
-    name: spec for name, spec in config["datasets"].items() if "simulate" in spec
-}
+SIMULATED_DATASETS = {name: spec for name, spec in config["datasets"].items() if "simulate" in spec}
 RAW_SOURCES = raw_sources(config)
 SHRINKAGE_SETTINGS = config["shrinkage"]["settings"]
-OBSERVED_SETTINGS = [
-    name for name, spec in SHRINKAGE_SETTINGS.items() if "dataset" in spec
-]
+OBSERVED_SETTINGS = [name for name, spec in SHRINKAGE_SETTINGS.items() if "dataset" in spec]
 BOOTSTRAP = config["intervals"]["bootstrap"]
 
 
@@ -44,6 +40,7 @@ wildcard_constraints:
     setting=name_pattern(SHRINKAGE_SETTINGS),
     model=name_pattern(config["models"]),
     comparison=name_pattern(config["comparisons"]),
+    test=name_pattern(config["likelihood_ratio_tests"]),
     focus=name_pattern(config["focus_groups"]),
     plot=name_pattern(config["scatter_plots"]),
 
@@ -63,11 +60,7 @@ def get_report_inputs(wildcards):
         "template": os.path.join(REPORT_DIR, "report.qmd"),
         "css": os.path.join(REPORT_DIR, "report.css"),
         "results": get_result_outputs()
-        + expand(
-            "results/models/{model}/{table}",
-            model=config["models"],
-            table=[*tables, "re_correlations.csv"],
-        )
+        + expand("results/models/{model}/{table}", model=config["models"], table=[*tables, "re_correlations.csv"])
         + expand("results/shrinkage/{setting}/fit.json", setting=SHRINKAGE_SETTINGS),
     }
 
@@ -75,11 +68,7 @@ def get_report_inputs(wildcards):
 def get_result_outputs():
     """Every result but the report (the report's inputs)."""
     return (
-        expand(
-            "results/data/{dataset}.{ext}",
-            dataset=config["datasets"],
-            ext=["csv", "schema.json"],
-        )
+        expand("results/data/{dataset}.{ext}", dataset=config["datasets"], ext=["csv", "schema.json"])
         + get_model_outputs()
         + expand("results/lrt/{test}.csv", test=config["likelihood_ratio_tests"])
         + get_shrinkage_outputs()
@@ -92,24 +81,13 @@ def get_model_outputs():
     return (
         expand("results/models/{model}/fit.json", model=config["models"])
         + expand(
-            "results/comparisons/{comparison}{suffix}.csv",
-            comparison=config["comparisons"],
-            suffix=["", ".verdict"],
+            "results/comparisons/{comparison}{suffix}.csv", comparison=config["comparisons"], suffix=["", ".verdict"]
         )
         + expand(
-            "results/tables/{focus}_{table}.csv",
-            focus=config["focus_groups"],
-            table=["random_effects", "predictions"],
+            "results/tables/{focus}_{table}.csv", focus=config["focus_groups"], table=["random_effects", "predictions"]
         )
-        + expand(
-            "results/tables/{model}_coefficient_check.csv",
-            model=config["coefficient_checks"],
-        )
-        + expand(
-            "results/figures/{plot}_scatter.{ext}",
-            plot=config["scatter_plots"],
-            ext=FIGURE_FORMATS,
-        )
+        + expand("results/tables/{model}_coefficient_check.csv", model=config["coefficient_checks"])
+        + expand("results/figures/{plot}_scatter.{ext}", plot=config["scatter_plots"], ext=FIGURE_FORMATS)
     )
 
 
@@ -129,9 +107,7 @@ def get_focus_inputs(wildcards):
     models = config["focus_groups"][wildcards.focus]["models"]
     return prepared_data(config["models"][models[0]]["dataset"]) | {
         "fitted": expand("results/models/{model}/fitted.csv", model=models),
-        "random_effects": expand(
-            "results/models/{model}/random_effects.csv", model=models
-        ),
+        "random_effects": expand("results/models/{model}/random_effects.csv", model=models),
         "fits": expand("results/models/{model}/fit.json", model=models),
     }
 
@@ -140,31 +116,25 @@ def get_scatter_data(wildcards):
     return prepared_data(config["scatter_plots"][wildcards.plot]["dataset"])
 
 
-def ml_inputs(models):
-    """What ML fits of ``models`` start from: the shared data set and each model's fit.json and
-    solution.json (a model fitted by ML is read back, a REML one refitted)."""
+def compared(wildcards):
+    """The models of a comparison or of a likelihood-ratio test (the rule's wildcard says which)."""
+    if hasattr(wildcards, "comparison"):
+        return config["comparisons"][wildcards.comparison]
+    return config["likelihood_ratio_tests"][wildcards.test]
+
+
+def get_compared_inputs(wildcards):
+    """The shared data set, each model's fit.json and solution.json: ML fits start from them
+    (a model fitted by ML is read back, a REML one refitted)."""
+    models = compared(wildcards)
     return prepared_data(config["models"][models[0]]["dataset"]) | {
         "fits": expand("results/models/{model}/fit.json", model=models),
         "solutions": expand("results/models/{model}/solution.json", model=models),
     }
 
 
-def get_comparison_inputs(wildcards):
-    return ml_inputs(config["comparisons"][wildcards.comparison])
-
-
-def get_comparison_models(wildcards):
-    return {m: config["models"][m] for m in config["comparisons"][wildcards.comparison]}
-
-
-def get_lrt_inputs(wildcards):
-    return ml_inputs(config["likelihood_ratio_tests"][wildcards.test])
-
-
-def get_lrt_models(wildcards):
-    return {
-        m: config["models"][m] for m in config["likelihood_ratio_tests"][wildcards.test]
-    }
+def get_compared_models(wildcards):
+    return {model: config["models"][model] for model in compared(wildcards)}
 
 
 # Raw file names come from URLs and paths: plain keys, not dpath globs for lookup().
@@ -186,9 +156,7 @@ def get_shrinkage_outputs():
     if not SHRINKAGE_SETTINGS:
         return []
     outputs = expand(
-        "results/shrinkage/{setting}/{table}.csv",
-        setting=SHRINKAGE_SETTINGS,
-        table=["coefficients", "sd_summary"],
+        "results/shrinkage/{setting}/{table}.csv", setting=SHRINKAGE_SETTINGS, table=["coefficients", "sd_summary"]
     )
     outputs += [
         "results/shrinkage/sd_summary.csv",
@@ -224,16 +192,10 @@ def get_interval_outputs():
     """Profile and/or bootstrap intervals per `intervals.models`."""
     method = config["intervals"]["method"]
     methods = ["profile", "bootstrap"] if method == "both" else [method]
-    return expand(
-        "results/intervals/{model}/{method}.csv",
-        method=methods,
-        model=config["intervals"]["models"],
-    )
+    return expand("results/intervals/{model}/{method}.csv", method=methods, model=config["intervals"]["models"])
 
 
 def get_bootstrap_chunks(wildcards):
     return expand(
-        "results/intervals/{model}/bootstrap_chunk_{chunk}.csv",
-        model=wildcards.model,
-        chunk=range(BOOTSTRAP["chunks"]),
+        "results/intervals/{model}/bootstrap_chunk_{chunk}.csv", model=wildcards.model, chunk=range(BOOTSTRAP["chunks"])
     )

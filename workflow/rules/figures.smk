@@ -73,9 +73,7 @@ rule figure_effects:
 
 rule figure_shrinkage_settings:
     input:
-        coefficients=expand(
-            "results/shrinkage/{setting}/coefficients.csv", setting=SHRINKAGE_SETTINGS
-        ),
+        coefficients=expand("results/shrinkage/{setting}/coefficients.csv", setting=SHRINKAGE_SETTINGS),
     output:
         png=report(
             "results/figures/shrinkage_settings.png",

@@ -4,7 +4,7 @@
 
 rule likelihood_ratio_test:
     input:
-        unpack(get_lrt_inputs),
+        unpack(get_compared_inputs),
     output:
         report(
             "results/lrt/{test}.csv",
@@ -18,6 +18,6 @@ rule likelihood_ratio_test:
     conda:
         "../envs/lmmflow.yaml"
     params:
-        models=get_lrt_models,
+        models=get_compared_models,
     script:
         "../../scripts/likelihood_ratio_test.py"

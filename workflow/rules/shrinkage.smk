@@ -24,12 +24,8 @@ rule shrinkage_setting:
 
 rule shrinkage_summary:
     input:
-        sd_summary=expand(
-            "results/shrinkage/{setting}/sd_summary.csv", setting=SHRINKAGE_SETTINGS
-        ),
-        coefficients=expand(
-            "results/shrinkage/{setting}/coefficients.csv", setting=SHRINKAGE_SETTINGS
-        ),
+        sd_summary=expand("results/shrinkage/{setting}/sd_summary.csv", setting=SHRINKAGE_SETTINGS),
+        coefficients=expand("results/shrinkage/{setting}/coefficients.csv", setting=SHRINKAGE_SETTINGS),
     output:
         sd_summary=report(
             "results/shrinkage/sd_summary.csv",

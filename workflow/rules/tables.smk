@@ -1,6 +1,6 @@
 rule compare_models:
     input:
-        unpack(get_comparison_inputs),
+        unpack(get_compared_inputs),
     output:
         table=report(
             "results/comparisons/{comparison}.csv",
@@ -17,7 +17,7 @@ rule compare_models:
     conda:
         "../envs/lmmflow.yaml"
     params:
-        models=get_comparison_models,
+        models=get_compared_models,
     script:
         "../../scripts/compare_models.py"
 
