@@ -75,7 +75,7 @@ def test_expanded_terms_keep_the_term_as_written():
         ("y ~ x + (0 || g)", "term '(0 || g)': no effect left of '||'"),
         ("y ~ x + (1 | g/)", "term '(1 | g/)': empty grouping factor"),
         ("y x + (1 | g)", "exactly one '~'"),
-        ("log(y) ~ x + (1 | g)", "single column name"),
+        ("y + z ~ x + (1 | g)", "one expression of columns"),
         ("y ~ x", "no random term"),
         ("y ~ x + ( | g)", "nothing left of '|'"),
         ("y ~ x + (1 | g + h)", "grouping factor 'g + h'"),
