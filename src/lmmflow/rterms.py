@@ -30,6 +30,7 @@ _TOKEN = re.compile(
     re.VERBOSE,
 )
 _CONSTANTS = {"TRUE": "True", "FALSE": "False", "T": "True", "F": "False", "pi": "pi", "Inf": "inf"}
+_R_CONSTANTS = {"True": "TRUE", "False": "FALSE", "inf": "Inf"}
 _PYTHON_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _R_NAME = re.compile(r"^(?:[A-Za-z]|\.(?![0-9]))[A-Za-z0-9._]*$")
 _UNSPACED = {"^", ":", "$", "(", ")", "[", "]", "!", "/"}
@@ -125,7 +126,9 @@ def r_label(text: str) -> str:
     ``log(y + 1)``; non-syntactic names are backquoted."""
     out = ""
     for kind, value, _ in _classified(text):
-        if kind == "variable":
+        if kind == "variable" and value in _R_CONSTANTS:
+            value = _R_CONSTANTS[value]  # formulaic prints the Python constants it was given
+        elif kind == "variable":
             name = _name(value)
             value = name if _R_NAME.match(name) else f"`{name}`"
         elif kind == "number":
