@@ -28,6 +28,12 @@ mirror, with three derived columns built the same way in ``data`` below), and pa
     }
     cat(jsonlite::toJSON(out, digits = 12, pretty = TRUE))
 
+``LME4_MISSING`` are fits to the same data with missing values (rows 1, 5, 12, 40, 41, 99, 150
+of Reaction, and for all but poly rows 2 and 77 of Days; R's row numbers), by the same loop with
+``d$Reaction[c(1, 5, 12, 40, 41, 99, 150)] <- NA; d$Days[c(2, 77)] <- NA`` first: R's model.frame
+evaluates scale() and poly() on every row and drops incomplete rows after, so the mean, SD and
+polynomial come from all values present, not from the complete cases (poly refuses a missing x).
+
 lme4 reports the rank deficiency as a message, "fixed-effect model matrix is rank deficient so
 dropping 1 column / coefficient", for the three ``rank_*`` models only.
 """
@@ -156,6 +162,45 @@ LME4 = {
     ),
 }
 
+LME4_MISSING = {
+    "scale_missing": Lme4Fit(
+        "Reaction ~ scale(Days) + (Days | Subject)",
+        loglik=-829.98241958845,
+        terms=("(Intercept)", "scale(Days)"),
+        fixef=(298.19014763979, 29.51763356995),
+        se=(8.98306932058, 4.55732442622),
+        variances=(632.32846584905, 35.84080083294, 673.78993346144),
+        dropped=(),
+    ),
+    "scale_response_missing": Lme4Fit(
+        "scale(Reaction) ~ Days + (1 | Subject)",
+        loglik=-171.5291740682948,
+        terms=("(Intercept)", "Days"),
+        fixef=(-0.8114507352820, 0.1840299534428),
+        se=(0.1802289377407, 0.0153133588536),
+        variances=(0.4646337817333, 0.3157041781256),
+        dropped=(),
+    ),
+    "center_missing": Lme4Fit(
+        "Reaction ~ scale(Days, scale = FALSE) + (1 | Subject)",
+        loglik=-848.828650356559,
+        terms=("(Intercept)", "scale(Days, scale = FALSE)"),
+        fixef=(298.463559436911, 10.125251625996),
+        se=(9.152542526922, 0.842534645766),
+        variances=(1406.518340215302, 955.685389701654),
+        dropped=(),
+    ),
+    "poly_missing_response": Lme4Fit(
+        "Reaction ~ poly(Days, 2) + (1 | Subject)",
+        loglik=-850.40313524048,
+        terms=("(Intercept)", "poly(Days, 2)1", "poly(Days, 2)2"),
+        fixef=(298.04824966708, 396.18633463752, 33.45742154096),
+        se=(9.03120635464, 32.32276301966, 32.26987932736),
+        variances=(1367.46217211431, 962.15505858247),
+        dropped=(),
+    ),
+}
+
 # center() is not R; lme4's centred fit is scale(Days, scale = FALSE) (same numbers, R's name).
 CENTER = LME4["center"]._replace(
     formula="Reaction ~ center(Days) + (1 | Subject)", terms=("(Intercept)", "center(Days)")
@@ -174,6 +219,28 @@ def data(sleepstudy):
 
 @pytest.mark.parametrize("lme4", [*LME4.values(), CENTER], ids=[*LME4, "center_function"])
 def test_fit_agrees_with_lme4_under_r_names(data, lme4):
+    assert_agrees(data, lme4)
+
+
+def missing(data: pd.DataFrame, days_too: bool) -> pd.DataFrame:
+    data = data.copy()
+    data.loc[[0, 4, 11, 39, 40, 98, 149], "Reaction"] = np.nan
+    if days_too:
+        data.loc[[1, 76], "Days"] = np.nan
+    return data
+
+
+@pytest.mark.parametrize("lme4", LME4_MISSING.values(), ids=LME4_MISSING)
+def test_transforms_see_every_row_as_r_model_frame_does(data, lme4):
+    assert_agrees(missing(data, days_too="poly" not in lme4.formula), lme4)
+
+
+def test_poly_refuses_missing_values_as_r_does(data):
+    with pytest.raises(Exception, match="missing values are not allowed in 'poly'"):
+        build_design("Reaction ~ poly(Days, 2) + (1 | Subject)", missing(data, days_too=True))
+
+
+def assert_agrees(data: pd.DataFrame, lme4: Lme4Fit) -> None:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         design = build_design(lme4.formula, data)

@@ -108,14 +108,15 @@ def build_design(formula: ModelFormula | str, data: pd.DataFrame) -> Design:
     frame, rows = _complete_cases(formula, data)
     if frame.empty:
         raise DesignError(f"formula {formula.text!r}: no rows left after dropping rows with missing values")
-    y = evaluate(formula.response, frame)
-    X, fixed_names = model_matrix(formula.fixed, frame)
+    all_rows = _all_rows(data, frame) if len(rows) < len(data) else None
+    y = evaluate(formula.response, frame, all_rows)
+    X, fixed_names = model_matrix(formula.fixed, frame, all_rows)
     keep = lme4_rank_columns(X)
     dropped = tuple(name for j, name in enumerate(fixed_names) if j not in keep)
     if dropped:
         warnings.warn(rank_deficiency_warning(len(dropped)), stacklevel=2)
         X, fixed_names = X[:, keep], tuple(fixed_names[j] for j in keep)
-    blocks = _in_lme4_order([_random_block(term, frame) for term in formula.random])
+    blocks = _in_lme4_order([_random_block(term, frame, all_rows) for term in formula.random])
     _check_levels(formula, blocks, len(y))
     top = _nesting_factor(blocks)
     group_codes = group_levels = None
@@ -221,6 +222,20 @@ def _complete_cases(formula: ModelFormula, data: pd.DataFrame) -> tuple[pd.DataF
     return frame, np.flatnonzero(complete)
 
 
+def _all_rows(data: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
+    """The model columns on every row of ``data``, as R's model.frame evaluates transforms
+    (``lmmflow.rterms.model_matrix``); a factor keeps only the levels of the complete cases
+    ``frame``, as lme4's model frame drops unused levels."""
+    all_rows = data[list(frame.columns)].reset_index(drop=True)
+    for column in frame.columns:
+        values = frame[column]
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            all_rows[column] = all_rows[column].cat.set_categories(values.cat.categories)
+        elif not pd.api.types.is_numeric_dtype(values):
+            all_rows[column] = all_rows[column].where(all_rows[column].isin(values.unique()))
+    return all_rows
+
+
 def _nesting_factor(blocks: tuple[RandomBlock, ...]) -> RandomBlock | None:
     """A block whose grouping factor every term's levels nest in (in the data), or None if crossed.
 
@@ -273,8 +288,8 @@ def r_label(value) -> str:
     return str(value)
 
 
-def _random_block(term: RandomTerm, frame: pd.DataFrame) -> RandomBlock:
-    Z, effects = model_matrix(term.expr, frame)
+def _random_block(term: RandomTerm, frame: pd.DataFrame, all_rows: pd.DataFrame | None) -> RandomBlock:
+    Z, effects = model_matrix(term.expr, frame, all_rows)
     level_codes, levels = _factor_codes(frame, list(term.group_factors))
     return RandomBlock(
         group_var=term.group,

@@ -18,6 +18,7 @@ import formulaic
 import numpy as np
 import pandas as pd
 from formulaic.parser.types import Factor, Term
+from formulaic.transforms import poly, stateful_transform
 
 _TOKEN = re.compile(
     r"""\s*(?:
@@ -36,8 +37,38 @@ _R_NAME = re.compile(r"^(?:[A-Za-z]|\.(?![0-9]))[A-Za-z0-9._]*$")
 _UNSPACED = {"^", ":", "$", "(", ")", "[", "]", "!", "/"}
 _PYTHON_OPERATORS = {"^": "**", "&&": "and", "||": "or", "%%": "%", "%/%": "//"}
 
-# Functions R formulas commonly call that formulaic's default context lacks (it has numpy's
-# log and exp through its own transforms only when called on data).
+
+@stateful_transform
+def _scale(data, center=True, scale=True, _state=None):
+    """R's ``scale(x, center, scale)``: mean and SD (n - 1) of the values present, so that,
+    as in R, rows dropped for missing values elsewhere still count (formulaic's ``scale``
+    takes NaN means)."""
+    data = np.asarray(data, dtype=float)
+    if "center" not in _state:
+        present = data[~np.isnan(data)]
+        _state["center"] = float(np.mean(present)) if center is True else float(center or 0.0)
+        present = present - _state["center"]
+        spread = np.sqrt(np.sum(present**2) / max(1, len(present) - 1))
+        _state["scale"] = float(spread) if scale is True else float(scale or 1.0)
+    return (data - _state["center"]) / _state["scale"]
+
+
+@stateful_transform
+def _center(data, _state=None):
+    """``scale(x, scale = FALSE)``: formulaic's ``center``, the mean of the values present."""
+    return _scale(data, scale=False, _state=_state)
+
+
+@stateful_transform
+def _poly(data, *args, _state=None, **kwargs):
+    """formulaic's ``poly`` (R's orthonormal columns and signs), refusing missing values as R
+    does rather than fitting the polynomial to the values present."""
+    if np.isnan(np.asarray(data, dtype=float)).any():
+        raise ValueError("missing values are not allowed in 'poly' (R's poly refuses them too)")
+    return poly(data, *args, _state=_state, **kwargs)
+
+
+# Functions R formulas commonly call that formulaic's default context lacks, and R's scale.
 CONTEXT = {
     "log": np.log,
     "exp": np.exp,
@@ -48,6 +79,9 @@ CONTEXT = {
     "log1p": np.log1p,
     "pi": np.pi,
     "inf": np.inf,
+    "scale": _scale,
+    "center": _center,
+    "poly": _poly,
 }
 
 
@@ -167,10 +201,21 @@ def term_label(term: Term) -> str:
     return ":".join(factor_label(factor) for factor in term.factors)
 
 
-def model_matrix(expr: str, frame: pd.DataFrame) -> tuple[np.ndarray, tuple[str, ...]]:
+def model_matrix(
+    expr: str, frame: pd.DataFrame, all_rows: pd.DataFrame | None = None
+) -> tuple[np.ndarray, tuple[str, ...]]:
     """The model matrix of the R expression ``expr`` (a formula's right-hand side) on ``frame``
-    and its column names as R's model.matrix names them (``I(x^2)``, ``poly(x, 2)1``, ``sesmid``)."""
-    matrix = formulaic.model_matrix(to_formulaic(expr), frame, context=CONTEXT, na_action="raise")
+    and its column names as R's model.matrix names them (``I(x^2)``, ``poly(x, 2)1``, ``sesmid``).
+
+    ``all_rows``, when rows with missing values were dropped to make ``frame``, is the data
+    before the drop: R's model.frame evaluates ``scale(x)`` or ``poly(x, 2)`` on every row and
+    drops rows after, so their means, SDs and polynomial coefficients come from ``all_rows``."""
+    text = to_formulaic(expr)
+    if all_rows is None:
+        matrix = formulaic.model_matrix(text, frame, context=CONTEXT, na_action="raise")
+    else:
+        spec = formulaic.model_matrix(text, all_rows, context=CONTEXT, na_action="ignore").model_spec
+        matrix = spec.get_model_matrix(frame, context=CONTEXT)
     names = {}
     for structure in matrix.model_spec.structure:
         for column in structure.columns:
@@ -197,9 +242,10 @@ def _column_name(column: str, term: Term) -> str:
     return ":".join(parts)
 
 
-def evaluate(expr: str, frame: pd.DataFrame) -> np.ndarray:
-    """The values of a numeric R expression (a model's response, ``log(y)``) on ``frame``."""
-    values, names = model_matrix(f"0 + {expr}", frame)
+def evaluate(expr: str, frame: pd.DataFrame, all_rows: pd.DataFrame | None = None) -> np.ndarray:
+    """The values of a numeric R expression (a model's response, ``log(y)``) on ``frame``
+    (``all_rows`` as for ``model_matrix``)."""
+    values, names = model_matrix(f"0 + {expr}", frame, all_rows)
     if values.shape[1] != 1:
         raise RSyntaxError(f"{expr!r} gives {values.shape[1]} columns {list(names)}, not one numeric vector")
     return values[:, 0]
