@@ -145,13 +145,16 @@ def lme4_rank_columns(X: np.ndarray, tol: float = 1e-7) -> list[int]:
     columns the later is dropped (not the one a largest-norm pivoting would choose)."""
     norms = np.linalg.norm(X, axis=0)
     norms[norms == 0] = 1.0  # dqrdc2: a zero column is compared with tol, so dropped
+    n, p = X.shape
+    if n >= p and np.all(np.abs(np.diag(np.linalg.qr(X, mode="r"))) >= tol * norms):
+        return list(range(p))  # full rank: |R_jj| is column j's norm orthogonal to those before it
     keep: list[int] = []
     basis = np.zeros((X.shape[0], 0))
-    for j in range(X.shape[1]):
+    for j in range(p):
         residual = X[:, j] - basis @ (basis.T @ X[:, j])
         residual -= basis @ (basis.T @ residual)  # reorthogonalised, as accurate as Householder
         size = np.linalg.norm(residual)
-        if size >= tol * norms[j] and len(keep) < X.shape[0]:
+        if size >= tol * norms[j] and len(keep) < n:
             keep.append(j)
             basis = np.column_stack([basis, residual / size])
     return keep
