@@ -319,3 +319,12 @@ def test_variables_are_the_columns_not_functions_or_arguments():
         "y",
         "g",
     }
+
+
+def test_backquoted_grouping_factor_is_its_column(data):
+    data = data.rename(columns={"Subject": "sleep subject"})
+    design = build_design("Reaction ~ Days + (day.frac || `sleep subject`)", data)
+    assert [(block.label, block.effects) for block in design.blocks] == [
+        ("sleep subject", ("Intercept",)),
+        ("sleep subject.1", ("day.frac",)),
+    ]

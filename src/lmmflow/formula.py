@@ -23,6 +23,7 @@ import formulaic
 from lmmflow.rterms import RSyntaxError, r_label, term_label, to_formulaic, variables
 
 _NAME = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$")
+_QUOTED_NAMES = re.compile(r"`([^`]+)`")
 
 
 class FormulaError(ValueError):
@@ -140,7 +141,7 @@ def _parse_random_term(term: str, text: str) -> list[RandomTerm]:
     _check_fixed_syntax(expr, text, term)
     groups = _expand_nesting(group, term, text)
     for name in (factor for g in groups for factor in g.split(":")):
-        if not _NAME.match(name):
+        if not (_NAME.match(name) or name in _QUOTED_NAMES.findall(group)):
             raise FormulaError(
                 f"formula {text!r}: term {term!r}: grouping factor {name!r} must be a column name "
                 "(or g:h for an interaction, g/h for nesting)"
@@ -164,10 +165,16 @@ def _uncorrelated_parts(expr: str, term: str, text: str) -> list[str]:
 def _expand_nesting(group: str, term: str, text: str) -> list[str]:
     """lme4's g/h is (. | h:g) + (. | g), g/h/k is (. | k:h:g) + (. | h:g) + (. | g): innermost first,
     each interaction named inner factor first (lme4's findbars)."""
-    parts = [p.strip() for p in group.split("/")]
+    parts = [":".join(_unquoted(f.strip()) for f in p.split(":")) for p in group.split("/")]
     if any(not p for p in parts):
         raise FormulaError(f"formula {text!r}: term {term!r}: empty grouping factor")
     return [":".join(reversed(parts[:i])) for i in range(len(parts), 0, -1)]
+
+
+def _unquoted(name: str) -> str:
+    """A backquoted grouping factor, `` `my group` ``, is the column ``my group`` (lme4 names the
+    group ``my group`` too)."""
+    return name[1:-1] if len(name) > 1 and name[0] == name[-1] == "`" else name
 
 
 def _check_fixed_syntax(expr: str, text: str, term: str | None = None) -> None:
