@@ -55,7 +55,7 @@ def _scale(data, center=True, scale=True, _state=None):
 
 @stateful_transform
 def _center(data, _state=None):
-    """``scale(x, scale = FALSE)``: formulaic's ``center``, the mean of the values present."""
+    """R's ``scale(x, scale = FALSE)``: ``x`` less the mean of the values present."""
     return _scale(data, scale=False, _state=_state)
 
 
@@ -68,7 +68,8 @@ def _poly(data, *args, _state=None, **kwargs):
     return poly(data, *args, _state=_state, **kwargs)
 
 
-# Functions R formulas commonly call that formulaic's default context lacks, and R's scale.
+# Functions R formulas commonly call that formulaic does not provide (sqrt, log2, ...), and
+# scale/center/poly with R's handling of missing values in place of formulaic's.
 CONTEXT = {
     "log": np.log,
     "exp": np.exp,
@@ -149,6 +150,8 @@ def to_formulaic(text: str) -> str:
             value = name if _PYTHON_NAME.match(name) else f"`{name}`"
         elif kind == "constant":
             value = _CONSTANTS[value]
+        elif kind == "number":
+            value = value.removesuffix("L")  # R's integer literal 2L
         elif inside and value in _PYTHON_OPERATORS:
             value = _PYTHON_OPERATORS[value]
         out += value if kind == "function" else f"{value} "
