@@ -52,7 +52,7 @@ def test_rows_with_missing_model_values_are_dropped_and_counted(sleepstudy):
     [
         ("Reaction ~ Dayz + (Days | Subject)", r"fixed part 'Dayz' names column\(s\) \['Dayz'\]"),
         ("Reaction ~ Days + (Days | Subjekt)", r"term '\(Days \| Subjekt\)' names column\(s\) \['Subjekt'\]"),
-        ("Speed ~ Days + (Days | Subject)", "response column 'Speed' not found"),
+        ("Speed ~ Days + (Days | Subject)", r"response 'Speed' names column\(s\) \['Speed'\] not found"),
         ("Subject ~ Days + (1 | Days)", "response 'Subject' must be numeric"),
     ],
 )

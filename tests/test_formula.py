@@ -75,7 +75,7 @@ def test_expanded_terms_keep_the_term_as_written():
         ("y ~ x + (0 || g)", "term '(0 || g)': no effect left of '||'"),
         ("y ~ x + (1 | g/)", "term '(1 | g/)': empty grouping factor"),
         ("y x + (1 | g)", "exactly one '~'"),
-        ("log(y) ~ x + (1 | g)", "single column name"),
+        ("y + z ~ x + (1 | g)", "one expression of columns"),
         ("y ~ x", "no random term"),
         ("y ~ x + ( | g)", "nothing left of '|'"),
         ("y ~ x + (1 | g + h)", "grouping factor 'g + h'"),
@@ -85,3 +85,10 @@ def test_expanded_terms_keep_the_term_as_written():
 def test_bad_formulas_are_refused_naming_the_problem(text, fragment):
     with pytest.raises(FormulaError, match=re.escape(fragment)):
         parse_formula(text)
+
+
+def test_response_may_be_an_expression_printed_as_r_prints_it():
+    formula = parse_formula("log( y+1 ) ~ I(x.1^2) + (1 | g.h)")
+    assert (formula.response, formula.response_variables) == ("log(y + 1)", {"y"})
+    assert formula.fixed_variables == {"x.1"}
+    assert formula.random[0].variables == {"g.h"}

@@ -10,14 +10,14 @@ Cholesky engine (``lmmflow.blocked``) fits it.
 
 from __future__ import annotations
 
-import re
+import warnings
 from dataclasses import dataclass, replace
 
-import formulaic
 import numpy as np
 import pandas as pd
 
 from lmmflow.formula import ModelFormula, RandomTerm, parse_formula
+from lmmflow.rterms import evaluate, model_matrix
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,9 @@ class RandomBlock:
 class Design:
     """``rows`` are the positions in the source data of the rows used (complete cases).
 
+    ``dropped_fixed`` are the fixed-effect columns dropped as aliased (``drop_aliased``), as lme4
+    drops them from a rank-deficient model matrix.
+
     ``group_var``, ``group_codes`` (per row) and ``group_levels`` describe the top-level factor
     every term nests in; all three are None when the grouping factors are crossed.
     """
@@ -73,6 +76,7 @@ class Design:
     blocks: tuple[RandomBlock, ...]
     rows: np.ndarray
     n_dropped: int = 0
+    dropped_fixed: tuple[str, ...] = ()
 
     @property
     def n_obs(self) -> int:
@@ -104,9 +108,15 @@ def build_design(formula: ModelFormula | str, data: pd.DataFrame) -> Design:
     frame, rows = _complete_cases(formula, data)
     if frame.empty:
         raise DesignError(f"formula {formula.text!r}: no rows left after dropping rows with missing values")
-    y = frame[formula.response].to_numpy(dtype=float)
-    X, fixed_names = _model_matrix(formula.fixed, frame)
-    blocks = _in_lme4_order([_random_block(term, frame) for term in formula.random])
+    all_rows = _all_rows(data, frame) if len(rows) < len(data) else None
+    y = evaluate(formula.response, frame, all_rows)
+    X, fixed_names = model_matrix(formula.fixed, frame, all_rows)
+    keep = lme4_rank_columns(X)
+    dropped = tuple(name for j, name in enumerate(fixed_names) if j not in keep)
+    if dropped:
+        warnings.warn(rank_deficiency_warning(len(dropped)), stacklevel=2)
+        X, fixed_names = X[:, keep], tuple(fixed_names[j] for j in keep)
+    blocks = _in_lme4_order([_random_block(term, frame, all_rows) for term in formula.random])
     _check_levels(formula, blocks, len(y))
     top = _nesting_factor(blocks)
     group_codes = group_levels = None
@@ -124,18 +134,49 @@ def build_design(formula: ModelFormula | str, data: pd.DataFrame) -> Design:
         blocks=blocks,
         rows=rows,
         n_dropped=len(data) - len(rows),
+        dropped_fixed=dropped,
     )
 
 
+def lme4_rank_columns(X: np.ndarray, tol: float = 1e-7) -> list[int]:
+    """The columns of ``X`` lme4 keeps (``chkRank.drop.cols``): R's ``qr(X, tol = 1e-7)``, whose
+    LINPACK dqrdc2 takes the columns in order and moves a column to the end when its norm,
+    orthogonal to the columns kept before it, is below ``tol`` times its own norm. So of aliased
+    columns the later is dropped (not the one a largest-norm pivoting would choose)."""
+    norms = np.linalg.norm(X, axis=0)
+    norms[norms == 0] = 1.0  # dqrdc2: a zero column is compared with tol, so dropped
+    n, p = X.shape
+    if n >= p and np.all(np.abs(np.diag(np.linalg.qr(X, mode="r"))) >= tol * norms):
+        return list(range(p))  # full rank: |R_jj| is column j's norm orthogonal to those before it
+    keep: list[int] = []
+    basis = np.zeros((X.shape[0], 0))
+    for j in range(p):
+        residual = X[:, j] - basis @ (basis.T @ X[:, j])
+        residual -= basis @ (basis.T @ residual)  # reorthogonalised, as accurate as Householder
+        size = np.linalg.norm(residual)
+        if size >= tol * norms[j] and len(keep) < n:
+            keep.append(j)
+            basis = np.column_stack([basis, residual / size])
+    return keep
+
+
+def rank_deficiency_warning(n_dropped: int) -> str:
+    """lme4's warning for ``n_dropped`` dropped fixed-effect columns."""
+    if n_dropped == 1:
+        return "fixed-effect model matrix is rank deficient so dropping 1 column / coefficient"
+    return f"fixed-effect model matrix is rank deficient so dropping {n_dropped} columns / coefficients"
+
+
 def _check_columns(formula: ModelFormula, data: pd.DataFrame) -> None:
-    if formula.response not in data.columns:
-        raise DesignError(f"formula {formula.text!r}: response column {formula.response!r} not found in data")
-    if not pd.api.types.is_numeric_dtype(data[formula.response]) or pd.api.types.is_bool_dtype(data[formula.response]):
-        raise DesignError(
-            f"formula {formula.text!r}: response {formula.response!r} must be numeric, "
-            f"found {data[formula.response].dtype}"
-        )
-    terms = [(f"fixed part {formula.fixed!r}", formula.fixed_variables)]
+    response = formula.response_variables
+    if not response - set(data.columns):
+        for column in sorted(response):
+            if not pd.api.types.is_numeric_dtype(data[column]) or pd.api.types.is_bool_dtype(data[column]):
+                raise DesignError(
+                    f"formula {formula.text!r}: response {formula.response!r} must be numeric, "
+                    f"found column {column!r} of {data[column].dtype}"
+                )
+    terms = [(f"response {formula.response!r}", response), (f"fixed part {formula.fixed!r}", formula.fixed_variables)]
     terms += [(f"term {term.text!r}", term.variables) for term in formula.random]
     for where, variables in terms:
         missing = sorted(variables - set(data.columns))
@@ -174,7 +215,7 @@ def _check_levels(formula: ModelFormula, blocks: tuple[RandomBlock, ...], n_obs:
 
 def _complete_cases(formula: ModelFormula, data: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
     """The rows without missing model values, and their positions in ``data``."""
-    columns = {formula.response} | formula.fixed_variables
+    columns = formula.response_variables | formula.fixed_variables
     columns |= {variable for term in formula.random for variable in term.variables}
     complete = data[sorted(columns)].notna().all(axis=1).to_numpy()
     frame = data.loc[complete, sorted(columns)].reset_index(drop=True)
@@ -184,14 +225,18 @@ def _complete_cases(formula: ModelFormula, data: pd.DataFrame) -> tuple[pd.DataF
     return frame, np.flatnonzero(complete)
 
 
-def _model_matrix(expr: str, frame: pd.DataFrame) -> tuple[np.ndarray, tuple[str, ...]]:
-    matrix = formulaic.model_matrix(expr, frame, na_action="raise")
-    return np.asarray(matrix, dtype=float), tuple(_lme4_name(column) for column in matrix.columns)
-
-
-def _lme4_name(column: str) -> str:
-    """formulaic's ``ses[T.mid]`` and ``ses[low]`` are lme4's ``sesmid`` and ``seslow``."""
-    return re.sub(r"\[(?:T\.)?([^\]]*)\]", r"\1", column)
+def _all_rows(data: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
+    """The model columns on every row of ``data``, as R's model.frame evaluates transforms
+    (``lmmflow.rterms.model_matrix``); a factor keeps only the levels of the complete cases
+    ``frame``, as lme4's model frame drops unused levels."""
+    all_rows = data[list(frame.columns)].reset_index(drop=True)
+    for column in frame.columns:
+        values = frame[column]
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            all_rows[column] = all_rows[column].cat.set_categories(values.cat.categories)
+        elif not pd.api.types.is_numeric_dtype(values):
+            all_rows[column] = all_rows[column].where(all_rows[column].isin(values.unique()))
+    return all_rows
 
 
 def _nesting_factor(blocks: tuple[RandomBlock, ...]) -> RandomBlock | None:
@@ -246,8 +291,8 @@ def r_label(value) -> str:
     return str(value)
 
 
-def _random_block(term: RandomTerm, frame: pd.DataFrame) -> RandomBlock:
-    Z, effects = _model_matrix(term.expr, frame)
+def _random_block(term: RandomTerm, frame: pd.DataFrame, all_rows: pd.DataFrame | None) -> RandomBlock:
+    Z, effects = model_matrix(term.expr, frame, all_rows)
     level_codes, levels = _factor_codes(frame, list(term.group_factors))
     return RandomBlock(
         group_var=term.group,

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtri
 
-from lmmflow.design import Design
+from lmmflow.design import Design, rank_deficiency_warning
 from lmmflow.estimates import Estimates
 from lmmflow.parameters import correlation_matrix, covariances_to_theta, theta_lower_bounds
 from lmmflow.satterthwaite import fixed_effect_tests
@@ -168,12 +168,15 @@ def fit_summary(design: Design, fit: Estimates, *, dataset: str, formula: str) -
     ``grouping_factor`` is the factor every term nests in (null when factors are crossed);
     ``path`` the engine that fitted; ``verification`` the independent re-evaluation of the REML
     criterion at the solution, ``verification_logLik`` its value and ``verification_difference``
-    the absolute difference from ``logLik`` (null when none could run).
+    the absolute difference from ``logLik`` (null when none could run); ``dropped_fixed_effects``
+    the aliased fixed-effect columns dropped as lme4 drops them (``design.lme4_rank_columns``).
     """
     k = n_parameters(design)
     warnings = list(fit.warnings)
     if design.n_dropped:
         warnings.append(f"{design.n_dropped} rows with missing values in model columns were dropped")
+    if design.dropped_fixed:
+        warnings.append(rank_deficiency_warning(len(design.dropped_fixed)))
     return {
         "dataset": dataset,
         "formula": formula,
@@ -187,6 +190,7 @@ def fit_summary(design: Design, fit: Estimates, *, dataset: str, formula: str) -
         **information_criteria(fit.loglik, k, design.n_obs),
         "n_random_effects": design.n_random_effects,
         "fixed_effects": list(design.fixed_names),
+        "dropped_fixed_effects": list(design.dropped_fixed),
         "converged": bool(fit.converged),
         "singular": is_singular(fit),
         "path": fit.path,
