@@ -60,6 +60,12 @@ def test_wald_intervals_and_p_values(fitted):
     assert ((table["p_value"] >= 0) & (table["p_value"] <= 1)).all()
 
 
+def test_information_criteria_are_lme4s(lme4_extensions):
+    oracle = lme4_extensions["ach_cat_re_1_ML"]
+    criteria = extract.information_criteria(oracle["logLik"], oracle["K"], oracle["n_obs"])
+    assert criteria == pytest.approx({name: oracle[name] for name in ["AIC", "BIC", "AICc"]}, rel=1e-13)
+
+
 def test_singularity_follows_the_relative_cholesky_factor():
     def estimates(cov):
         return Estimates(np.zeros(1), np.eye(1), 1.0, [cov], [], [], 0.0, "fast", "x", True)
