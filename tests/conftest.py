@@ -1,15 +1,21 @@
 """Shared constants and fixtures: the repository and its parsed config.yaml, the chapter's data
-prepared as the lme4 oracle assumes, and the oracle itself."""
+prepared as the workflow prepares it (with config.yaml's own spec, from the mirror), the lme4
+oracle, and the chapter's models fitted once per session on each path."""
 
 import copy
 import json
 from pathlib import Path
 
-import pandas as pd
-import pyreadr
+import numpy as np
 import pytest
 import yaml
+from lme4_agreement import CHAPTER_MODELS
 
+from lmmflow.acquire import raw_file_name
+from lmmflow.design import build_design
+from lmmflow.fit import fit_model
+from lmmflow.prepare import prepare_dataset
+from lmmflow.reml import fit_reml
 from lmmflow.simulate import Dropout
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,30 +53,77 @@ def lme4_extensions():
     return json.loads(EXTENSIONS_ORACLE.read_text())
 
 
-def _as_factor(values: pd.Series) -> pd.Categorical:
-    """Numeric ids become factors with R's labels ("1", not "1.0") in numeric order."""
-    levels = sorted(values.unique())
-    labels = [f"{v:g}" for v in levels]
-    return pd.Categorical(values.map(dict(zip(levels, labels))), categories=labels)
+def prepared(name: str):
+    """Data set ``name`` as the workflow's prepare step makes it: config.yaml's spec on the mirror's copy."""
+    spec = CONFIG["datasets"][name]
+    data, _ = prepare_dataset(name, MIRROR / raw_file_name(spec["source"]), spec)
+    return data
 
 
 @pytest.fixture(scope="session")
 def gpa():
-    return pyreadr.read_r(MIRROR / "gpa.RData")["gpa"]
+    return prepared("gpa")
 
 
 @pytest.fixture(scope="session")
 def pupils():
-    data = pyreadr.read_r(MIRROR / "pupils.RData")["pupils"].rename(columns={"PUPIL": "student"})
-    collapse = {"lowest": "low", "2": "low", "3": "low", "4": "mid", "5": "mid", "highest": "high"}
-    data["ses"] = pd.Categorical(data["ses"].astype(str).map(collapse), categories=["low", "mid", "high"])
-    data["primary_school_id"] = _as_factor(data["primary_school_id"])
-    data["secondary_school_id"] = _as_factor(data["secondary_school_id"])
-    return data
+    return prepared("pupils")
 
 
 @pytest.fixture(scope="session")
 def sleepstudy():
-    data = pd.read_csv(MIRROR / "sleepstudy.csv")
-    data["Subject"] = _as_factor(data["Subject"])
-    return data
+    return prepared("sleepstudy")
+
+
+# How `chapter_fit` fits a model on each path: (design, reml) -> Estimates.
+FIT_PATHS = {
+    # fit_model's default: the groups-last engine, its solution re-evaluated by statsmodels
+    "fast": lambda design, reml: fit_model(design, "fast", reml=reml),
+    # fit_model's statsmodels engine (lmmflow.smfit.fit_statsmodels), verified by groups-last
+    "statsmodels": lambda design, reml: fit_model(design, "statsmodels", reml=reml),
+    # the groups-last engine alone (Estimates.path "fast", not verified)
+    "fit_reml": lambda design, reml: fit_reml(design, reml=reml),
+}
+
+
+def _read_only(value):
+    """Make the numpy arrays in a shared design or fit read-only, so that a test changing them fails."""
+    if isinstance(value, np.ndarray):
+        value.flags.writeable = False
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _read_only(item)
+    elif hasattr(value, "__dataclass_fields__"):
+        for name in value.__dataclass_fields__:
+            _read_only(getattr(value, name))
+    return value
+
+
+@pytest.fixture(scope="session")
+def chapter_design(request):
+    """``chapter_design(name)``: the design of a chapter model (lme4_agreement.CHAPTER_MODELS), built once."""
+    cache = {}
+
+    def design(name):
+        if name not in cache:
+            dataset, formula = CHAPTER_MODELS[name]
+            cache[name] = _read_only(build_design(formula, request.getfixturevalue(dataset)))
+        return cache[name]
+
+    return design
+
+
+@pytest.fixture(scope="session")
+def chapter_fit(chapter_design):
+    """``chapter_fit(name, path="fast", reml=True)``: (design, fit) of a chapter model on a path of
+    FIT_PATHS, fitted once per session (statsmodels takes 10-30 s a model); shared, so read-only."""
+    cache = {}
+
+    def fitted(name, path="fast", reml=True):
+        key = name, path, reml
+        if key not in cache:
+            design = chapter_design(name)
+            cache[key] = design, _read_only(FIT_PATHS[path](design, reml))
+        return cache[key]
+
+    return fitted

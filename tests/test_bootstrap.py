@@ -23,14 +23,9 @@ from lmmflow.reml import fit_reml
 from lmmflow.simulate import simulate_exercise
 
 
-@pytest.fixture(scope="module")
-def sleep_uncorrelated(sleepstudy):
-    return build_design("Reaction ~ Days + (1 | Subject) + (0 + Days | Subject)", sleepstudy)
-
-
-@pytest.fixture(scope="module")
-def slopes_fit(sleep_uncorrelated):
-    return sleep_uncorrelated, fit_reml(sleep_uncorrelated)
+@pytest.fixture
+def slopes_fit(chapter_fit):
+    return chapter_fit("sleep_uncorrelated", "fit_reml")
 
 
 def test_bootstrap_chunks_are_reproducible_and_independent_of_chunking(slopes_fit):

@@ -5,6 +5,7 @@ import copy
 import re
 import shutil
 
+import jsonschema
 import pytest
 import yaml
 from conftest import CONFIG, CONFIG_SCHEMA, MIRROR, ROOT
@@ -331,6 +332,27 @@ def test_data_sets_share_a_file_name_only_with_its_source(config):
         text
         == "datasets.gpa_local.source: file name 'gpa.RData' is already used by data set 'gpa' with a different source"
     )
+
+
+def test_the_shrinkage_section_matches_the_schema():
+    config = CONFIG
+    validator = jsonschema.Draft202012Validator(SCHEMA)
+    assert list(validator.iter_errors(config)) == []
+    for path in (
+        ("shrinkage",),
+        ("shrinkage", "settings", "gpa"),
+        ("shrinkage", "settings", "imbalanced", "simulate"),
+        ("shrinkage", "settings", "imbalanced", "simulate", "dropout"),
+    ):
+        bad = copy.deepcopy(config)
+        target = bad
+        for key in path:
+            target = target[key]
+        target["bogus"] = 1
+        assert list(validator.iter_errors(bad)), f"unknown key accepted under {path}"
+    bad = copy.deepcopy(config)
+    del bad["shrinkage"]["settings"]["more_variance"]["seed"]
+    assert list(validator.iter_errors(bad)), "a simulated setting without a seed was accepted"
 
 
 @pytest.mark.parametrize(

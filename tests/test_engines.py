@@ -16,9 +16,8 @@ from lmmflow.reml import ProfiledREML
 
 
 @pytest.mark.parametrize("model", sorted(CHAPTER_MODELS))
-def test_chapter_models_go_to_groups_last(request, model):
-    dataset, formula = CHAPTER_MODELS[model]
-    assert choose_engine(build_design(formula, request.getfixturevalue(dataset))) == "groups-last"
+def test_chapter_models_go_to_groups_last(chapter_design, model):
+    assert choose_engine(chapter_design(model)) == "groups-last"
 
 
 def test_crossed_models_go_to_the_blocked_engine(pupils):
@@ -40,9 +39,9 @@ def test_a_nested_design_padded_by_one_large_group_goes_to_the_blocked_engine():
     assert isinstance(profiled_criterion(design, engine="groups-last"), ProfiledREML)
 
 
-def test_ml_fit_on_either_engine_is_lme4s(pupils):
+def test_ml_fit_on_either_engine_is_lme4s(chapter_design):
     oracle = EXTENSIONS["ach_cat_re_1_ML"]
-    design = build_design("achievement ~ ses + (1 + ses | primary_school_id)", pupils)
+    design = chapter_design("ach_cat_re_1")
     for engine in ("groups-last", "blocked"):
         fit = fit_profiled(design, reml=False, engine=engine)
         assert fit.path == engine and fit.converged

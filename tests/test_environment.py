@@ -9,12 +9,12 @@ import tomllib
 from importlib import metadata
 from pathlib import Path
 
+from conftest import ROOT
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 
 from lmmflow import environment
 
-ROOT = Path(__file__).resolve().parents[1]
 LOCK = ROOT / environment.LOCK_FILE
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 ENVS = ROOT / "workflow" / "envs"

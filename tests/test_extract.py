@@ -5,16 +5,13 @@ import pytest
 from lme4_agreement import CHAPTER_MODELS, assert_fit_matches_lme4, assert_fixed_effects
 
 from lmmflow import extract
-from lmmflow.design import build_design
 from lmmflow.estimates import Estimates
-from lmmflow.fit import fit_model
 
 
-@pytest.fixture(scope="module", params=sorted(CHAPTER_MODELS))
-def fitted(request):
-    dataset, formula = CHAPTER_MODELS[request.param]
-    design = build_design(formula, request.getfixturevalue(dataset))
-    return request.param, design, fit_model(design)
+@pytest.fixture(params=sorted(CHAPTER_MODELS))
+def fitted(request, chapter_fit):
+    """A chapter model fitted by fit_model's default path."""
+    return request.param, *chapter_fit(request.param)
 
 
 def test_fit_summary_matches_lme4(fitted, lme4):
@@ -50,10 +47,8 @@ def test_random_coefficients_are_fixed_plus_random(fitted):
 
 
 @pytest.mark.parametrize("name", ["gpa_mixed", "ach_cat_re_3"])
-def test_fixed_effects_carry_lmertests_satterthwaite_df_and_p_values(name, request, lme4_extensions):
-    dataset, formula = CHAPTER_MODELS[name]
-    design = build_design(formula, request.getfixturevalue(dataset))
-    table = extract.fixed_effects(design, fit_model(design))
+def test_fixed_effects_carry_lmertests_satterthwaite_df_and_p_values(name, chapter_fit, lme4_extensions):
+    table = extract.fixed_effects(*chapter_fit(name))
     assert list(table.columns[4:7]) == ["df", "p_value", "p_value_z"]
     assert_fixed_effects(table, lme4_extensions[f"{name}_satterthwaite"])
 
@@ -63,6 +58,12 @@ def test_wald_intervals_and_p_values(fitted):
     table = extract.fixed_effects(design, fit)
     np.testing.assert_allclose(table["upper_97.5"] - table["value"], 1.959963984540054 * table["se"])
     assert ((table["p_value"] >= 0) & (table["p_value"] <= 1)).all()
+
+
+def test_information_criteria_are_lme4s(lme4_extensions):
+    oracle = lme4_extensions["ach_cat_re_1_ML"]
+    criteria = extract.information_criteria(oracle["logLik"], oracle["K"], oracle["n_obs"])
+    assert criteria == pytest.approx({name: oracle[name] for name in ["AIC", "BIC", "AICc"]}, rel=1e-13)
 
 
 def test_singularity_follows_the_relative_cholesky_factor():

@@ -47,16 +47,24 @@ def draw_all(directory, data, coefficients):
     return paths
 
 
-def test_figures_are_written_and_not_empty(tmp_path, small):
-    for png, svg in draw_all(tmp_path, *small).values():
+@pytest.fixture(scope="module")
+def drawn(tmp_path_factory, small):
+    """Every figure drawn once into a folder of its own: (folder, name -> (png, svg))."""
+    folder = tmp_path_factory.mktemp("figures")
+    return folder, draw_all(folder, *small)
+
+
+def test_figures_are_written_and_not_empty(drawn):
+    folder, paths = drawn
+    for png, svg in paths.values():
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
         text = svg.read_text()
         assert text.startswith("<?xml") and text.rstrip().endswith("</svg>") and len(text) > 10_000
-    assert not list(tmp_path.glob(".*.tmp")), "temporary files left behind"
+    assert not list(folder.glob(".*.tmp")), "temporary files left behind"
 
 
-def test_figures_are_byte_identical_on_rerun(tmp_path, small):
-    first = draw_all(tmp_path / "first", *small)
+def test_figures_are_byte_identical_on_rerun(tmp_path, small, drawn):
+    _, first = drawn
     second = draw_all(tmp_path / "second", *small)
     for name in NAMES:
         for a, b in zip(first[name], second[name]):

@@ -12,21 +12,15 @@ from workflow_helpers import checkout_env
 from lmmflow import extract
 from lmmflow import fit as fitting
 from lmmflow.design import build_design
-from lmmflow.smfit import UnsupportedByStatsmodels, fit_statsmodels
 
 
-@pytest.fixture(scope="module", params=sorted(CHAPTER_MODELS))
-def design(request):
-    dataset, formula = CHAPTER_MODELS[request.param]
-    return build_design(formula, request.getfixturevalue(dataset))
-
-
-def test_chapter_fits_are_groups_last_verified_by_statsmodels_and_at_least_as_good(design):
-    fit = fitting.fit_model(design)
+@pytest.mark.parametrize("name", sorted(CHAPTER_MODELS))
+def test_chapter_fits_are_groups_last_verified_by_statsmodels_and_at_least_as_good(name, chapter_fit):
+    _, fit = chapter_fit(name)  # fit_model(design)
     assert (fit.path, fit.verification) == ("groups-last", "statsmodels")
     assert fit.statsmodels_loglik == fit.verification_loglik
     assert fit.verification_difference <= fitting.VERIFY_TOLERANCE
-    assert fit.loglik >= fit_statsmodels(design).loglik - 1e-7
+    assert fit.loglik >= chapter_fit(name, "statsmodels")[1].loglik - 1e-7
 
 
 def test_crossed_fit_is_blocked_and_verified_by_sparse_lu(pupils):
@@ -41,11 +35,6 @@ def test_crossed_fit_is_blocked_and_verified_by_sparse_lu(pupils):
     assert (summary["path"], summary["verification"]) == ("blocked", "sparse LU")
     assert summary["verification_difference"] == fit.verification_difference
     assert summary["statsmodels_logLik"] is None
-
-
-def test_statsmodels_refuses_crossed_designs_naming_the_factors(pupils):
-    with pytest.raises(UnsupportedByStatsmodels, match="primary_school_id, secondary_school_id are crossed"):
-        fit_statsmodels(build_design(PUPILS_CROSSED, pupils))
 
 
 def test_many_groups_are_verified_by_the_other_engine_not_statsmodels(sleepstudy, monkeypatch):
@@ -64,9 +53,8 @@ def test_the_verifiers_in_order(sleepstudy, pupils):
     assert fitting.verifiers(crossed, "blocked") == ["sparse LU"]
 
 
-def test_each_verifier_reproduces_the_fit(sleepstudy):
-    design = build_design("Reaction ~ Days + (Days | Subject)", sleepstudy)
-    fit = fitting.fit_model(design)
+def test_each_verifier_reproduces_the_fit(chapter_fit):
+    design, fit = chapter_fit("sleep_slopes")  # fit_model(design)
     for verifier in ("statsmodels", "groups-last", "blocked", "sparse LU"):
         assert abs(fitting.reevaluate(design, fit, verifier) - fit.loglik) < 1e-8
 
@@ -109,8 +97,8 @@ def test_no_verifier_at_all_is_a_warning(sleepstudy, monkeypatch):
     assert fit.warnings[-1].startswith("criterion not re-evaluated independently (statsmodels: statsmodels unavailable")
 
 
-def test_a_statsmodels_fit_is_verified_by_lmmflows_engine(sleepstudy):
-    fit = fitting.fit_model(build_design("Reaction ~ Days + (Days | Subject)", sleepstudy), "statsmodels")
+def test_a_statsmodels_fit_is_verified_by_lmmflows_engine(chapter_fit):
+    _, fit = chapter_fit("sleep_slopes", "statsmodels")  # fit_model(design, "statsmodels")
     assert (fit.path, fit.verification) == ("statsmodels", "groups-last")
     assert fit.verification_difference < 1e-6
 

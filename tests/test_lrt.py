@@ -17,7 +17,6 @@ from lmmflow.lrt import (
     MLFit,
     anova_table,
     check_comparable,
-    information_criteria,
     likelihood_ratio_test,
     ml_fit,
     ml_fits,
@@ -103,12 +102,6 @@ def test_a_reml_fit_is_refused(sleepstudy):
     design = build_design("Reaction ~ Days + (1 | Subject)", sleepstudy)
     with pytest.raises(ValueError, match="model 'sleep': a likelihood-ratio test needs its ML fit"):
         ml_fit("sleep", design, fit_reml(design))
-
-
-def test_information_criteria_are_lme4s(lme4_extensions):
-    oracle = lme4_extensions["ach_cat_re_1_ML"]
-    criteria = information_criteria(oracle["logLik"], oracle["K"], oracle["n_obs"])
-    assert criteria == pytest.approx({name: oracle[name] for name in ["AIC", "BIC", "AICc"]}, rel=1e-13)
 
 
 def test_an_ml_model_is_read_from_its_solution_not_refitted(tmp_path, gpa):

@@ -4,17 +4,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lmmflow.design import build_design
-from lmmflow.fit import fit_model
 from lmmflow.predict import conditional_fitted, fitted_values, group_predictions, group_random_effects
 
-MODEL_3 = "achievement ~ ses + (1 | primary_school_id) + (1 | primary_school_id:ses)"
 
-
-@pytest.fixture(scope="module")
-def model_3(pupils):
-    design = build_design(MODEL_3, pupils)
-    return design, fit_model(design)
+@pytest.fixture
+def model_3(chapter_fit):
+    """The chapter's model 3 (ach_cat_re_3), fitted by fit_model's default path."""
+    return chapter_fit("ach_cat_re_3")
 
 
 def test_fitted_adds_every_random_effect_to_the_fixed_part(model_3, pupils):

@@ -12,19 +12,15 @@ from lmmflow.profile import MLProfile, profile_intervals
 from lmmflow.reml import ProfiledREML, fit_reml, optimize_theta
 from lmmflow.simulate import simulate_exercise
 
-SLEEP_MODELS = {
-    "sleep_slopes": "Reaction ~ Days + (Days | Subject)",
-    "sleep_uncorrelated": "Reaction ~ Days + (1 | Subject) + (0 + Days | Subject)",
-}
+SLEEP_MODELS = ["sleep_slopes", "sleep_uncorrelated"]
 SD_RELATIVE = 0.02
 FIXED_IN_SE = 0.05
 COR_ABSOLUTE = 0.02
 
 
 @pytest.fixture(scope="module")
-def sleep_fits(sleepstudy):
-    designs = {name: build_design(formula, sleepstudy) for name, formula in SLEEP_MODELS.items()}
-    return {name: (design, fit_reml(design)) for name, design in designs.items()}
+def sleep_fits(chapter_fit):
+    return {name: chapter_fit(name, "fit_reml") for name in SLEEP_MODELS}
 
 
 @pytest.fixture(scope="module")

@@ -14,13 +14,9 @@ MODELS = CHAPTER_MODELS
 
 
 @pytest.fixture(scope="module")
-def fits(request):
-    """Design and fast-path fit of every chapter model, computed once."""
-    out = {}
-    for key, (data_name, formula) in MODELS.items():
-        design = build_design(formula, request.getfixturevalue(data_name))
-        out[key] = design, fit_reml(design)
-    return out
+def fits(chapter_fit):
+    """Design and fast-path fit (fit_reml) of every chapter model."""
+    return {key: chapter_fit(key, "fit_reml") for key in MODELS}
 
 
 @pytest.mark.parametrize("key", MODELS)
@@ -64,10 +60,9 @@ def test_gradient_matches_finite_differences(fits, key, reml):
     np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-3)
 
 
-def test_ml_fit_matches_lme4(fits, lme4_extensions):
+def test_ml_fit_matches_lme4(chapter_fit, lme4_extensions):
     """update(ach_cat_re_1, REML = FALSE): a singular ML optimum (one factor column at zero)."""
-    design = fits["ach_cat_re_1"][0]
-    fit = fit_reml(design, reml=False)
+    design, fit = chapter_fit("ach_cat_re_1", "fit_reml", reml=False)
     assert fit.converged, fit.attempts
     assert_parameters_match_lme4(design, fit, lme4_extensions["ach_cat_re_1_ML"])
 

@@ -1,15 +1,13 @@
 """The provenance appendix: raw data with their checksums, software versions, the run, the config."""
 
 import json
-from pathlib import Path
 
+from conftest import ROOT
 from report_helpers import CONTEXT
 
 from lmmflow.environment import installed_versions
 from lmmflow.report import Results
 from lmmflow.report.provenance import git_state, lock_sentence, package_versions, provenance
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_package_versions_name_python_and_the_key_packages():

@@ -8,11 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import ROOT
 
 from lmmflow.report import ReportError, build_report
 from lmmflow.report.render import pandoc_command, quarto_command, select_renderer
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_quarto_command_line():

@@ -1,14 +1,12 @@
 """Filling reports/report.qmd: placeholders, sections left out, errors naming what is missing."""
 
 import re
-from pathlib import Path
 
 import pytest
+from conftest import ROOT
 from report_helpers import CONTEXT, model_results
 
 from lmmflow.report import BLOCKS, ReportError, fill_template, front_matter
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture

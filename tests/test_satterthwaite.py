@@ -6,12 +6,10 @@ relative, p-values within 2% relative or 1e-12 absolute.
 
 import numpy as np
 import pytest
-from lme4_agreement import CHAPTER_MODELS
 from scipy.special import ndtr
 
 from lmmflow.criterion import PLSState
-from lmmflow.design import build_design
-from lmmflow.reml import ProfiledREML, fit_reml
+from lmmflow.reml import ProfiledREML
 from lmmflow.satterthwaite import (
     Satterthwaite,
     fixed_effect_tests,
@@ -19,7 +17,6 @@ from lmmflow.satterthwaite import (
     satterthwaite,
     theta_derivatives,
 )
-from lmmflow.smfit import fit_statsmodels
 
 # oracle key -> (chapter model, REML)
 ORACLE_FITS = {
@@ -27,12 +24,8 @@ ORACLE_FITS = {
     "ach_cat_re_3_satterthwaite": ("ach_cat_re_3", True),
     "ach_cat_re_1_ML": ("ach_cat_re_1", False),
 }
-FIT_PATHS = {"fast": fit_reml, "statsmodels": fit_statsmodels}
-
-
-def chapter_design(model, request):
-    dataset, formula = CHAPTER_MODELS[model]
-    return build_design(formula, request.getfixturevalue(dataset))
+# this file's fitting path -> conftest's: fit_reml, and fit_model's statsmodels path (fit_statsmodels, verified)
+FIT_PATHS = {"fast": "fit_reml", "statsmodels": "statsmodels"}
 
 
 def oracle_sigma(oracle):
@@ -51,11 +44,11 @@ def assert_tests_match_lmertest(table, oracle):
 
 
 @pytest.mark.parametrize("key", ORACLE_FITS)
-def test_df_at_lme4_optimum_equals_lmertest(key, request, lme4_extensions):
+def test_df_at_lme4_optimum_equals_lmertest(key, chapter_design, lme4_extensions):
     """At lme4's own (theta, sigma) only the derivatives differ from lmerTest's: measured 1e-7."""
     model, reml = ORACLE_FITS[key]
     oracle = lme4_extensions[key]
-    criterion = ProfiledREML(chapter_design(model, request), reml=reml)
+    criterion = ProfiledREML(chapter_design(model), reml=reml)
     result = satterthwaite(criterion, np.array(oracle["theta"]), oracle_sigma(oracle))
     assert result.warnings() == []
     expected = [row["df_satterthwaite"] for row in oracle["fixed_effects"]]
@@ -64,19 +57,17 @@ def test_df_at_lme4_optimum_equals_lmertest(key, request, lme4_extensions):
 
 @pytest.mark.parametrize("path", FIT_PATHS)
 @pytest.mark.parametrize("key", ["gpa_mixed_satterthwaite", "ach_cat_re_3_satterthwaite"])
-def test_fixed_effect_tests_match_lmertest(key, path, request, lme4_extensions):
+def test_fixed_effect_tests_match_lmertest(key, path, chapter_fit, lme4_extensions):
     model, reml = ORACLE_FITS[key]
-    design = chapter_design(model, request)
-    table = fixed_effect_tests(design, FIT_PATHS[path](design, reml=reml))
+    table = fixed_effect_tests(*chapter_fit(model, FIT_PATHS[path], reml))
     assert table.attrs["warnings"] == []
     assert_tests_match_lmertest(table, lme4_extensions[key])
 
 
-def test_ml_fit_tests_match_lmertest(request, lme4_extensions):
+def test_ml_fit_tests_match_lmertest(chapter_fit, lme4_extensions):
     """An ML fit is tested with the ML deviance (lmerTest's devfun_vp without the REML terms)."""
-    design = chapter_design("ach_cat_re_1", request)
     assert_tests_match_lmertest(
-        fixed_effect_tests(design, fit_reml(design, reml=False)), lme4_extensions["ach_cat_re_1_ML"]
+        fixed_effect_tests(*chapter_fit("ach_cat_re_1", "fit_reml", reml=False)), lme4_extensions["ach_cat_re_1_ML"]
     )
 
 
@@ -128,9 +119,9 @@ def devfun_vp(criterion, varpar):
 
 
 @pytest.mark.parametrize("reml", [True, False])
-def test_closed_form_sigma_terms_equal_differences_of_lmertest_functions(request, reml):
+def test_closed_form_sigma_terms_equal_differences_of_lmertest_functions(chapter_design, reml):
     """Hessian of devfun_vp and Jacobian of vcov(beta) in (theta, sigma) by plain differences."""
-    criterion = ProfiledREML(chapter_design("ach_cat_re_3", request), reml=reml)
+    criterion = ProfiledREML(chapter_design("ach_cat_re_3"), reml=reml)
     varpar = np.array([0.16, 0.57, 0.74])
     result = satterthwaite(criterion, varpar[:-1], varpar[-1])
     h = 1e-4 * np.eye(3)
@@ -177,10 +168,9 @@ def test_contrast_df_does_not_depend_on_the_contrast_scale():
     assert result.contrast_df(np.array([0.0, -3.0])) == pytest.approx(result.coefficient_df()[1], rel=1e-14)
 
 
-def test_a_fit_is_tested_at_its_own_solution(request):
+def test_a_fit_is_tested_at_its_own_solution(chapter_fit):
     """The criterion comes from the caller when given (e.g. a crossed-design engine)."""
-    design = chapter_design("ach_cat_re_3", request)
-    fit = fit_reml(design)
+    design, fit = chapter_fit("ach_cat_re_3", "fit_reml")
     calls = []
 
     class Recording(ProfiledREML):

@@ -3,8 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
-from conftest import CHAPTER_DROPOUT, CONFIG, CONFIG_SCHEMA
+from conftest import CHAPTER_DROPOUT, CONFIG
 
 from lmmflow import shrinkage
 from lmmflow.simulate import simulate_random_slopes
@@ -119,32 +118,6 @@ def test_coefficient_table_refuses_different_groups():
     mixed = pd.DataFrame({"g": ["1", "3"], "intercept": [0.0, 1.0], "slope": [1.0, 2.0]})
     with pytest.raises(ValueError, match="different groups"):
         shrinkage.coefficient_table(separate, mixed, "g")
-
-
-def test_config_section_matches_the_schema():
-    import copy
-
-    import jsonschema
-
-    config = CONFIG
-    schema = yaml.safe_load(CONFIG_SCHEMA.read_text())
-    validator = jsonschema.Draft202012Validator(schema)
-    assert list(validator.iter_errors(config)) == []
-    for path in (
-        ("shrinkage",),
-        ("shrinkage", "settings", "gpa"),
-        ("shrinkage", "settings", "imbalanced", "simulate"),
-        ("shrinkage", "settings", "imbalanced", "simulate", "dropout"),
-    ):
-        bad = copy.deepcopy(config)
-        target = bad
-        for key in path:
-            target = target[key]
-        target["bogus"] = 1
-        assert list(validator.iter_errors(bad)), f"unknown key accepted under {path}"
-    bad = copy.deepcopy(config)
-    del bad["shrinkage"]["settings"]["more_variance"]["seed"]
-    assert list(validator.iter_errors(bad)), "a simulated setting without a seed was accepted"
 
 
 def test_coefficient_statistics_summarize_each_coefficient_and_estimate():

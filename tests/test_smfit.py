@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from lme4_agreement import CHAPTER_MODELS, assert_fit_matches_lme4, assert_parameters_match_lme4
 from statsmodels.regression.mixed_linear_model import MixedLMParams
+from test_blocked import PUPILS_CROSSED
 
 from lmmflow.design import build_design
 from lmmflow.estimates import Estimates
@@ -27,15 +28,9 @@ from lmmflow.smfit import (
 )
 
 
-def chapter_design(name, request):
-    dataset, formula = CHAPTER_MODELS[name]
-    return build_design(formula, request.getfixturevalue(dataset))
-
-
-@pytest.fixture(scope="module", params=sorted(CHAPTER_MODELS))
-def fitted(request):
-    design = chapter_design(request.param, request)
-    return request.param, design, fit_statsmodels(design)
+@pytest.fixture(params=sorted(CHAPTER_MODELS))
+def fitted(request, chapter_fit):
+    return request.param, *chapter_fit(request.param, "statsmodels")
 
 
 def test_statsmodels_path_matches_lme4(fitted, lme4):
@@ -46,10 +41,9 @@ def test_statsmodels_path_matches_lme4(fitted, lme4):
     assert_fit_matches_lme4(design, fit, lme4[name])
 
 
-def test_ml_fit_matches_lme4(request, lme4_extensions):
+def test_ml_fit_matches_lme4(chapter_fit, lme4_extensions):
     """fit_statsmodels(reml=False) is update(ach_cat_re_1, REML = FALSE), and verifies as ML."""
-    design = chapter_design("ach_cat_re_1", request)
-    fit = fit_statsmodels(design, reml=False)
+    design, fit = chapter_fit("ach_cat_re_1", "statsmodels", reml=False)
     assert (fit.path, fit.converged) == ("statsmodels", True)
     assert_parameters_match_lme4(design, fit, lme4_extensions["ach_cat_re_1_ML"])
     assert statsmodels_loglike(design, fit) == pytest.approx(fit.loglik, abs=1e-6)
@@ -90,16 +84,16 @@ def _lme4_estimates(design, oracle) -> Estimates:
 
 
 @pytest.mark.parametrize("name", sorted(CHAPTER_MODELS))
-def test_statsmodels_loglike_at_lme4_solution_is_lme4_loglik(name, request, lme4):
+def test_statsmodels_loglike_at_lme4_solution_is_lme4_loglik(name, chapter_design, lme4):
     """Includes lme4's exactly singular covariances (ach_cat_re_1, ach_cat_re_2)."""
-    design = chapter_design(name, request)
+    design = chapter_design(name)
     assert statsmodels_loglike(design, _lme4_estimates(design, lme4[name])) == pytest.approx(
         lme4[name]["logLik"], abs=1e-6
     )
 
 
-def test_nested_block_becomes_cell_variance_component(request):
-    design = chapter_design("ach_cat_re_3", request)
+def test_nested_block_becomes_cell_variance_component(chapter_design):
+    design = chapter_design("ach_cat_re_3")
     model = to_mixedlm(design)
     assert (model.k_re, model.k_vc) == (1, 1)
     assert sum(m.shape[1] for m in model.exog_vc.mats[0]) == 148
@@ -107,16 +101,21 @@ def test_nested_block_becomes_cell_variance_component(request):
     assert sorted(columns) == sorted(design.blocks[0].levels)
 
 
-def test_unsupported_blocks_raise_naming_the_block(request):
-    slopes = chapter_design("sleep_slopes", request)
+def test_unsupported_blocks_raise_naming_the_block(chapter_design):
+    slopes = chapter_design("sleep_slopes")
     twice = replace(slopes, blocks=(slopes.blocks[0], replace(slopes.blocks[0], label="Subject.1")))
     with pytest.raises(UnsupportedByStatsmodels, match=r"'Subject\.1'.*second term"):
         to_mixedlm(twice)
-    nested = chapter_design("ach_cat_re_3", request)
+    nested = chapter_design("ach_cat_re_3")
     cell = nested.blocks[0]
     wide = replace(cell, effects=("Intercept", "x"), Z=np.column_stack([cell.Z, cell.Z]))
     with pytest.raises(ValueError, match=r"'primary_school_id:ses'.*nested"):
         to_mixedlm(replace(nested, blocks=(wide, nested.blocks[1])))
+
+
+def test_statsmodels_refuses_crossed_designs_naming_the_factors(pupils):
+    with pytest.raises(UnsupportedByStatsmodels, match="primary_school_id, secondary_school_id are crossed"):
+        fit_statsmodels(build_design(PUPILS_CROSSED, pupils))
 
 
 @pytest.fixture(scope="module")

@@ -6,17 +6,12 @@ import numpy as np
 import pytest
 
 from lmmflow.design import build_design
-from lmmflow.reml import fit_reml
-from lmmflow.smfit import fit_statsmodels
 from lmmflow.solution import estimates_from_solution, read_solution, solution_of, write_solution
 
-SLOPES = "Reaction ~ Days + (Days | Subject)"
 
-
-@pytest.fixture(scope="module")
-def slopes(sleepstudy):
-    design = build_design(SLOPES, sleepstudy)
-    return design, fit_reml(design)
+@pytest.fixture
+def slopes(chapter_fit):
+    return chapter_fit("sleep_slopes", "fit_reml")
 
 
 def test_solution_round_trips_to_the_last_bit(slopes, tmp_path):
@@ -45,9 +40,8 @@ def test_the_fit_is_rebuilt_exactly_without_optimizing(slopes, tmp_path):
     assert (rebuilt.path, rebuilt.optimizer, rebuilt.converged) == (fit.path, fit.optimizer, fit.converged)
 
 
-def test_a_statsmodels_solution_gets_theta_from_its_covariances(sleepstudy):
-    design = build_design(SLOPES, sleepstudy)
-    fit = fit_statsmodels(design)
+def test_a_statsmodels_solution_gets_theta_from_its_covariances(chapter_fit):
+    design, fit = chapter_fit("sleep_slopes", "statsmodels")
     assert fit.theta is None
     rebuilt = estimates_from_solution(design, solution_of(fit))
     assert rebuilt.path == "statsmodels"
