@@ -7,7 +7,7 @@ Regenerate docs/rulegraph.dot and docs/rulegraph.svg from the repository root wi
 Snakemake's DOT numbers the nodes in DAG order, colours them by rule index and lists edges in
 set order; the normalized DOT names nodes by rule, keeps only direct dependencies (transitive
 reduction), sorts nodes and edges and uses one style, so it changes only when the rules or their
-connections do (tests/test_report.py checks it against snakemake's current output).
+connections do (tests/test_rulegraph.py checks it against snakemake's current output).
 """
 
 from __future__ import annotations
