@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from lmmflow.formula import ModelFormula, RandomTerm, parse_formula
+from lmmflow.labels import single_factor
 from lmmflow.rterms import evaluate, model_matrix
 
 
@@ -270,25 +271,6 @@ def _factor_codes(frame: pd.DataFrame, factors: list[str]) -> tuple[np.ndarray, 
         labels = np.array([f"{a}:{b}" if a else b for a in labels for b in factor_labels], dtype=object)
     present, codes = np.unique(codes, return_inverse=True)
     return codes.astype(np.int64), tuple(labels[present])
-
-
-def single_factor(values: pd.Series) -> tuple[np.ndarray, list[str]]:
-    """Integer codes and R labels of one grouping column, levels present only: a categorical's
-    level order, otherwise sorted values (numbers in numeric order)."""
-    if isinstance(values.dtype, pd.CategoricalDtype):
-        values = values.cat.remove_unused_categories()
-        return values.cat.codes.to_numpy(dtype=np.int64), [r_label(c) for c in values.cat.categories]
-    levels, codes = np.unique(values.to_numpy(), return_inverse=True)
-    return codes.astype(np.int64), [r_label(v) for v in levels]
-
-
-def r_label(value) -> str:
-    """R's label of a value: 1.0 -> "1", 1234567.0 -> "1234567", True -> "TRUE", text as it is."""
-    if isinstance(value, (bool, np.bool_)):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, (int, float, np.number)):
-        return str(int(value)) if float(value).is_integer() else repr(float(value))
-    return str(value)
 
 
 def _random_block(term: RandomTerm, frame: pd.DataFrame, all_rows: pd.DataFrame | None) -> RandomBlock:

@@ -8,14 +8,17 @@ with mixedup's normal-approximation p-value beside them.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 from scipy.special import ndtri
 
-from lmmflow.design import Design, rank_deficiency_warning
 from lmmflow.estimates import Estimates
 from lmmflow.parameters import correlation_matrix, covariances_to_theta, theta_lower_bounds
-from lmmflow.satterthwaite import fixed_effect_tests
+
+if TYPE_CHECKING:  # only for annotations: the table readers (coefficient checks, shrinkage) need no formulaic
+    from lmmflow.design import Design
 
 Z_975 = ndtri(0.975)
 SINGULAR_TOLERANCE = 1e-4  # lme4's isSingular default, on the relative Cholesky factor
@@ -25,6 +28,9 @@ def fixed_effects(design: Design, fit: Estimates) -> pd.DataFrame:
     """fixed_effects.csv: term, value, se (lme4's ``vcov``), t, df and p_value (lmerTest's
     Satterthwaite degrees of freedom and two-sided t test), p_value_z (the normal approximation,
     as mixedup), lower_2.5, upper_97.5 (Wald interval, as mixedup); one row per fixed effect."""
+    # the engines (scipy.optimize, scipy.sparse) are needed for the tests only, not by the readers
+    from lmmflow.satterthwaite import fixed_effect_tests
+
     se = np.sqrt(np.diag(fit.beta_cov))
     tests = fixed_effect_tests(design, fit)
     return pd.DataFrame(
@@ -176,6 +182,8 @@ def fit_summary(design: Design, fit: Estimates, *, dataset: str, formula: str) -
     if design.n_dropped:
         warnings.append(f"{design.n_dropped} rows with missing values in model columns were dropped")
     if design.dropped_fixed:
+        from lmmflow.design import rank_deficiency_warning  # fit jobs only, which built the design
+
         warnings.append(rank_deficiency_warning(len(design.dropped_fixed)))
     return {
         "dataset": dataset,

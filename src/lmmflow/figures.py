@@ -20,10 +20,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.collections import LineCollection  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
-from scipy import stats  # noqa: E402
 
-from lmmflow.design import single_factor  # noqa: E402
 from lmmflow.io import atomic_path  # noqa: E402
+from lmmflow.labels import single_factor  # noqa: E402
 from lmmflow.shrinkage import MIXED, SEPARATE, per_group_ols, population_line  # noqa: E402
 
 # --- the one palette (Okabe-Ito) and the styles built from it --------------------------------
@@ -144,6 +143,8 @@ def density_curve(values: np.ndarray, grid: np.ndarray) -> np.ndarray:
     values = values[np.isfinite(values)]
     if len(values) < 2 or np.ptp(values) == 0:
         return np.zeros_like(grid)
+    from scipy import stats  # ~1 s to import: only the density figures pay for it
+
     return stats.gaussian_kde(values)(grid)
 
 

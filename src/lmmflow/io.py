@@ -9,8 +9,10 @@ import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:  # tables are written by their own method: no pandas import for fetching or JSON
+    import pandas as pd
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)

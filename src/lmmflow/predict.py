@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
-from lmmflow.design import Design
 from lmmflow.estimates import Estimates
+
+if TYPE_CHECKING:  # only for annotations: focus-group tables read fitted values, no formulaic
+    from lmmflow.design import Design
 
 
 def conditional_fitted(design: Design, fit: Estimates) -> np.ndarray:

@@ -14,14 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet
-import pyreadr
-import pyreadr.custom_errors
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
 from lmmflow.acquire import sha256_of
-from lmmflow.design import r_label
 from lmmflow.io import atomic_path, json_text
+from lmmflow.labels import r_label
 
 R_SUFFIXES = (".rdata", ".rda")
 SUPPORTED_SUFFIXES = (*R_SUFFIXES, ".rds", ".csv", ".parquet")
@@ -101,6 +98,9 @@ def list_columns(path: str | os.PathLike, r_object: str | None = None, read: dic
 
 
 def _list_columns(path: Path, r_object: str | None, read: dict | None) -> list[str]:
+    import pyarrow.parquet
+    import pyreadr
+
     suffix = path.suffix.lower()
     if suffix == ".csv":
         return list(_read_csv(path, read, nrows=0).columns)
@@ -122,6 +122,11 @@ def read_raw(path: str | os.PathLike, r_object: str | None = None, read: dict | 
 @contextmanager
 def _reading(path: Path):
     """A file that cannot be parsed (empty, truncated, malformed) is reported by its name."""
+    # pyreadr and pyarrow.parquet (~0.2 s) are imported where a raw file is read, not by the
+    # many jobs that read prepared tables through this module
+    import pyarrow
+    import pyreadr.custom_errors
+
     try:
         yield
     except PrepareError:
@@ -140,6 +145,8 @@ def _reading(path: Path):
 
 
 def _read_raw(path: Path, r_object: str | None, read: dict | None) -> pd.DataFrame:
+    import pyreadr
+
     suffix = path.suffix.lower()
     if suffix == ".csv":
         return _read_csv(path, read)

@@ -42,7 +42,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
+from scipy import optimize
+from scipy.special import ndtri  # the normal quantile, without scipy.stats' ~1 s import
 
 from lmmflow.design import Design
 from lmmflow.engines import optimize_criterion, profiled_criterion
@@ -294,7 +295,7 @@ def _profile_table(design: Design, estimates: Estimates, level: float, which: Se
     unknown = sorted(set(which) - set(names))
     if unknown:
         raise ValueError(f"unknown parameter(s) {unknown}; this model has {names}")
-    z = stats.norm.ppf((1 + level) / 2)
+    z = ndtri((1 + level) / 2)
     reported = parameter_vector(design, estimates)
     rows = [
         {

@@ -9,13 +9,17 @@ package's own formula machinery.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from lmmflow import extract
-from lmmflow.design import Design, build_design, single_factor
 from lmmflow.estimates import Estimates
+from lmmflow.labels import single_factor
+
+if TYPE_CHECKING:  # only for annotations: tables and figures of a setting need no formulaic
+    from lmmflow.design import Design
 
 COEFFICIENTS = ("intercept", "slope")
 SEPARATE, MIXED = "separate", "mixed"
@@ -119,7 +123,9 @@ def analyze(
     data: pd.DataFrame, *, group: str, predictor: str, response: str, engine: str = "fast"
 ) -> tuple[pd.DataFrame, Design, Estimates]:
     """Fit the random-slope mixed model and the separate regressions; the coefficient table."""
-    from lmmflow.fit import fit_model  # the fitting paths load statsmodels; only needed here
+    # formulaic, the engines and statsmodels only where a setting is fitted, not for its tables and figures
+    from lmmflow.design import build_design
+    from lmmflow.fit import fit_model
 
     design = build_design(random_slope_formula(response, predictor, group), data)
     fit = fit_model(design, engine)
