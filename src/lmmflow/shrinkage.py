@@ -4,6 +4,11 @@ The per-group ("many regressions", no pooling) fits are computed for all groups 
 per-group sums (``np.bincount``), in closed form; the mixed-model coefficients come from
 ``lmmflow.extract.random_coefficients`` of a REML fit of ``y ~ x + (1 + x | group)`` built by the
 package's own formula machinery.
+
+The fitting half (``analyze``, ``mixed_coefficients``, ``run_setting``) imports the model
+machinery (formulaic, the engines, scipy.special, statsmodels) where it runs: the table and
+figure jobs, which import this module for ``per_group_ols`` or ``read_coefficients``, need none
+of it.
 """
 
 from __future__ import annotations
@@ -14,11 +19,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from lmmflow import extract
 from lmmflow.estimates import Estimates
 from lmmflow.labels import single_factor
 
-if TYPE_CHECKING:  # only for annotations: tables and figures of a setting need no formulaic
+if TYPE_CHECKING:  # only for annotations (module docstring)
     from lmmflow.design import Design
 
 COEFFICIENTS = ("intercept", "slope")
@@ -72,6 +76,8 @@ def population_line(data: pd.DataFrame, predictor: str, response: str) -> dict[s
 
 def mixed_coefficients(design: Design, fit: Estimates, predictor: str) -> pd.DataFrame:
     """Each group's intercept and slope from the mixed model (lme4's ``coef``)."""
+    from lmmflow import extract
+
     table = extract.random_coefficients(design, fit)
     wide = table.pivot(index="group", columns="effect", values="value")
     wide = wide.reindex(list(design.blocks[0].levels))
@@ -123,7 +129,6 @@ def analyze(
     data: pd.DataFrame, *, group: str, predictor: str, response: str, engine: str = "fast"
 ) -> tuple[pd.DataFrame, Design, Estimates]:
     """Fit the random-slope mixed model and the separate regressions; the coefficient table."""
-    # formulaic, the engines and statsmodels only where a setting is fitted, not for its tables and figures
     from lmmflow.design import build_design
     from lmmflow.fit import fit_model
 
@@ -156,6 +161,8 @@ def setting_data(setting: Mapping, observed: pd.DataFrame | None = None) -> pd.D
 def run_setting(name: str, setting: Mapping, data: pd.DataFrame, engine: str = "fast") -> dict:
     """Everything one setting produces: coefficient table, SD summary, variance components and
     the fit summary (as ``lmmflow.extract.fit_summary``)."""
+    from lmmflow import extract
+
     variables = setting_variables(setting)
     coefficients, design, fit = analyze(data, engine=engine, **variables)
     formula = random_slope_formula(variables["response"], variables["predictor"], variables["group"])
