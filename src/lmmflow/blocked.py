@@ -97,6 +97,7 @@ class BlockedREML:
 
     def __init__(self, design: Design, reml: bool = True):
         self.design, self.reml, self.n_evaluations = design, reml, 0
+        self._last: tuple[bytes, dict] | None = None  # the last factor (``_factor``) and its theta
         self.sizes = [block.n_effects for block in design.blocks]
         self.lower_bounds = theta_lower_bounds(self.sizes)  # one per theta entry
         self.n_theta = len(self.lower_bounds)
@@ -136,11 +137,12 @@ class BlockedREML:
             # Z2'Z2 at the pair product's positions, and the two factors each position lies in
             self.D22 = np.zeros(len(self.pairs.positions))
             self.D22[np.searchsorted(self.pairs.positions, d22_positions)] = D22.data
+            # for each position, the pair of factors it lies in (for the scaling by Lambda2' . Lambda2)
+            # and its flat index in the bordered matrix of ``_factor``
             factor_of = np.repeat(np.arange(len(self.rest)), [f.size for f in self.rest])
-            self.position_factors = (
-                factor_of[self.pairs.positions // self.q2],
-                factor_of[self.pairs.positions % self.q2],
-            )
+            rows, cols = np.divmod(self.pairs.positions, self.q2)
+            self.position_pairs = factor_of[rows] * len(self.rest) + factor_of[cols]
+            self.bordered_positions = rows * (self.q2 + self.p + 1) + cols
 
     @property
     def evaluation_work(self) -> float:
@@ -151,11 +153,18 @@ class BlockedREML:
     def _factor(self, theta: np.ndarray, keep_middle: bool = False) -> dict:
         """The blocked factor at theta and the profiled quantities that follow from it.
 
-        ``keep_middle`` also keeps Z2'Z2 - G H G' (whole, before Lambda2 scales it).
+        The dense block S and [X y] are factored together: with c = Lambda2'(Z2'[X y] - G Y) and F
+        the [X y] block after the first factor, the upper Cholesky factor of [[S, c], [c', F]] is
+        [[U, W2], [0, R]]: U'U = S, W2 = U^-T c and R'R = F - W2'W2, so one LAPACK call gives
+        log|S|, r2 and the fixed effects. ``keep_middle`` also keeps Z2'Z2 - G H G' (whole, before
+        Lambda2 scales it). The last factor is kept: a gradient and a solve at one theta share it.
         """
-        self.n_evaluations += 1
         theta = np.asarray(theta, float)
-        first, p = self.factors[0], self.p
+        if self._last is not None and self._last[0] == theta.tobytes():
+            if not keep_middle or "middle" in self._last[1]:
+                return self._last[1]
+        self.n_evaluations += 1
+        first, p, q2 = self.factors[0], self.p, self.q2
         lam1 = first.lam(theta)
         A11 = np.einsum("rlj,lc->rcj", np.einsum("kr,klj->rlj", lam1, self.ZtZ1), lam1)
         A11[np.arange(first.q), np.arange(first.q)] += 1.0
@@ -163,38 +172,39 @@ class BlockedREML:
         V = forward_substitute(L11, lam1.T)  # L11_j^-1 Lambda1'
         H = np.einsum("krj,kcj->rcj", V, V)  # Lambda1 A11_j^-1 Lambda1'
         Y = np.einsum("rcj,cmj->rmj", H, self.ZtXY1)
-        F = self.XYtXY - np.einsum("rmj,rkj->mk", self.ZtXY1, Y)
         logdet = 2.0 * np.log(L11[np.arange(first.q), np.arange(first.q)]).sum()
         pieces = dict(lam1=lam1, L11=L11, H=H)
-        if self.q2:
-            lams = [f.lam(theta) for f in self.rest]
+        bordered = np.zeros((q2 + p + 1, q2 + p + 1))  # its lower triangle, row by row
+        if q2:
+            lams = pieces["lams"] = [f.lam(theta) for f in self.rest]
             middle = self.D22 - self.pairs.matrix @ H.transpose(2, 0, 1).ravel()  # Z2'Z2 - G H G', lower
             if keep_middle:
                 lower = self.pairs.scatter(middle)
                 pieces["middle"] = lower + np.tril(lower, -1).T
             if all(factor.q == 1 for factor in self.rest):  # Lambda2' . Lambda2 scales each position
                 scale = np.array([lam[0, 0] for lam in lams])
-                S = self.pairs.scatter(middle * scale[self.position_factors[0]] * scale[self.position_factors[1]])
+                bordered.ravel()[self.bordered_positions] = middle * np.outer(scale, scale).ravel()[self.position_pairs]
             else:
-                S = sandwich(self.pairs.scatter(middle), self.rest, lams, self.offsets)
-            S[np.diag_indices_from(S)] += 1.0
-            U, info = linalg.lapack.dpotrf(S.T, lower=0, clean=0, overwrite_a=1)  # S.T: Fortran order
-            if info:
-                raise np.linalg.LinAlgError(f"dense block not positive definite (LAPACK info {info})")
+                bordered[:q2, :q2] = sandwich(self.pairs.scatter(middle), self.rest, lams, self.offsets)
+            bordered[np.arange(q2), np.arange(q2)] += 1.0
             rhs = self.ZtXY2 - self.G @ Y.transpose(2, 0, 1).reshape(-1, p + 1)
-            rhs = lambda_rows(rhs, self.rest, lams, self.offsets)  # c2 - L21 W1, i.e. Lambda2'(...)
-            W2 = linalg.solve_triangular(U, rhs, trans="T", lower=False, check_finite=False)
-            F -= W2.T @ W2
-            logdet += 2.0 * np.log(np.diag(U)).sum()
-            pieces.update(lams=lams, U=U, rhs=rhs)
-        R = np.linalg.cholesky(F)
+            bordered[q2:, :q2] = lambda_rows(rhs, self.rest, lams, self.offsets).T  # c = Lambda2'(...)
+        bordered[q2:, q2:] = self.XYtXY - np.einsum("rmj,rkj->mk", self.ZtXY1, Y)
+        factor, info = linalg.lapack.dpotrf(bordered.T, lower=0, clean=0, overwrite_a=1)  # .T: Fortran order
+        if info:
+            raise np.linalg.LinAlgError(f"blocked factor not positive definite (LAPACK info {info} of {q2 + p + 1})")
+        U, R = factor[:q2, :q2], np.triu(factor[q2:, q2:])
+        logdet += 2.0 * np.log(np.diag(U)).sum()
         r2 = R[p, p] ** 2
         dof = self.n - p if self.reml else self.n
         deviance = logdet + dof * (1.0 + LOG_2PI + np.log(r2 / dof))
         if self.reml:
             deviance += 2.0 * np.log(np.diag(R)[:p]).sum()
-        beta = np.linalg.solve(F[:p, :p], F[:p, p])  # relative to the OLS offset
-        return pieces | dict(F=F, r2=r2, dof=dof, beta=beta, deviance=float(deviance), logdet=float(logdet), R=R)
+        beta = linalg.solve_triangular(R[:p, :p], R[:p, p])  # relative to the OLS offset
+        pieces |= dict(U=U, W2=factor[:q2, q2:], F=R.T @ R, r2=r2, dof=dof, beta=beta, R=R)
+        pieces |= dict(deviance=float(deviance), logdet=float(logdet))
+        self._last = (theta.tobytes(), pieces)
+        return pieces
 
     def pls_state(self, theta: np.ndarray) -> PLSState:
         """lme4's penalized least squares solution at theta (``lmmflow.criterion.Criterion``)."""
@@ -204,7 +214,7 @@ class BlockedREML:
             ldL2=f["logdet"],
             ldRX2=float(2.0 * np.log(np.diag(f["R"])[:p]).sum()),
             pwrss=float(f["r2"]),
-            xtvx=f["F"][:p, :p],
+            xtvx=f["F"][:p, :p].copy(),
         )
 
     def deviance(self, theta: np.ndarray) -> float:
@@ -220,7 +230,9 @@ class BlockedREML:
     def _inverse(self, f: dict, whole: bool = False) -> dict:
         """Pieces of S^-1: its diagonal blocks per level of each other factor (n_levels, q, q),
         P = Lambda2 S^-1 Lambda2' (lower triangle), K_j = G_j' P G_j (q1, q1, n1), and with
-        ``whole`` S^-1 itself."""
+        ``whole`` S^-1 itself. Kept with the factor ``f``."""
+        if "inverse" in f and (not whole or "S_inv" in f["inverse"]):
+            return f["inverse"]
         inverse, info = linalg.lapack.dpotri(f["U"], lower=0)
         if info:
             raise np.linalg.LinAlgError(f"dense block not invertible (LAPACK info {info})")
@@ -236,6 +248,7 @@ class BlockedREML:
             pieces["S_inv"] = np.tril(lower) + np.tril(lower, -1).T
         pieces["P"] = sandwich(lower, self.rest, [lam.T for lam in f["lams"]], self.offsets)
         pieces["K"] = self.pairs.diagonal_blocks(pieces["P"], self.factors[0].q).transpose(1, 2, 0)
+        f["inverse"] = pieces
         return pieces
 
     def _xy_modes(self, f: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -243,7 +256,7 @@ class BlockedREML:
         first, c1 = self.factors[0], self.ZtXY1
         b2 = np.zeros((0, self.p + 1))
         if self.q2:
-            u2 = linalg.cho_solve((f["U"], False), f["rhs"], check_finite=False)
+            u2 = linalg.solve_triangular(f["U"], f["W2"], check_finite=False)  # U u2 = W2 = U^-T c
             b2 = lambda_rows(u2, self.rest, [lam.T for lam in f["lams"]], self.offsets)
             c1 = c1 - (self.G.T @ b2).reshape(first.n_levels, first.q, -1).transpose(1, 2, 0)
         return np.einsum("rcj,cmj->rmj", f["H"], c1), b2

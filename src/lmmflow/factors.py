@@ -148,14 +148,19 @@ class PairProduct:
         present = np.zeros(q2 * q2, dtype=bool)  # a mask, not np.unique: 100x faster here
         present[position] = present[extra_positions] = True
         self.positions = np.flatnonzero(present)
-        compact_row = np.cumsum(present) - 1
-        self.matrix = sparse.csr_matrix(
-            (
-                value[first] * value[second],
-                (compact_row[position], (level[first] * q + effect[first]) * q + effect[second]),
-            ),
-            shape=(len(self.positions), n_levels * q * q),
+        compact_row = np.cumsum(present, dtype=np.int32) - 1
+        # Built column by column (no pair repeats a column's row): a CSC matrix from its arrays,
+        # turned into CSR by one transposition, instead of SciPy's sort of (row, column) pairs.
+        column = (level[first] * q + effect[first]) * q + effect[second]  # sorted when q = 1
+        if q > 1:
+            order = np.argsort(column, kind="stable")
+            column, first, second, position = column[order], first[order], second[order], position[order]
+        n_columns = n_levels * q * q
+        by_column = sparse.csc_matrix(
+            (value[first] * value[second], compact_row[position], np.searchsorted(column, np.arange(n_columns + 1))),
+            shape=(len(self.positions), n_columns),
         )
+        self.matrix = by_column.tocsr()
         self.q2 = q2
 
     def scatter(self, values: np.ndarray) -> np.ndarray:
