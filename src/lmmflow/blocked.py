@@ -58,7 +58,9 @@ from lmmflow.parameters import default_start, theta_lower_bounds, theta_to_covar
 from lmmflow.reml import LOG_2PI, Solution
 from lmmflow.reml import _attempt as optimizer_attempt  # one record format for both engines
 from lmmflow.reml import _best as best_attempt
+from lmmflow.reml import _run_lbfgsb as run_lbfgsb
 from lmmflow.reml import optimize_theta as groups_last_optimizer
+from lmmflow.scalar_start import all_scalar, curvature_scales, moment_start
 
 # Largest dense Schur block (S, its inverse and two temporaries live at once): 400 MB each,
 # i.e. about 7,000 random effects after the first factor.
@@ -114,6 +116,7 @@ class BlockedREML:
             )
         self._fixed_statistics()
 
+    @single_thread()
     def _fixed_statistics(self) -> None:
         X, y = np.asarray(self.design.X, float), np.asarray(self.design.y, float)
         # y minus its OLS fit, as in lmmflow.reml: beta shifts by the OLS coefficients, and r2 is
@@ -316,10 +319,12 @@ class BlockedREML:
 
     @single_thread()
     def deviance_and_gradient(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
-        """Deviance and its gradient (see the module docstring for the formula)."""
+        """Deviance and its gradient (see the module docstring for the formula); kept with the factor."""
         theta = np.asarray(theta, float)
         singular = any(_is_singular(factor.lam(theta)) for factor in self.rest)
         f = self._factor(theta, keep_middle=singular)
+        if "gradient" in f:
+            return f["deviance"], f["gradient"].copy()
         inverse = self._inverse(f, whole=singular) if self.q2 else None
         b1, b2 = self._xy_modes(f)
         # V^-1 [X y] = [X y] - Z (modes of [X y]), and its per-level sums Z'V^-1 [X y] per factor.
@@ -341,6 +346,7 @@ class BlockedREML:
                 KX = KXY[:, : self.p]
                 terms -= 2.0 * np.einsum("rc,ral,ab,sbl->cs", lam, KX, F_inv, KX)[c, r]
             grad += np.bincount(factor.lambda_theta, terms, minlength=self.n_theta)
+        f["gradient"] = grad.copy()
         return f["deviance"], grad
 
     def _first_blocks(self, f: dict, inverse: dict | None) -> np.ndarray:
@@ -381,7 +387,8 @@ def _is_singular(lam: np.ndarray) -> bool:
 
 # Dense blocks from this size on make a gradient costly: it needs the inverse of the block (2/3 Q2^3
 # flops against the factorization's 1/3). On InstEval (Q2 = 1,142) an evaluation took 29 ms and
-# one with the gradient 108 ms; L-BFGS-B needed 23 of the latter (2.6 s), COBYQA 67 of the former.
+# one with the gradient 108 ms; L-BFGS-B from lme4's start needed 23 of the latter (2.6 s), COBYQA
+# 67 of the former. From ``scalar_start``'s start and in its scales L-BFGS-B needs 9.
 DERIVATIVE_FREE_MIN_DENSE = 500
 # COBYQA stops at this trust-region radius. On InstEval 1e-7 took 78 evaluations and left an
 # analytic gradient of 1e-4 (converged); 1e-5 took 67 but left 0.02, so that the convergence check
@@ -389,23 +396,50 @@ DERIVATIVE_FREE_MIN_DENSE = 500
 COBYQA_OPTIONS = dict(final_tr_radius=1e-7, maxfev=2000)
 
 
+class _Scaled:
+    """The criterion as a function of u = theta * scale, for ``lmmflow.reml``'s L-BFGS-B run."""
+
+    def __init__(self, model: BlockedREML, scale: np.ndarray):
+        self.model, self.scale = model, scale
+        self.lower_bounds = model.lower_bounds * scale
+
+    def deviance_and_gradient(self, u: np.ndarray) -> tuple[float, np.ndarray]:
+        deviance, grad = self.model.deviance_and_gradient(u / self.scale)
+        return deviance, grad / self.scale
+
+
+def _first_attempt(model: BlockedREML, start: np.ndarray | None) -> dict:
+    """All-scalar designs: L-BFGS-B with the gradient in ``scalar_start``'s scales, from its start
+    unless ``start`` is given. Others: COBYQA from lme4's start (or ``start``)."""
+    clock = time.perf_counter()
+    if all_scalar(model):
+        start = moment_start(model) if start is None else np.asarray(start, float)
+        scale = curvature_scales(model, start)
+        result = run_lbfgsb(_Scaled(model, scale), start * scale)
+        result.x = result.x / scale  # the very theta of its last evaluation, whose factor is kept
+        return optimizer_attempt("scaled L-BFGS-B", model, result, time.perf_counter() - clock)
+    start = default_start(model.sizes) if start is None else np.asarray(start, float)
+    bounds = optimize.Bounds(model.lower_bounds, np.full(model.n_theta, np.inf))
+    result = optimize.minimize(model.deviance, start, method="COBYQA", bounds=bounds, options=COBYQA_OPTIONS)
+    return optimizer_attempt("COBYQA", model, result, time.perf_counter() - clock)
+
+
 def optimize_theta(model: BlockedREML, start: np.ndarray | None = None) -> tuple[np.ndarray, list[dict]]:
     """Minimize the profiled deviance from lme4's start (or ``start``).
 
     The groups-last engine's optimizer (L-BFGS-B with the analytic gradient, restarts off zeroed
     diagonals, Nelder-Mead when needed; ``lmmflow.reml.optimize_theta``), except that a large
-    dense block is first handed to SciPy's derivative-free COBYQA (Powell's successor of the
-    BOBYQA lme4 uses); its solution is checked with the analytic gradient, and the gradient
-    optimizer continues from it only when it did not converge.
+    dense block first gets ``_first_attempt``: L-BFGS-B from a moment estimate in scaled theta
+    when every term is scalar, else SciPy's derivative-free COBYQA (Powell's successor of the
+    BOBYQA lme4 uses). That solution is checked with the analytic gradient, and the groups-last
+    optimizer continues from it only when it did not converge or, after L-BFGS-B, when a
+    variance is at zero (where L-BFGS-B can stall: ``lmmflow.reml._escape_zero_diagonals``).
     """
     if model.q2 < DERIVATIVE_FREE_MIN_DENSE:
         return groups_last_optimizer(model, start)
-    start = default_start(model.sizes) if start is None else np.asarray(start, float)
-    bounds = optimize.Bounds(model.lower_bounds, np.full(model.n_theta, np.inf))
-    clock = time.perf_counter()
-    result = optimize.minimize(model.deviance, start, method="COBYQA", bounds=bounds, options=COBYQA_OPTIONS)
-    first = optimizer_attempt("COBYQA", model, result, time.perf_counter() - clock)
-    if first["converged"]:
+    first = _first_attempt(model, start)
+    stalled = first["optimizer"] != "COBYQA" and np.any(first["theta"] <= model.lower_bounds + 1e-8)
+    if first["converged"] and not stalled:
         return first["theta"], [first]
     _, more = groups_last_optimizer(model, first["theta"])
     attempts = [first, *more]
