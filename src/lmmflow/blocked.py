@@ -55,10 +55,9 @@ from lmmflow.factors import (
     sparse_columns,
 )
 from lmmflow.parameters import default_start, theta_lower_bounds, theta_to_covariances
-from lmmflow.reml import LOG_2PI, Solution
+from lmmflow.reml import GRADIENT_TOLERANCE, LOG_2PI, Solution
 from lmmflow.reml import _attempt as optimizer_attempt  # one record format for both engines
 from lmmflow.reml import _best as best_attempt
-from lmmflow.reml import _run_lbfgsb as run_lbfgsb
 from lmmflow.reml import optimize_theta as groups_last_optimizer
 from lmmflow.scalar_start import all_scalar, curvature_scales, moment_start
 
@@ -204,7 +203,7 @@ class BlockedREML:
         if self.reml:
             deviance += 2.0 * np.log(np.diag(R)[:p]).sum()
         beta = linalg.solve_triangular(R[:p, :p], R[:p, p])  # relative to the OLS offset
-        pieces |= dict(U=U, W2=factor[:q2, q2:], F=R.T @ R, r2=r2, dof=dof, beta=beta, R=R)
+        pieces |= dict(factor=factor, U=U, W2=factor[:q2, q2:], F=R.T @ R, r2=r2, dof=dof, beta=beta, R=R)
         pieces |= dict(deviance=float(deviance), logdet=float(logdet))
         self._last = (theta.tobytes(), pieces)
         return pieces
@@ -259,7 +258,10 @@ class BlockedREML:
         first, c1 = self.factors[0], self.ZtXY1
         b2 = np.zeros((0, self.p + 1))
         if self.q2:
-            u2 = linalg.solve_triangular(f["U"], f["W2"], check_finite=False)  # U u2 = W2 = U^-T c
+            # U u2 = W2 = U^-T c, solved with the whole (contiguous) factor: [[U, W2], [0, R]] [u2; 0] = [W2; 0]
+            rhs = np.zeros((self.q2 + self.p + 1, self.p + 1), order="F")
+            rhs[: self.q2] = f["W2"]
+            u2 = linalg.solve_triangular(f["factor"], rhs, check_finite=False, overwrite_b=True)[: self.q2]
             b2 = lambda_rows(u2, self.rest, [lam.T for lam in f["lams"]], self.offsets)
             c1 = c1 - (self.G.T @ b2).reshape(first.n_levels, first.q, -1).transpose(1, 2, 0)
         return np.einsum("rcj,cmj->rmj", f["H"], c1), b2
@@ -394,18 +396,9 @@ DERIVATIVE_FREE_MIN_DENSE = 500
 # analytic gradient of 1e-4 (converged); 1e-5 took 67 but left 0.02, so that the convergence check
 # needed a Newton decrement (4 more gradients, more than the 11 evaluations saved).
 COBYQA_OPTIONS = dict(final_tr_radius=1e-7, maxfev=2000)
-
-
-class _Scaled:
-    """The criterion as a function of u = theta * scale, for ``lmmflow.reml``'s L-BFGS-B run."""
-
-    def __init__(self, model: BlockedREML, scale: np.ndarray):
-        self.model, self.scale = model, scale
-        self.lower_bounds = model.lower_bounds * scale
-
-    def deviance_and_gradient(self, u: np.ndarray) -> tuple[float, np.ndarray]:
-        deviance, grad = self.model.deviance_and_gradient(u / self.scale)
-        return deviance, grad / self.scale
+# L-BFGS-B in scaled theta (``_first_attempt``): ``lmmflow.reml``'s settings but for its gradient
+# tolerance, set from the scales. On InstEval it saves the last of 9 gradients.
+SCALED_LBFGSB_OPTIONS = dict(maxiter=1000, ftol=1e-14, maxcor=20)
 
 
 def _first_attempt(model: BlockedREML, start: np.ndarray | None) -> dict:
@@ -415,7 +408,15 @@ def _first_attempt(model: BlockedREML, start: np.ndarray | None) -> dict:
     if all_scalar(model):
         start = moment_start(model) if start is None else np.asarray(start, float)
         scale = curvature_scales(model, start)
-        result = run_lbfgsb(_Scaled(model, scale), start * scale)
+
+        def scaled(u: np.ndarray) -> tuple[float, np.ndarray]:
+            deviance, grad = model.deviance_and_gradient(u / scale)
+            return deviance, grad / scale
+
+        # Stop once the gradient in theta is surely below half the convergence check's tolerance.
+        options = SCALED_LBFGSB_OPTIONS | dict(gtol=GRADIENT_TOLERANCE / 2 / scale.max())
+        bounds = list(zip(model.lower_bounds * scale, [None] * model.n_theta))
+        result = optimize.minimize(scaled, start * scale, jac=True, method="L-BFGS-B", bounds=bounds, options=options)
         result.x = result.x / scale  # the very theta of its last evaluation, whose factor is kept
         return optimizer_attempt("scaled L-BFGS-B", model, result, time.perf_counter() - clock)
     start = default_start(model.sizes) if start is None else np.asarray(start, float)
