@@ -11,6 +11,7 @@ from lme4_agreement import (
     CHAPTER_MODELS,
     assert_correlations,
     assert_fixed_effects,
+    assert_parameters_match_lme4,
     assert_random_effects,
     assert_variance_components,
 )
@@ -113,8 +114,16 @@ def insteval():
     return build_design(INSTEVAL, data)
 
 
+def test_insteval_fit_matches_lme4(insteval):
+    """Issue 12: the whole fit, conditional SDs included (timed in benchmarks/run.py --insteval)."""
+    fit = fit_blocked(insteval)
+    assert [a["optimizer"] for a in fit.attempts] == ["scaled L-BFGS-B"] and fit.converged
+    assert_parameters_match_lme4(insteval, fit, EXTENSIONS["insteval_crossed"])
+    assert_random_effects(extract.random_effects(insteval, fit), EXTENSIONS["insteval_crossed"])
+
+
 def test_insteval_at_lme4s_theta_reproduces_lme4(insteval):
-    """One evaluation and one solve at lme4's optimum (the fit itself is timed in benchmarks/run.py)."""
+    """One evaluation and one solve at lme4's optimum."""
     oracle = EXTENSIONS["insteval_crossed"]
     assert insteval.n_random_effects == oracle["n_random_effects"] == 4114
     solution = BlockedREML(insteval).solve(np.array(oracle["theta"]))

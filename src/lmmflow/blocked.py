@@ -390,7 +390,7 @@ def _is_singular(lam: np.ndarray) -> bool:
 # Dense blocks from this size on make a gradient costly: it needs the inverse of the block (2/3 Q2^3
 # flops against the factorization's 1/3). On InstEval (Q2 = 1,142) an evaluation took 29 ms and
 # one with the gradient 108 ms; L-BFGS-B from lme4's start needed 23 of the latter (2.6 s), COBYQA
-# 67 of the former. From ``scalar_start``'s start and in its scales L-BFGS-B needs 9.
+# 67 of the former. From ``scalar_start``'s start and in its scales L-BFGS-B needs 8.
 DERIVATIVE_FREE_MIN_DENSE = 500
 # COBYQA stops at this trust-region radius. On InstEval 1e-7 took 78 evaluations and left an
 # analytic gradient of 1e-4 (converged); 1e-5 took 67 but left 0.02, so that the convergence check
@@ -417,7 +417,7 @@ def _first_attempt(model: BlockedREML, start: np.ndarray | None) -> dict:
         options = SCALED_LBFGSB_OPTIONS | dict(gtol=GRADIENT_TOLERANCE / 2 / scale.max())
         bounds = list(zip(model.lower_bounds * scale, [None] * model.n_theta))
         result = optimize.minimize(scaled, start * scale, jac=True, method="L-BFGS-B", bounds=bounds, options=options)
-        result.x = result.x / scale  # the very theta of its last evaluation, whose factor is kept
+        result.x = result.x / scale  # as a rule the theta of its last evaluation, whose factor and gradient are kept
         return optimizer_attempt("scaled L-BFGS-B", model, result, time.perf_counter() - clock)
     start = default_start(model.sizes) if start is None else np.asarray(start, float)
     bounds = optimize.Bounds(model.lower_bounds, np.full(model.n_theta, np.inf))
@@ -439,7 +439,7 @@ def optimize_theta(model: BlockedREML, start: np.ndarray | None = None) -> tuple
     if model.q2 < DERIVATIVE_FREE_MIN_DENSE:
         return groups_last_optimizer(model, start)
     first = _first_attempt(model, start)
-    stalled = first["optimizer"] != "COBYQA" and np.any(first["theta"] <= model.lower_bounds + 1e-8)
+    stalled = all_scalar(model) and np.any(first["theta"] <= model.lower_bounds + 1e-8)
     if first["converged"] and not stalled:
         return first["theta"], [first]
     _, more = groups_last_optimizer(model, first["theta"])
