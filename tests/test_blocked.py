@@ -11,6 +11,7 @@ from lme4_agreement import (
     CHAPTER_MODELS,
     assert_correlations,
     assert_fixed_effects,
+    assert_parameters_match_lme4,
     assert_random_effects,
     assert_variance_components,
 )
@@ -20,6 +21,7 @@ from lmmflow.blocked import BlockedREML, DesignTooLarge, fit_blocked
 from lmmflow.design import build_design
 from lmmflow.parameters import default_start
 from lmmflow.reml import ProfiledREML
+from lmmflow.scalar_start import curvature_scales, moment_start
 
 EXTENSIONS = json.loads((SHARED / "reference" / "lme4_extensions.json").read_text())
 PUPILS_CROSSED = "achievement ~ sex + ses + (1 | primary_school_id) + (1 | secondary_school_id)"
@@ -112,8 +114,16 @@ def insteval():
     return build_design(INSTEVAL, data)
 
 
+def test_insteval_fit_matches_lme4(insteval):
+    """Issue 12: the whole fit, conditional SDs included (timed in benchmarks/run.py --insteval)."""
+    fit = fit_blocked(insteval)
+    assert [a["optimizer"] for a in fit.attempts] == ["scaled L-BFGS-B"] and fit.converged
+    assert_parameters_match_lme4(insteval, fit, EXTENSIONS["insteval_crossed"])
+    assert_random_effects(extract.random_effects(insteval, fit), EXTENSIONS["insteval_crossed"])
+
+
 def test_insteval_at_lme4s_theta_reproduces_lme4(insteval):
-    """One evaluation and one solve at lme4's optimum (the fit itself is timed in benchmarks/run.py)."""
+    """One evaluation and one solve at lme4's optimum."""
     oracle = EXTENSIONS["insteval_crossed"]
     assert insteval.n_random_effects == oracle["n_random_effects"] == 4114
     solution = BlockedREML(insteval).solve(np.array(oracle["theta"]))
@@ -179,17 +189,52 @@ def test_gradient_on_chapter_models(chapter_design):
     assert _gradient_error(model, _trial_thetas(model)[1]) < 1e-5
 
 
-def test_a_large_dense_block_is_optimized_by_cobyqa_first(pupils, monkeypatch):
+def test_a_large_all_scalar_dense_block_takes_scaled_lbfgsb_from_the_moment_start(pupils, monkeypatch):
     monkeypatch.setattr(blocked, "DERIVATIVE_FREE_MIN_DENSE", 10)  # pupils_crossed's block has 30
     fit = fit_blocked(build_design(PUPILS_CROSSED, pupils))
-    assert [a["optimizer"] for a in fit.attempts] == ["COBYQA"] and fit.converged
+    assert [a["optimizer"] for a in fit.attempts] == ["scaled L-BFGS-B"] and fit.converged
     assert abs(fit.loglik - EXTENSIONS["pupils_crossed"]["logLik"]) < 1e-6
 
 
-def test_cobyqa_stopped_short_hands_over_to_the_gradient_optimizer(pupils, monkeypatch):
+def test_scaled_lbfgsb_stalled_at_a_zero_variance_hands_over_to_the_gradient_optimizer(pupils, monkeypatch):
+    """The deviance is even in each scalar theta: from 0, the gradient never moves it."""
+    monkeypatch.setattr(blocked, "DERIVATIVE_FREE_MIN_DENSE", 10)
+    start = np.array(EXTENSIONS["pupils_crossed"]["theta"]) * [1.0, 0.0]
+    fit = fit_blocked(build_design(PUPILS_CROSSED, pupils), start=start)
+    assert [a["optimizer"] for a in fit.attempts][:2] == ["scaled L-BFGS-B", "L-BFGS-B"] and fit.converged
+    assert fit.attempts[0]["theta"][1] == 0.0
+    assert abs(fit.loglik - EXTENSIONS["pupils_crossed"]["logLik"]) < 1e-6
+
+
+def test_the_moment_start_and_curvature_scales_are_near_the_optimum(pupils):
+    model = BlockedREML(build_design(PUPILS_CROSSED, pupils))
+    optimum = np.array(EXTENSIONS["pupils_crossed"]["theta"])
+    np.testing.assert_allclose(moment_start(model), optimum, rtol=0.05)
+    _, grad = model.deviance_and_gradient(optimum)
+    hessian_diagonal = [
+        (model.deviance_and_gradient(optimum + h)[1] - grad)[j] / 1e-5 for j, h in enumerate(1e-5 * np.eye(2))
+    ]
+    np.testing.assert_allclose(curvature_scales(model, optimum), np.sqrt(hessian_diagonal), rtol=0.1)
+
+
+VECTOR_IN_THE_DENSE_BLOCK = SHAPES["vector in the dense block, interaction first"]  # a dense block of 26
+
+
+def test_a_large_dense_block_with_a_vector_term_is_optimized_by_cobyqa_first(small_crossed, monkeypatch):
+    design = build_design(VECTOR_IN_THE_DENSE_BLOCK, small_crossed)
+    reference = fit_blocked(design)
+    monkeypatch.setattr(blocked, "DERIVATIVE_FREE_MIN_DENSE", 10)
+    fit = fit_blocked(design)
+    assert [a["optimizer"] for a in fit.attempts] == ["COBYQA"] and fit.converged
+    assert abs(fit.loglik - reference.loglik) < 1e-6
+
+
+def test_cobyqa_stopped_short_hands_over_to_the_gradient_optimizer(small_crossed, monkeypatch):
+    design = build_design(VECTOR_IN_THE_DENSE_BLOCK, small_crossed)
+    reference = fit_blocked(design)
     monkeypatch.setattr(blocked, "DERIVATIVE_FREE_MIN_DENSE", 10)
     monkeypatch.setattr(blocked, "COBYQA_OPTIONS", dict(maxfev=8))
-    fit = fit_blocked(build_design(PUPILS_CROSSED, pupils))
+    fit = fit_blocked(design)
     assert [a["optimizer"] for a in fit.attempts][:2] == ["COBYQA", "L-BFGS-B"]
     assert not fit.attempts[0]["converged"] and fit.converged
-    assert abs(fit.loglik - EXTENSIONS["pupils_crossed"]["logLik"]) < 1e-6
+    assert abs(fit.loglik - reference.loglik) < 1e-6

@@ -55,10 +55,11 @@ from lmmflow.factors import (
     sparse_columns,
 )
 from lmmflow.parameters import default_start, theta_lower_bounds, theta_to_covariances
-from lmmflow.reml import LOG_2PI, Solution
+from lmmflow.reml import GRADIENT_TOLERANCE, LOG_2PI, Solution
 from lmmflow.reml import _attempt as optimizer_attempt  # one record format for both engines
 from lmmflow.reml import _best as best_attempt
 from lmmflow.reml import optimize_theta as groups_last_optimizer
+from lmmflow.scalar_start import all_scalar, curvature_scales, moment_start
 
 # Largest dense Schur block (S, its inverse and two temporaries live at once): 400 MB each,
 # i.e. about 7,000 random effects after the first factor.
@@ -114,6 +115,7 @@ class BlockedREML:
             )
         self._fixed_statistics()
 
+    @single_thread()
     def _fixed_statistics(self) -> None:
         X, y = np.asarray(self.design.X, float), np.asarray(self.design.y, float)
         # y minus its OLS fit, as in lmmflow.reml: beta shifts by the OLS coefficients, and r2 is
@@ -201,7 +203,7 @@ class BlockedREML:
         if self.reml:
             deviance += 2.0 * np.log(np.diag(R)[:p]).sum()
         beta = linalg.solve_triangular(R[:p, :p], R[:p, p])  # relative to the OLS offset
-        pieces |= dict(U=U, W2=factor[:q2, q2:], F=R.T @ R, r2=r2, dof=dof, beta=beta, R=R)
+        pieces |= dict(factor=factor, U=U, W2=factor[:q2, q2:], F=R.T @ R, r2=r2, dof=dof, beta=beta, R=R)
         pieces |= dict(deviance=float(deviance), logdet=float(logdet))
         self._last = (theta.tobytes(), pieces)
         return pieces
@@ -256,7 +258,10 @@ class BlockedREML:
         first, c1 = self.factors[0], self.ZtXY1
         b2 = np.zeros((0, self.p + 1))
         if self.q2:
-            u2 = linalg.solve_triangular(f["U"], f["W2"], check_finite=False)  # U u2 = W2 = U^-T c
+            # U u2 = W2 = U^-T c, solved with the whole (contiguous) factor: [[U, W2], [0, R]] [u2; 0] = [W2; 0]
+            rhs = np.zeros((self.q2 + self.p + 1, self.p + 1), order="F")
+            rhs[: self.q2] = f["W2"]
+            u2 = linalg.solve_triangular(f["factor"], rhs, check_finite=False, overwrite_b=True)[: self.q2]
             b2 = lambda_rows(u2, self.rest, [lam.T for lam in f["lams"]], self.offsets)
             c1 = c1 - (self.G.T @ b2).reshape(first.n_levels, first.q, -1).transpose(1, 2, 0)
         return np.einsum("rcj,cmj->rmj", f["H"], c1), b2
@@ -316,10 +321,12 @@ class BlockedREML:
 
     @single_thread()
     def deviance_and_gradient(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
-        """Deviance and its gradient (see the module docstring for the formula)."""
+        """Deviance and its gradient (see the module docstring for the formula); kept with the factor."""
         theta = np.asarray(theta, float)
         singular = any(_is_singular(factor.lam(theta)) for factor in self.rest)
         f = self._factor(theta, keep_middle=singular)
+        if "gradient" in f:
+            return f["deviance"], f["gradient"].copy()
         inverse = self._inverse(f, whole=singular) if self.q2 else None
         b1, b2 = self._xy_modes(f)
         # V^-1 [X y] = [X y] - Z (modes of [X y]), and its per-level sums Z'V^-1 [X y] per factor.
@@ -341,6 +348,7 @@ class BlockedREML:
                 KX = KXY[:, : self.p]
                 terms -= 2.0 * np.einsum("rc,ral,ab,sbl->cs", lam, KX, F_inv, KX)[c, r]
             grad += np.bincount(factor.lambda_theta, terms, minlength=self.n_theta)
+        f["gradient"] = grad.copy()
         return f["deviance"], grad
 
     def _first_blocks(self, f: dict, inverse: dict | None) -> np.ndarray:
@@ -381,12 +389,40 @@ def _is_singular(lam: np.ndarray) -> bool:
 
 # Dense blocks from this size on make a gradient costly: it needs the inverse of the block (2/3 Q2^3
 # flops against the factorization's 1/3). On InstEval (Q2 = 1,142) an evaluation took 29 ms and
-# one with the gradient 108 ms; L-BFGS-B needed 23 of the latter (2.6 s), COBYQA 67 of the former.
+# one with the gradient 108 ms; L-BFGS-B from lme4's start needed 23 of the latter (2.6 s), COBYQA
+# 67 of the former. From ``scalar_start``'s start and in its scales L-BFGS-B needs 8.
 DERIVATIVE_FREE_MIN_DENSE = 500
 # COBYQA stops at this trust-region radius. On InstEval 1e-7 took 78 evaluations and left an
 # analytic gradient of 1e-4 (converged); 1e-5 took 67 but left 0.02, so that the convergence check
 # needed a Newton decrement (4 more gradients, more than the 11 evaluations saved).
 COBYQA_OPTIONS = dict(final_tr_radius=1e-7, maxfev=2000)
+# L-BFGS-B in scaled theta (``_first_attempt``): ``lmmflow.reml``'s settings but for its gradient
+# tolerance, set from the scales. On InstEval it saves the last of 9 gradients.
+SCALED_LBFGSB_OPTIONS = dict(maxiter=1000, ftol=1e-14, maxcor=20)
+
+
+def _first_attempt(model: BlockedREML, start: np.ndarray | None) -> dict:
+    """All-scalar designs: L-BFGS-B with the gradient in ``scalar_start``'s scales, from its start
+    unless ``start`` is given. Others: COBYQA from lme4's start (or ``start``)."""
+    clock = time.perf_counter()
+    if all_scalar(model):
+        start = moment_start(model) if start is None else np.asarray(start, float)
+        scale = curvature_scales(model, start)
+
+        def scaled(u: np.ndarray) -> tuple[float, np.ndarray]:
+            deviance, grad = model.deviance_and_gradient(u / scale)
+            return deviance, grad / scale
+
+        # Stop once the gradient in theta is surely below half the convergence check's tolerance.
+        options = SCALED_LBFGSB_OPTIONS | dict(gtol=GRADIENT_TOLERANCE / 2 / scale.max())
+        bounds = list(zip(model.lower_bounds * scale, [None] * model.n_theta))
+        result = optimize.minimize(scaled, start * scale, jac=True, method="L-BFGS-B", bounds=bounds, options=options)
+        result.x = result.x / scale  # as a rule the theta of its last evaluation, whose factor and gradient are kept
+        return optimizer_attempt("scaled L-BFGS-B", model, result, time.perf_counter() - clock)
+    start = default_start(model.sizes) if start is None else np.asarray(start, float)
+    bounds = optimize.Bounds(model.lower_bounds, np.full(model.n_theta, np.inf))
+    result = optimize.minimize(model.deviance, start, method="COBYQA", bounds=bounds, options=COBYQA_OPTIONS)
+    return optimizer_attempt("COBYQA", model, result, time.perf_counter() - clock)
 
 
 def optimize_theta(model: BlockedREML, start: np.ndarray | None = None) -> tuple[np.ndarray, list[dict]]:
@@ -394,18 +430,17 @@ def optimize_theta(model: BlockedREML, start: np.ndarray | None = None) -> tuple
 
     The groups-last engine's optimizer (L-BFGS-B with the analytic gradient, restarts off zeroed
     diagonals, Nelder-Mead when needed; ``lmmflow.reml.optimize_theta``), except that a large
-    dense block is first handed to SciPy's derivative-free COBYQA (Powell's successor of the
-    BOBYQA lme4 uses); its solution is checked with the analytic gradient, and the gradient
-    optimizer continues from it only when it did not converge.
+    dense block first gets ``_first_attempt``: L-BFGS-B from a moment estimate in scaled theta
+    when every term is scalar, else SciPy's derivative-free COBYQA (Powell's successor of the
+    BOBYQA lme4 uses). That solution is checked with the analytic gradient, and the groups-last
+    optimizer continues from it only when it did not converge or, after L-BFGS-B, when a
+    variance is at zero (where L-BFGS-B can stall: ``lmmflow.reml._escape_zero_diagonals``).
     """
     if model.q2 < DERIVATIVE_FREE_MIN_DENSE:
         return groups_last_optimizer(model, start)
-    start = default_start(model.sizes) if start is None else np.asarray(start, float)
-    bounds = optimize.Bounds(model.lower_bounds, np.full(model.n_theta, np.inf))
-    clock = time.perf_counter()
-    result = optimize.minimize(model.deviance, start, method="COBYQA", bounds=bounds, options=COBYQA_OPTIONS)
-    first = optimizer_attempt("COBYQA", model, result, time.perf_counter() - clock)
-    if first["converged"]:
+    first = _first_attempt(model, start)
+    stalled = all_scalar(model) and np.any(first["theta"] <= model.lower_bounds + 1e-8)
+    if first["converged"] and not stalled:
         return first["theta"], [first]
     _, more = groups_last_optimizer(model, first["theta"])
     attempts = [first, *more]
