@@ -64,6 +64,7 @@ def test_changing_a_formula_reruns_that_model_its_dependents_and_the_report(work
     assert dry_run_jobs(dry.stdout) == {
         ("fit_model", "model=ach_cat_re_3"),
         ("compare_models", "comparison=ach_cat_re"),
+        ("likelihood_ratio_test", "test=ach_cat_re"),
         ("focus_group", "focus=school10"),
         ("render_report", ""),
         ("all", ""),
