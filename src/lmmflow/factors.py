@@ -110,9 +110,11 @@ def per_level_products(factor: Factor, right: np.ndarray) -> np.ndarray:
 
 
 def _ragged_arange(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Concatenation of arange(starts[i], starts[i] + lengths[i])."""
+    """Concatenation of arange(starts[i], starts[i] + lengths[i]) in 32-bit integers: for at most
+    ``PAIR_PRODUCT_MAX_ENTRIES`` entries in all, every value and partial sum fits."""
     ends = np.cumsum(lengths)
-    return np.arange(ends[-1] if len(ends) else 0) + np.repeat(starts - (ends - lengths), lengths)
+    shifts = (starts - (ends - lengths)).astype(np.int32)
+    return np.arange(ends[-1] if len(ends) else 0, dtype=np.int32) + np.repeat(shifts, lengths)
 
 
 class PairProduct:
@@ -142,7 +144,7 @@ class PairProduct:
                 f"the crossing of the first grouping factor with the others needs {n_entries:,} pair "
                 f"products, above the {PAIR_PRODUCT_MAX_ENTRIES:,.0f} this engine allows"
             )
-        first = np.repeat(np.arange(len(row)), lengths)
+        first = np.repeat(np.arange(len(row), dtype=np.int32), lengths)  # indices into G's non-zeros
         second = _ragged_arange(level_start, lengths)
         position = row[first] * q2 + row[second]
         present = np.zeros(q2 * q2, dtype=bool)  # a mask, not np.unique: 100x faster here
@@ -151,13 +153,16 @@ class PairProduct:
         compact_row = np.cumsum(present, dtype=np.int32) - 1
         # Built column by column (no pair repeats a column's row): a CSC matrix from its arrays,
         # turned into CSR by one transposition, instead of SciPy's sort of (row, column) pairs.
-        column = (level[first] * q + effect[first]) * q + effect[second]  # sorted when q = 1
-        if q > 1:
-            order = np.argsort(column, kind="stable")
-            column, first, second, position = column[order], first[order], second[order], position[order]
         n_columns = n_levels * q * q
+        if q == 1:  # the pairs come level by level, and the level is the column
+            per_column = np.bincount(level, lengths, minlength=n_columns).astype(np.int64)
+        else:
+            column = (level[first] * q + effect[first]) * q + effect[second]
+            order = np.argsort(column, kind="stable")
+            first, second, position = first[order], second[order], position[order]
+            per_column = np.bincount(column, minlength=n_columns)
         by_column = sparse.csc_matrix(
-            (value[first] * value[second], compact_row[position], np.searchsorted(column, np.arange(n_columns + 1))),
+            (value[first] * value[second], compact_row[position], np.concatenate([[0], np.cumsum(per_column)])),
             shape=(len(self.positions), n_columns),
         )
         self.matrix = by_column.tocsr()
