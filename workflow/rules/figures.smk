@@ -1,66 +1,36 @@
 # Figures of the random-slopes chapter: PNG and SVG of each, byte-identical on reruns.
 
 
-rule figure_trajectories:
+# An observed setting's three figures in one job: each is milliseconds of drawing around the
+# same second of imports (matplotlib, pandas) and reads the same data and coefficients.
+rule setting_figures:
     input:
         unpack(get_shrinkage_setting_data),
+        coefficients="results/shrinkage/{setting}/coefficients.csv",
     output:
-        png=report(
+        trajectories_png=report(
             "results/figures/{setting}_trajectories.png",
             caption="../report/figure_trajectories.rst",
             category="Figures",
             subcategory="{setting}",
         ),
-        svg="results/figures/{setting}_trajectories.svg",
-    log:
-        "logs/figures/{setting}_trajectories.log",
-    wildcard_constraints:
-        setting=name_pattern(OBSERVED_SETTINGS),
-    conda:
-        "../envs/lmmflow.yaml"
-    params:
-        setting=lookup(dpath="{setting}", within=SHRINKAGE_SETTINGS),
-    script:
-        "../../scripts/figure_trajectories.py"
-
-
-rule figure_coefficient_densities:
-    input:
-        coefficients="results/shrinkage/{setting}/coefficients.csv",
-    output:
-        png=report(
+        trajectories_svg="results/figures/{setting}_trajectories.svg",
+        coefficient_densities_png=report(
             "results/figures/{setting}_coefficient_densities.png",
             caption="../report/figure_coefficient_densities.rst",
             category="Figures",
             subcategory="{setting}",
         ),
-        svg="results/figures/{setting}_coefficient_densities.svg",
-    log:
-        "logs/figures/{setting}_coefficient_densities.log",
-    wildcard_constraints:
-        setting=name_pattern(OBSERVED_SETTINGS),
-    conda:
-        "../envs/lmmflow.yaml"
-    params:
-        setting=lookup(dpath="{setting}", within=SHRINKAGE_SETTINGS),
-    script:
-        "../../scripts/figure_coefficient_densities.py"
-
-
-rule figure_effects:
-    input:
-        unpack(get_shrinkage_setting_data),
-        coefficients="results/shrinkage/{setting}/coefficients.csv",
-    output:
-        png=report(
+        coefficient_densities_svg="results/figures/{setting}_coefficient_densities.svg",
+        effects_png=report(
             "results/figures/{setting}_effects.png",
             caption="../report/figure_effects.rst",
             category="Figures",
             subcategory="{setting}",
         ),
-        svg="results/figures/{setting}_effects.svg",
+        effects_svg="results/figures/{setting}_effects.svg",
     log:
-        "logs/figures/{setting}_effects.log",
+        "logs/figures/{setting}.log",
     wildcard_constraints:
         setting=name_pattern(OBSERVED_SETTINGS),
     conda:
@@ -68,7 +38,7 @@ rule figure_effects:
     params:
         setting=lookup(dpath="{setting}", within=SHRINKAGE_SETTINGS),
     script:
-        "../../scripts/figure_effects.py"
+        "../../scripts/setting_figures.py"
 
 
 rule figure_shrinkage_settings:
