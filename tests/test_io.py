@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 from workflow_helpers import strict_json
@@ -46,3 +47,28 @@ def test_json_is_ascii_whatever_the_text(tmp_path):
     io.write_json({"level": "Müller"}, tmp_path / "fit.json")
     raw = (tmp_path / "fit.json").read_bytes()
     assert raw.isascii() and strict_json(raw.decode("ascii")) == {"level": "Müller"}
+
+
+def test_csv_floats_are_written_as_pandas_float_format_writes_them(tmp_path):
+    table = pd.DataFrame(
+        {
+            "name": ["a", "b,c", "", None, "e", "f"],
+            "x": [1.5, float("nan"), float("inf"), -float("inf"), -0.0, 1 / 3],
+            "n": [1, 2, 3, 4, 5, 6],
+            "small": np.array([1e-300, 2.5e-17, 123456789012345678.0, 0.1 + 0.2, -7.0, 1e16], dtype=float),
+            "single": np.array([0.1, 1 / 3, float("nan"), 2.0, -1.5, 3e38], dtype=np.float32),
+        }
+    )
+    table.columns = ["name", "x", "n", "small", "x"]  # a repeated name keeps its position
+    before = table.copy()
+    io.write_csv(table, tmp_path / "fast.csv")
+    table.to_csv(tmp_path / "pandas.csv", index=False, float_format=io.FLOAT_FORMAT, lineterminator="\n")
+    assert (tmp_path / "fast.csv").read_bytes() == (tmp_path / "pandas.csv").read_bytes()
+    pd.testing.assert_frame_equal(table, before)  # the caller's table is not changed
+
+
+def test_a_lone_missing_value_is_written_as_pandas_writes_it(tmp_path):
+    table = pd.DataFrame({"x": [float("nan"), 2.0]})
+    io.write_csv(table, tmp_path / "fast.csv")
+    table.to_csv(tmp_path / "pandas.csv", index=False, float_format=io.FLOAT_FORMAT, lineterminator="\n")
+    assert (tmp_path / "fast.csv").read_bytes() == (tmp_path / "pandas.csv").read_bytes()

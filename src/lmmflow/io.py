@@ -40,8 +40,25 @@ def atomic_path(path: str | os.PathLike):
 
 
 def write_csv(table: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Write ``table`` without its index, floats as FLOAT_FORMAT and missing values empty, atomically."""
     with atomic_path(path) as temporary:
-        table.to_csv(temporary, index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
+        _with_formatted_floats(table).to_csv(temporary, index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
+
+
+def _with_formatted_floats(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with its float columns already written as text, the same text as pandas'
+    ``float_format``: pandas formats a value through three Python calls, which made writing a
+    20,000-group model's tables (440,000 numbers) take a second."""
+    import numpy as np  # loaded with the table's pandas: no import cost for jobs writing JSON only
+
+    positions = [i for i, dtype in enumerate(table.dtypes) if isinstance(dtype, np.dtype) and dtype.kind == "f"]
+    if not positions:
+        return table
+    formatted = table.copy(deep=False)
+    for position in positions:
+        values = table.iloc[:, position].to_numpy().tolist()
+        formatted.isetitem(position, [FLOAT_FORMAT % value if value == value else "" for value in values])
+    return formatted
 
 
 def write_json(content: dict, path: str | os.PathLike) -> None:
