@@ -9,6 +9,7 @@ from conftest import CONFIG, MIRROR
 
 from lmmflow.prepare import (
     PrepareError,
+    _as_factor,
     check_finite,
     check_spec,
     list_columns,
@@ -327,3 +328,18 @@ def test_failed_dictionary_write_leaves_neither_file(tmp_path, raw_csv):
     with pytest.raises(TypeError):
         write(data, dictionary, tmp_path / "out")
     assert list((tmp_path / "out").iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("values", "levels", "labels"),
+    [
+        ([3, 1, 2, 1], ["1", "2", "3"], ["3", "1", "2", "1"]),
+        ([2.5, None, 10.0, 2.5], ["2.5", "10"], ["2.5", None, "10", "2.5"]),  # numeric, not text, order
+        ([True, False, True], ["FALSE", "TRUE"], ["TRUE", "FALSE", "TRUE"]),
+        ([1234567.0, -1.0, 0.1], ["-1", "0.1", "1234567"], ["1234567", "-1", "0.1"]),
+    ],
+)
+def test_numeric_factor_has_r_labels_in_numeric_order(values, levels, labels):
+    factor = _as_factor(pd.Series(values))
+    assert list(factor.categories) == levels
+    assert [None if pd.isna(label) else label for label in factor] == labels
