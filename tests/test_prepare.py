@@ -337,9 +337,12 @@ def test_failed_dictionary_write_leaves_neither_file(tmp_path, raw_csv):
         ([2.5, None, 10.0, 2.5], ["2.5", "10"], ["2.5", None, "10", "2.5"]),  # numeric, not text, order
         ([True, False, True], ["FALSE", "TRUE"], ["TRUE", "FALSE", "TRUE"]),
         ([1234567.0, -1.0, 0.1], ["-1", "0.1", "1234567"], ["1234567", "-1", "0.1"]),
+        (pd.Categorical(["b", "a", None, "b"], categories=["c", "b", "a"]), ["b", "a"], ["b", "a", None, "b"]),
+        (pd.Categorical([2, None, 10], categories=[10, 2, 5]), ["10", "2"], ["2", None, "10"]),
+        (["b", "a10", None, "a9"], ["a10", "a9", "b"], ["b", "a10", None, "a9"]),  # text: sorted as text
     ],
 )
-def test_numeric_factor_has_r_labels_in_numeric_order(values, levels, labels):
+def test_factor_has_r_labels_in_r_order(values, levels, labels):
     factor = _as_factor(pd.Series(values))
     assert list(factor.categories) == levels
     assert [None if pd.isna(label) else label for label in factor] == labels

@@ -97,7 +97,7 @@ class BlockedREML:
     """
 
     def __init__(self, design: Design, reml: bool = True):
-        self.design, self.reml, self.n_evaluations = design, reml, 0
+        self.design, self.reml = design, reml
         self._last: tuple[bytes, dict] | None = None  # the last factor (``_factor``) and its theta
         self.sizes = [block.n_effects for block in design.blocks]
         self.lower_bounds = theta_lower_bounds(self.sizes)  # one per theta entry
@@ -165,7 +165,6 @@ class BlockedREML:
         if self._last is not None and self._last[0] == theta.tobytes():
             if not keep_middle or "middle" in self._last[1]:
                 return self._last[1]
-        self.n_evaluations += 1
         first, p, q2 = self.factors[0], self.p, self.q2
         lam1 = first.lam(theta)
         A11 = np.einsum("rlj,lc->rcj", np.einsum("kr,klj->rlj", lam1, self.ZtZ1), lam1)

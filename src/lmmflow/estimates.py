@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from lmmflow.parameters import covariances_to_theta
+
 
 @dataclass
 class Estimates:
@@ -40,6 +42,11 @@ class Estimates:
     reml: bool = True
     verification: str | None = None
     verification_loglik: float | None = None
+
+    def lme4_theta(self) -> np.ndarray:
+        """lme4's theta at this solution: as the path optimized it, or derived from ``covariances``
+        and ``sigma2`` where the path reports no theta (statsmodels)."""
+        return covariances_to_theta(self.covariances, self.sigma2) if self.theta is None else self.theta
 
     @property
     def verification_difference(self) -> float | None:

@@ -33,7 +33,6 @@ from lmmflow.design import Design, build_design
 from lmmflow.direct import sparse_lu_deviance
 from lmmflow.engines import fit_profiled, profiled_criterion
 from lmmflow.estimates import Estimates
-from lmmflow.parameters import covariances_to_theta
 from lmmflow.predict import fitted_values
 from lmmflow.solution import solution_of, write_solution
 
@@ -92,7 +91,7 @@ def reevaluate(design: Design, fit: Estimates, verifier: str) -> float:
             return statsmodels_loglike(design, fit)
         except UnsupportedByStatsmodels as reason:
             raise CannotVerify(str(reason)) from None
-    theta = covariances_to_theta(fit.covariances, fit.sigma2) if fit.theta is None else fit.theta
+    theta = fit.lme4_theta()
     if verifier == "sparse LU":
         return -sparse_lu_deviance(design, theta, reml=fit.reml) / 2.0
     try:

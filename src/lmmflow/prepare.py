@@ -18,7 +18,7 @@ from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
 from lmmflow.acquire import sha256_of
 from lmmflow.io import atomic_path, json_text
-from lmmflow.labels import r_label
+from lmmflow.labels import r_label, single_factor
 
 R_SUFFIXES = (".rdata", ".rda")
 SUPPORTED_SUFFIXES = (*R_SUFFIXES, ".rds", ".csv", ".parquet")
@@ -269,18 +269,15 @@ def _labels(values: pd.Series) -> pd.Series:
 def _as_factor(values: pd.Series) -> pd.Categorical:
     """Categorical with R's labels: existing level order kept, numbers in numeric order,
     text in sorted order; unused levels dropped."""
-    if isinstance(values.dtype, pd.CategoricalDtype):
-        order = [r_label(level) for level in values.cat.remove_unused_categories().cat.categories]
-    elif is_numeric_dtype(values.dtype):
-        # labelled once per level, not per row: a 20,000-student ID column has 120,000 rows
+    if isinstance(values.dtype, pd.CategoricalDtype) or is_numeric_dtype(values.dtype):
+        # labelled once per level, not per row (lmmflow.labels): an ID column has many rows
         present = values.notna().to_numpy()
-        levels, codes = np.unique(values.to_numpy()[present], return_inverse=True)
-        all_codes = np.full(len(values), -1, dtype=np.int64)
-        all_codes[present] = codes
-        return pd.Categorical.from_codes(all_codes, categories=[r_label(level) for level in levels])
-    else:
-        order = sorted(_labels(values).dropna().unique())
-    return pd.Categorical(_labels(values), categories=order)
+        present_codes, levels = single_factor(values[present])
+        codes = np.full(len(values), -1, dtype=np.int64)
+        codes[present] = present_codes
+        return pd.Categorical.from_codes(codes, categories=levels)
+    labels = _labels(values)
+    return pd.Categorical(labels, categories=sorted(labels.dropna().unique()))
 
 
 def _recode_lookup(levels: dict, key: str) -> dict[str, str]:

@@ -169,7 +169,6 @@ class ProfiledREML:
         self.n_theta = sum(block_theta_size(q) for q in self.sizes)
         self.lower_bounds = theta_lower_bounds(self.sizes)
         self.layout = build_layout(design)
-        self.n_evaluations = 0
         self._sufficient_statistics()
 
     @property
@@ -221,7 +220,6 @@ class ProfiledREML:
 
     def _factor(self, theta: np.ndarray) -> dict:
         """Cholesky factors and the profiled quantities at theta."""
-        self.n_evaluations += 1
         d, p = self.layout.size, self.p
         lam = self.local_lambda(theta)
         G = self.G

@@ -32,7 +32,6 @@ from lmmflow.criterion import Criterion
 from lmmflow.design import Design
 from lmmflow.engines import criterion_of_path
 from lmmflow.estimates import Estimates
-from lmmflow.parameters import covariances_to_theta
 
 # lmerTest's threshold below which an eigenvalue of H counts as zero (not inverted).
 EIGENVALUE_TOLERANCE = 1e-8
@@ -198,13 +197,13 @@ def fixed_effect_tests(design: Design, fit: Estimates, criterion: Criterion | No
     """Per fixed effect: ``term``, Satterthwaite ``df``, ``p_value`` (two-sided t test on df) and
     ``p_value_z`` (two-sided Wald z test), rows in ``design.fixed_names`` order.
 
-    Evaluated at the fit's own solution whichever path produced it: theta is derived from the
-    fit's covariances and residual variance, so a statsmodels fit is tested at its own optimum.
+    Evaluated at the fit's own solution whichever path produced it (``Estimates.lme4_theta``), so a
+    statsmodels fit is tested at its own optimum.
     ``criterion`` defaults to the fitting engine's (``engines.criterion_of_path``). ``table.attrs["warnings"]``
     lists lmerTest's warnings about the deviance's Hessian.
     """
     criterion = criterion_of_path(design, fit.reml, fit.path) if criterion is None else criterion
-    theta = covariances_to_theta(fit.covariances, fit.sigma2) if fit.theta is None else fit.theta
+    theta = fit.lme4_theta()
     result = satterthwaite(criterion, theta, float(np.sqrt(fit.sigma2)))
     df = result.coefficient_df()
     t = np.asarray(fit.beta) / np.sqrt(np.diag(fit.beta_cov))

@@ -25,7 +25,7 @@ from lmmflow import io
 from lmmflow.design import Design, build_design
 from lmmflow.engines import criterion_of_path
 from lmmflow.estimates import Estimates
-from lmmflow.parameters import covariances_to_theta, theta_to_covariances
+from lmmflow.parameters import theta_to_covariances
 
 # How far the criterion recomputed at theta may be from the stored one: the fit's own path
 # reproduces it exactly; a statsmodels fit, whose theta is recovered from its covariances, to ~1e-8.
@@ -53,7 +53,7 @@ class FitSolution:
 
 def solution_of(fit: Estimates) -> FitSolution:
     """The solution of a fit; a path that does not report theta (statsmodels) gets it from its covariances."""
-    theta = covariances_to_theta(fit.covariances, fit.sigma2) if fit.theta is None else fit.theta
+    theta = fit.lme4_theta()
     return FitSolution(
         theta=np.asarray(theta, dtype=float),
         beta=np.asarray(fit.beta, dtype=float),
