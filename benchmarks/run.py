@@ -14,6 +14,10 @@ Prints one markdown report and writes it to benchmarks/results/latest.md. Sectio
    in a fresh directory (fetch, prepare, fit). Beside each: issue 11's figures before the
    per-job overhead work and its acceptance targets. With --repeat N the clean run (each in a
    fresh directory), its no-op rerun and the user model run N times: best and spread.
+   Snakemake's floor: `snakemake --version`, and a trivial workflow with as many Python script
+   jobs as the clean run, each writing a one-row table and importing nothing or only pandas,
+   clean with --cores 2 and its no-op rerun (N times with --repeat): the least any workflow of
+   that many jobs takes on this machine.
    Per rule, import vs work: a second clean run of the same target, one job at a time
    (--cores 1), under Python's import-time profile (PYTHONPROFILEIMPORTTIME). A job's imports
    are the top-level cumulative import times of its Python process (start-up, Snakemake's
@@ -104,14 +108,20 @@ def snakemake_command(workdir: Path, mirror: Path | None, *args: str, cores: int
 
 def snakemake(workdir: Path, mirror: Path | None, *args: str) -> tuple[float, int, str]:
     """Seconds, number of jobs run (rule `all` not counted) and the printed output of one run."""
+    seconds, printed = timed_run(snakemake_command(workdir, mirror, *args))
+    jobs = len(re.findall(r"^\s*(?:local)?(?:rule|checkpoint) (?!all\b)\w+:", printed, flags=re.M))
+    return seconds, jobs, printed
+
+
+def timed_run(command: list[str]) -> tuple[float, str]:
+    """Wall seconds and printed output of ``command``, which must succeed."""
     clock = time.perf_counter()
-    result = subprocess.run(snakemake_command(workdir, mirror, *args), capture_output=True, text=True)
+    result = subprocess.run(command, capture_output=True, text=True)
     seconds = time.perf_counter() - clock
     printed = result.stdout + result.stderr
     if result.returncode != 0:
-        raise RuntimeError(f"snakemake {' '.join(args)} failed in {workdir}:\n{printed[-3000:]}")
-    jobs = len(re.findall(r"^\s*(?:local)?(?:rule|checkpoint) (?!all\b)\w+:", printed, flags=re.M))
-    return seconds, jobs, printed
+        raise RuntimeError(f"{' '.join(command)} failed:\n{printed[-3000:]}")
+    return seconds, printed
 
 
 def fresh_workdir(path: Path) -> Path:
@@ -178,7 +188,65 @@ def user_model_run(workdir: Path, students: int) -> tuple[float, int]:
     return seconds, jobs
 
 
-# --- 1b. per rule: import vs work seconds --------------------------------------------------------
+# --- 1b. Snakemake's floor: a trivial workflow with as many jobs ----------------------------------
+
+FLOOR_SNAKEFILE = """\
+rule all:
+    input:
+        expand("out/{job}.csv", job=range(int(config["jobs"]))),
+
+
+rule job:
+    output:
+        "out/{job}.csv",
+    log:
+        "logs/{job}.log",
+    script:
+        "job.py"
+"""
+FLOOR_SCRIPTS = {  # what a job imports -> its script: the least a job writing a table does
+    "nothing": 'open(snakemake.output[0], "w").write("a\\n1\\n")\n',
+    "pandas": 'import pandas\n\npandas.DataFrame({"a": [1]}).to_csv(snakemake.output[0], index=False)\n',
+}
+
+
+def floor_section(scratch: Path, jobs: int, repeats: int) -> list[dict]:
+    """What Snakemake itself costs on this machine, beside which the workflow's runs are read:
+    `snakemake --version`, then a trivial workflow of ``jobs`` Python script jobs (as many as the
+    workflow's clean run) importing nothing or only pandas, clean with --cores 2, and its no-op
+    rerun; each ``repeats`` times, every clean run in a fresh directory."""
+    rows = [{"run": "`snakemake --version`", "seconds": [], "jobs": 0}]
+    for _ in range(repeats):
+        rows[0]["seconds"].append(timed_run(["snakemake", "--version"])[0])
+    noop = []
+    for imports, script in FLOOR_SCRIPTS.items():
+        clean = []
+        for attempt in range(repeats):
+            workdir = scratch / f"floor_{imports}_{attempt}"
+            workdir.mkdir()
+            (workdir / "Snakefile").write_text(FLOOR_SNAKEFILE)
+            (workdir / "job.py").write_text(script)
+            snakefile = str(workdir / "Snakefile")
+            command = [
+                "snakemake",
+                "--snakefile",
+                snakefile,
+                "--directory",
+                str(workdir),
+                "--cores",
+                "2",
+                "--config",
+                f"jobs={jobs}",
+            ]
+            clean.append(timed_run(command)[0])
+            if imports == "nothing":
+                noop.append(timed_run(command)[0])
+        rows.append({"run": f"clean, jobs importing {imports}", "seconds": clean, "jobs": jobs})
+    rows.append({"run": "no-op rerun", "seconds": noop, "jobs": 0})
+    return rows
+
+
+# --- 1c. per rule: import vs work seconds --------------------------------------------------------
 
 JOB_HEADER = re.compile(r"^\s*(?:local)?rule (\w+):$")
 IMPORT_PROFILE_HEADER = "import time: self [us] | cumulative | imported package"
@@ -620,7 +688,7 @@ def rule_profile_lines(rows: list[dict]) -> list[str]:
     return lines + table(["rule", "jobs", "s per job", "imports s", "work s", "largest imports (s)"], body) + [""]
 
 
-def report(args, workflow_rows, model_rows, scaling_rows, exponents, rule_rows=(), insteval=None) -> str:
+def report(args, workflow_rows, floor_rows, model_rows, scaling_rows, exponents, rule_rows=(), insteval=None) -> str:
     import numpy
     import scipy
     import statsmodels
@@ -638,6 +706,20 @@ def report(args, workflow_rows, model_rows, scaling_rows, exponents, rule_rows=(
         lines += table(
             ["run", "seconds (best)", "spread", "jobs", "issue 11: before", "target / note"],
             [[r["run"], min(r["seconds"]), spread(r["seconds"]), r["jobs"], *r["issue"]] for r in workflow_rows],
+        )
+        lines += [""]
+    if floor_rows:
+        lines += [
+            "## Snakemake's floor (a trivial workflow with as many jobs, `--cores 2`)",
+            "",
+            "The same Snakemake and Python on a Snakefile of one rule whose Python script jobs write a "
+            "one-row table, importing nothing or only pandas: what no workflow of that many jobs "
+            "can run below here, whatever its jobs compute.",
+            "",
+        ]
+        lines += table(
+            ["run", "seconds (best)", "spread", "jobs"],
+            [[r["run"], min(r["seconds"]), spread(r["seconds"]), r["jobs"]] for r in floor_rows],
         )
         lines += [""]
     if rule_rows:
@@ -780,12 +862,14 @@ def main() -> None:
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     scratch = Path(tempfile.mkdtemp(prefix="lmmflow-bench-"))
     try:
-        workflow_rows, workdir, rule_rows = [], None, []
+        workflow_rows, floor_rows, workdir, rule_rows = [], [], None, []
         if "workflow" not in args.skip:
             print("workflow ...", file=sys.stderr, flush=True)
             targets = QUICK_TARGETS if args.quick else []
             students = QUICK_USER_MODEL_STUDENTS if args.quick else USER_MODEL_STUDENTS
             workflow_rows, workdir = workflow_section(scratch, mirror, targets, students, args.repeat)
+            print("Snakemake's floor ...", file=sys.stderr, flush=True)
+            floor_rows = floor_section(scratch, workflow_rows[0]["jobs"], args.repeat)
             print("per rule: import vs work ...", file=sys.stderr, flush=True)
             rule_rows = rule_profile_section(scratch, mirror, targets)
         model_rows = []
@@ -809,7 +893,7 @@ def main() -> None:
             print(f"scratch directory kept: {scratch}", file=sys.stderr)
         else:
             shutil.rmtree(scratch, ignore_errors=True)
-    text = report(args, workflow_rows, model_rows, scaling_rows, exponents, rule_rows, insteval)
+    text = report(args, workflow_rows, floor_rows, model_rows, scaling_rows, exponents, rule_rows, insteval)
     print(text)
     from lmmflow.io import atomic_path
 
