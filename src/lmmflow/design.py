@@ -60,7 +60,7 @@ class RandomBlock:
 class Design:
     """``rows`` are the positions in the source data of the rows used (complete cases).
 
-    ``dropped_fixed`` are the fixed-effect columns dropped as aliased (``drop_aliased``), as lme4
+    ``dropped_fixed`` are the fixed-effect columns dropped as aliased (``lme4_rank_columns``), as lme4
     drops them from a rank-deficient model matrix.
 
     ``group_var``, ``group_codes`` (per row) and ``group_levels`` describe the top-level factor
