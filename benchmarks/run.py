@@ -27,8 +27,8 @@ Prints one markdown report and writes it to benchmarks/results/latest.md. Sectio
    Snakemake's job set-up). The profile itself adds a few percent to the imports.
 2. Configured models: the fit job's wall time (the workflow's results/benchmarks/fit/<model>.tsv,
    Python start-up included) and in-process seconds of lmmflow.fit.fit_model (engine fit plus
-   the independent check), lmmflow.engines.fit_profiled (the engine alone),
-   lmmflow.smfit.fit_statsmodels (robust: several optimizers) and statsmodels' default single
+   the independent check), lmmflow.engine.choice.fit_profiled (the engine alone),
+   lmmflow.verify.statsmodels_fit.fit_statsmodels (robust: several optimizers) and statsmodels' default single
    fit, each with its REML logLik (statsmodels: "–" for crossed models, which it cannot express).
 3. Scaling: the GPA random-slope model on data simulated with the chapter's estimates, 6
    occasions per student; each fit in a fresh subprocess (its own peak RSS). A path is skipped
@@ -42,7 +42,7 @@ Prints one markdown report and writes it to benchmarks/results/latest.md. Sectio
    express crossed factors only as variance components of one all-data group: it is fitted on
    1% and 2% of the students and its full-size time predicted (a lower bound: linear in rows).
 Timings are of one run each (but InstEval's fit), on whatever machine runs this: read them as orders of magnitude.
-No test fails on a timing; tests/test_benchmarks.py only runs --quick as a smoke test.
+No test fails on a timing; tests/workflow/test_benchmarks.py only runs --quick as a smoke test.
 """
 
 from __future__ import annotations
@@ -76,8 +76,8 @@ GPA_TRUTH = dict(
 SIZES = [200, 2_000, 20_000, 125_000]
 QUICK_SIZES = [200, 2_000]
 PATHS = {  # scaling: path -> what runs in the child
-    "fast": "lmmflow.reml.fit_reml",
-    "robust": "lmmflow.smfit.fit_statsmodels",
+    "fast": "lmmflow.engine.groups_last.fit_reml",
+    "robust": "lmmflow.verify.statsmodels_fit.fit_statsmodels",
     "default": "statsmodels MixedLM.fit(reml=True)",
 }
 # Issue 11: the figures on this machine before the per-job overhead work, and its acceptance targets.
@@ -174,7 +174,7 @@ def workflow_section(
 def user_model_run(workdir: Path, students: int) -> tuple[float, int]:
     """Seconds and jobs of a user's `snakemake` call for one model's fit.json: the GPA random-slope
     model on simulated students (6 occasions each) in a CSV file of their own (a `path:` source)."""
-    from lmmflow.simulate import simulate_random_slopes
+    from lmmflow.data.simulate import simulate_random_slopes
 
     workdir.mkdir()
     data = simulate_random_slopes(students, 6, **GPA_TRUTH, rng=np.random.default_rng(20261127))
@@ -343,8 +343,8 @@ def job_seconds(workdir: Path, since: float) -> dict[str, list[float]]:
 
 def prepared_datasets(config: dict, mirror: Path | None, workdir: Path | None) -> dict:
     """The workflow's prepared tables if it ran, else prepared here from the mirror."""
-    from lmmflow.acquire import raw_file_name
-    from lmmflow.prepare import prepare_dataset, read_prepared
+    from lmmflow.data.acquire import raw_file_name
+    from lmmflow.data.prepare import prepare_dataset, read_prepared
 
     data = {}
     for name, spec in config["datasets"].items():
@@ -358,7 +358,7 @@ def prepared_datasets(config: dict, mirror: Path | None, workdir: Path | None) -
 
 def statsmodels_default(design):
     """statsmodels' own single fit (its default optimizer chain), REML."""
-    from lmmflow.smfit import to_mixedlm
+    from lmmflow.verify.statsmodels_fit import to_mixedlm
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -373,10 +373,10 @@ def timed(function, *args):
 
 
 def model_section(config: dict, models: list[str], data: dict, workdir: Path | None) -> list[dict]:
-    from lmmflow.design import build_design
-    from lmmflow.engines import fit_profiled
+    from lmmflow.engine.choice import fit_profiled
     from lmmflow.fit import fit_model
-    from lmmflow.smfit import UnsupportedByStatsmodels, fit_statsmodels
+    from lmmflow.model.design import build_design
+    from lmmflow.verify.statsmodels_fit import UnsupportedByStatsmodels, fit_statsmodels
 
     rows = []
     for model in models:
@@ -426,18 +426,18 @@ def model_section(config: dict, models: list[str], data: dict, workdir: Path | N
 
 def scaling_child(n_groups: int, path: str) -> None:
     """Run in a fresh process: simulate, build the design, fit by `path`; print one JSON line."""
-    from lmmflow.design import build_design
-    from lmmflow.simulate import simulate_random_slopes
+    from lmmflow.data.simulate import simulate_random_slopes
+    from lmmflow.model.design import build_design
 
     data = simulate_random_slopes(n_groups, 6, **GPA_TRUTH, rng=np.random.default_rng(20240500 + n_groups))
     build_s, design = timed(build_design, GPA_FORMULA, data)
     if path == "fast":
-        from lmmflow.reml import fit_reml
+        from lmmflow.engine.groups_last import fit_reml
 
         fit_s, fit = timed(fit_reml, design)
         loglik, converged = fit.loglik, fit.converged
     elif path == "robust":
-        from lmmflow.smfit import fit_statsmodels
+        from lmmflow.verify.statsmodels_fit import fit_statsmodels
 
         fit_s, fit = timed(fit_statsmodels, design)
         loglik, converged = fit.loglik, fit.converged
@@ -527,9 +527,9 @@ def insteval_data(mirror: Path):
 def insteval_child(mirror: Path) -> None:
     """Fresh process: the design, the engine's fit (conditional SDs included) INSTEVAL_FITS times,
     its verification, and the load average (the machine's other work slows every timing)."""
-    from lmmflow.design import build_design
-    from lmmflow.engines import fit_profiled
+    from lmmflow.engine.choice import fit_profiled
     from lmmflow.fit import reevaluate
+    from lmmflow.model.design import build_design
 
     load_before = os.getloadavg()[0]
     data = insteval_data(mirror)
@@ -630,7 +630,7 @@ def insteval_lines(result: dict) -> list[str]:
         return lines + [f"lmmflow failed: {ours['error']}", ""]
     reference = lme4.get("logLik", math.nan)
     rows = [
-        ["design (lmmflow.design.build_design)", ours["design_s"], "–", "–", "–"],
+        ["design (lmmflow.model.design.build_design)", ours["design_s"], "–", "–", "–"],
         [
             f"fit: {ours['path']} engine, {ours['optimizers']}, {ours['evaluations']} evaluations, conditional SDs "
             f"included; load {ours['load'][0]:.1f} to {ours['load'][1]:.1f}"
@@ -775,8 +775,8 @@ def report(args, workflow_rows, floor_rows, model_rows, scaling_rows, exponents,
             f"## Scaling: `{GPA_FORMULA}`, simulated, 6 occasions per student",
             "",
             "Each fit in a fresh process; peak MB is that process's maximum RSS (Python, numpy, "
-            "statsmodels and the data included). fast = lmmflow.reml.fit_reml, robust = "
-            "lmmflow.smfit.fit_statsmodels, default = statsmodels' single fit. optimum: logLik within "
+            "statsmodels and the data included). fast = lmmflow.engine.groups_last.fit_reml, robust = "
+            "lmmflow.verify.statsmodels_fit.fit_statsmodels, default = statsmodels' single fit. optimum: logLik within "
             f"{SAME_OPTIMUM:g} of the best over the paths run at that size.",
             "",
         ]
@@ -895,7 +895,7 @@ def main() -> None:
             shutil.rmtree(scratch, ignore_errors=True)
     text = report(args, workflow_rows, floor_rows, model_rows, scaling_rows, exponents, rule_rows, insteval)
     print(text)
-    from lmmflow.io import atomic_path
+    from lmmflow.outputs.io import atomic_path
 
     with atomic_path(args.output) as temporary:
         temporary.write_text(text)

@@ -3,11 +3,11 @@ column from its fit's solution (no data, no fitting)."""
 
 import pandas as pd
 
-from lmmflow import io
-from lmmflow.bootstrap import aggregate_bootstrap
-from lmmflow.parameters import parameter_values
-from lmmflow.scripting import send_stderr_to_log
-from lmmflow.solution import read_solution
+from lmmflow.engine.parameters import parameter_values
+from lmmflow.inference.bootstrap import aggregate_bootstrap
+from lmmflow.outputs import io
+from lmmflow.outputs.solution import read_solution
+from lmmflow.pipeline.scripting import send_stderr_to_log
 
 send_stderr_to_log(snakemake.log[0])
 

@@ -3,11 +3,11 @@ simulated from its fit's solution."""
 
 import sys
 
-from lmmflow import io
-from lmmflow.bootstrap import bootstrap_chunk
-from lmmflow.prepare import read_prepared
-from lmmflow.scripting import send_stderr_to_log
-from lmmflow.solution import read_fit
+from lmmflow.data.prepare import read_prepared
+from lmmflow.inference.bootstrap import bootstrap_chunk
+from lmmflow.outputs import io
+from lmmflow.outputs.solution import read_fit
+from lmmflow.pipeline.scripting import send_stderr_to_log
 
 send_stderr_to_log(snakemake.log[0])
 

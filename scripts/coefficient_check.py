@@ -2,9 +2,9 @@
 
 import pandas as pd
 
-from lmmflow import io
-from lmmflow.extract import coefficient_check
-from lmmflow.scripting import send_stderr_to_log
+from lmmflow.outputs import io
+from lmmflow.outputs.tables import coefficient_check
+from lmmflow.pipeline.scripting import send_stderr_to_log
 
 send_stderr_to_log(snakemake.log[0])
 

@@ -4,9 +4,9 @@ fixed effects differ); the verdict (preferred model, ties, the runner-up) under 
 import json
 from pathlib import Path
 
-from lmmflow import io
-from lmmflow.compare import compare_models, needs_ml, verdicts
-from lmmflow.scripting import send_stderr_to_log
+from lmmflow.inference.comparison import compare_models, needs_ml, verdicts
+from lmmflow.outputs import io
+from lmmflow.pipeline.scripting import send_stderr_to_log
 
 send_stderr_to_log(snakemake.log[0])
 
@@ -14,8 +14,8 @@ models = snakemake.params.models
 summaries = {Path(path).parent.name: json.loads(Path(path).read_text()) for path in snakemake.input.fits}
 ml_criteria = None
 if needs_ml(summaries):  # the fitting stack is imported only then
-    from lmmflow.lrt import ml_criteria_of, ml_fits
-    from lmmflow.prepare import read_prepared
+    from lmmflow.data.prepare import read_prepared
+    from lmmflow.inference.likelihood_ratio import ml_criteria_of, ml_fits
 
     data = read_prepared(snakemake.input.data, snakemake.input.schema)
     dataset = next(iter(models.values()))["dataset"]

@@ -2,8 +2,8 @@
 
 import sys
 
-from lmmflow.acquire import fetch
-from lmmflow.scripting import send_stderr_to_log
+from lmmflow.data.acquire import fetch
+from lmmflow.pipeline.scripting import send_stderr_to_log
 
 send_stderr_to_log(snakemake.log[0])
 

@@ -1,8 +1,8 @@
 """Snakemake script: scatter plot of a response on a predictor."""
 
-from lmmflow import figures
-from lmmflow.prepare import read_prepared
-from lmmflow.scripting import send_stderr_to_log
+from lmmflow.data.prepare import read_prepared
+from lmmflow.outputs import figures
+from lmmflow.pipeline.scripting import send_stderr_to_log
 
 send_stderr_to_log(snakemake.log[0])
 

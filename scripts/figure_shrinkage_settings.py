@@ -1,8 +1,8 @@
 """Snakemake script: mixed vs separate coefficient densities in every shrinkage setting."""
 
-from lmmflow import figures
-from lmmflow.scripting import send_stderr_to_log
-from lmmflow.shrinkage import read_coefficients
+from lmmflow.inference.shrinkage import read_coefficients
+from lmmflow.outputs import figures
+from lmmflow.pipeline.scripting import send_stderr_to_log
 
 send_stderr_to_log(snakemake.log[0])
 

@@ -1,8 +1,8 @@
 """Fit one configured model and write its fit.json, attempts.csv, tables and fitted values."""
 
+from lmmflow.data.prepare import read_prepared
 from lmmflow.fit import fit_and_write
-from lmmflow.prepare import read_prepared
-from lmmflow.scripting import send_stderr_to_log
+from lmmflow.pipeline.scripting import send_stderr_to_log
 
 send_stderr_to_log(snakemake.log[0])
 

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from lmmflow import io
-from lmmflow.predict import group_predictions, group_random_effects
-from lmmflow.prepare import read_prepared
-from lmmflow.scripting import send_stderr_to_log
+from lmmflow.data.prepare import read_prepared
+from lmmflow.outputs import io
+from lmmflow.outputs.predictions import group_predictions, group_random_effects
+from lmmflow.pipeline.scripting import send_stderr_to_log
 
 send_stderr_to_log(snakemake.log[0])
 

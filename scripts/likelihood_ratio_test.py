@@ -1,9 +1,9 @@
 """Likelihood-ratio test of one configured set of models, as lme4's anova() (ML refits)."""
 
-from lmmflow import io
-from lmmflow.lrt import likelihood_ratio_test, ml_fits
-from lmmflow.prepare import read_prepared
-from lmmflow.scripting import send_stderr_to_log
+from lmmflow.data.prepare import read_prepared
+from lmmflow.inference.likelihood_ratio import likelihood_ratio_test, ml_fits
+from lmmflow.outputs import io
+from lmmflow.pipeline.scripting import send_stderr_to_log
 
 send_stderr_to_log(snakemake.log[0])
 

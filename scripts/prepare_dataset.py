@@ -2,8 +2,8 @@
 
 import sys
 
-from lmmflow.prepare import prepare_dataset, write_prepared
-from lmmflow.scripting import send_stderr_to_log
+from lmmflow.data.prepare import prepare_dataset, write_prepared
+from lmmflow.pipeline.scripting import send_stderr_to_log
 
 send_stderr_to_log(snakemake.log[0])
 

@@ -2,11 +2,11 @@
 
 import sys
 
-from lmmflow import io
-from lmmflow.prepare import read_prepared
-from lmmflow.profile import profile_intervals
-from lmmflow.scripting import send_stderr_to_log
-from lmmflow.solution import read_fit
+from lmmflow.data.prepare import read_prepared
+from lmmflow.inference.profile_intervals import profile_intervals
+from lmmflow.outputs import io
+from lmmflow.outputs.solution import read_fit
+from lmmflow.pipeline.scripting import send_stderr_to_log
 
 send_stderr_to_log(snakemake.log[0])
 

@@ -2,10 +2,10 @@
 highlighted), the densities of its per-group coefficients (mixed model vs separate regressions),
 and the population line with the per-group mixed-model and OLS lines."""
 
-from lmmflow import figures
-from lmmflow.prepare import read_prepared
-from lmmflow.scripting import send_stderr_to_log
-from lmmflow.shrinkage import population_line, read_coefficients, setting_variables
+from lmmflow.data.prepare import read_prepared
+from lmmflow.inference.shrinkage import population_line, read_coefficients, setting_variables
+from lmmflow.outputs import figures
+from lmmflow.pipeline.scripting import send_stderr_to_log
 
 send_stderr_to_log(snakemake.log[0])
 

@@ -2,9 +2,9 @@
 
 import sys
 
-from lmmflow import io
-from lmmflow.scripting import send_stderr_to_log
-from lmmflow.shrinkage import observed_tables, read_coefficients
+from lmmflow.inference.shrinkage import observed_tables, read_coefficients
+from lmmflow.outputs import io
+from lmmflow.pipeline.scripting import send_stderr_to_log
 
 send_stderr_to_log(snakemake.log[0])
 

@@ -2,10 +2,10 @@
 
 import sys
 
-from lmmflow import io
-from lmmflow.prepare import read_prepared
-from lmmflow.scripting import send_stderr_to_log
-from lmmflow.shrinkage import run_setting, setting_data
+from lmmflow.data.prepare import read_prepared
+from lmmflow.inference.shrinkage import run_setting, setting_data
+from lmmflow.outputs import io
+from lmmflow.pipeline.scripting import send_stderr_to_log
 
 send_stderr_to_log(snakemake.log[0])
 

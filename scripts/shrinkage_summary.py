@@ -4,9 +4,9 @@ import sys
 
 import pandas as pd
 
-from lmmflow import io
-from lmmflow.scripting import send_stderr_to_log
-from lmmflow.shrinkage import read_coefficients, summarize_settings
+from lmmflow.inference.shrinkage import read_coefficients, summarize_settings
+from lmmflow.outputs import io
+from lmmflow.pipeline.scripting import send_stderr_to_log
 
 send_stderr_to_log(snakemake.log[0])
 

@@ -2,9 +2,9 @@
 
 import sys
 
-from lmmflow.prepare import data_dictionary, write_prepared
-from lmmflow.scripting import send_stderr_to_log
-from lmmflow.simulate import simulate_dataset
+from lmmflow.data.prepare import data_dictionary, write_prepared
+from lmmflow.data.simulate import simulate_dataset
+from lmmflow.pipeline.scripting import send_stderr_to_log
 
 send_stderr_to_log(snakemake.log[0])
 
@@ -12,7 +12,7 @@ dataset = snakemake.wildcards.dataset
 spec = snakemake.params.spec["simulate"]
 data = simulate_dataset(dataset, spec)
 source = {
-    "generator": f"lmmflow.simulate.{spec['generator']}",
+    "generator": f"lmmflow.data.simulate.{spec['generator']}",
     "seed": spec["seed"],
     "parameters": spec.get("parameters", {}),
 }

@@ -11,12 +11,12 @@ import pytest
 import yaml
 from lme4_agreement import CHAPTER_MODELS
 
-from lmmflow.acquire import raw_file_name
-from lmmflow.design import build_design
+from lmmflow.data.acquire import raw_file_name
+from lmmflow.data.prepare import prepare_dataset
+from lmmflow.data.simulate import Dropout
+from lmmflow.engine.groups_last import fit_reml
 from lmmflow.fit import fit_model
-from lmmflow.prepare import prepare_dataset
-from lmmflow.reml import fit_reml
-from lmmflow.simulate import Dropout
+from lmmflow.model.design import build_design
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG_SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
@@ -79,7 +79,7 @@ def sleepstudy():
 FIT_PATHS = {
     # fit_model's default: the groups-last engine, its solution re-evaluated by statsmodels
     "fast": lambda design, reml: fit_model(design, "fast", reml=reml),
-    # fit_model's statsmodels engine (lmmflow.smfit.fit_statsmodels), verified by groups-last
+    # fit_model's statsmodels engine (lmmflow.verify.statsmodels_fit.fit_statsmodels), verified by groups-last
     "statsmodels": lambda design, reml: fit_model(design, "statsmodels", reml=reml),
     # the groups-last engine alone (Estimates.path "fast", not verified)
     "fit_reml": lambda design, reml: fit_reml(design, reml=reml),

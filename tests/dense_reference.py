@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from scipy.linalg import block_diag
 
-from lmmflow.parameters import theta_to_factors
+from lmmflow.engine.parameters import theta_to_factors
 
 
 def dense_z_lambda(design, theta):

@@ -10,7 +10,7 @@ has lmerTest's (lme4_extensions.json).
 import numpy as np
 import pandas as pd
 
-from lmmflow import extract
+from lmmflow.outputs import tables
 
 CHAPTER_MODELS = {
     "gpa_mixed": ("gpa", "gpa ~ occasion + (1 + occasion | student)"),
@@ -32,7 +32,7 @@ def assert_fixed_effects(table: pd.DataFrame, oracle: dict) -> None:
     assert list(ours.index) == list(lme4.index)
     np.testing.assert_allclose(ours["value"], lme4["value"], rtol=1e-3)
     np.testing.assert_allclose(ours["se"], lme4["se"], rtol=1e-3)
-    if "df_satterthwaite" in lme4 and "df" in ours:  # tables from extract.fixed_effects have df
+    if "df_satterthwaite" in lme4 and "df" in ours:  # tables from tables.fixed_effects have df
         np.testing.assert_allclose(ours["df"], lme4["df_satterthwaite"], rtol=1e-2)
         np.testing.assert_allclose(ours["p_value"], lme4["p_satterthwaite"], rtol=2e-2, atol=1e-12)
 
@@ -91,16 +91,16 @@ def assert_parameters_match_lme4(design, fit, oracle: dict) -> None:
     """logLik (REML or ML, as fitted) within 1e-4, fixed effects, variance components, correlations."""
     assert fit.reml == oracle.get("REML", True)
     assert abs(fit.loglik - oracle["logLik"]) < 1e-4
-    assert_fixed_effects(extract.fixed_effects(design, fit), oracle)
-    assert_variance_components(extract.variance_components(design, fit), oracle)
-    assert_correlations(extract.re_correlations(design, fit), oracle)
+    assert_fixed_effects(tables.fixed_effects(design, fit), oracle)
+    assert_variance_components(tables.variance_components(design, fit), oracle)
+    assert_correlations(tables.re_correlations(design, fit), oracle)
 
 
 def assert_fit_matches_lme4(design, fit, oracle: dict) -> None:
     """A fit (any path) against lme4: its parameters, then the random-effect tables."""
     assert_parameters_match_lme4(design, fit, oracle)
-    assert_random_effects(extract.random_effects(design, fit), oracle)
-    assert_random_coefficients(extract.random_coefficients(design, fit), oracle)
+    assert_random_effects(tables.random_effects(design, fit), oracle)
+    assert_random_coefficients(tables.random_coefficients(design, fit), oracle)
 
 
 def assert_fit_matches_lme4_tables(folder, oracle: dict) -> None:

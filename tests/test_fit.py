@@ -9,9 +9,9 @@ from lme4_agreement import CHAPTER_MODELS
 from test_blocked import EXTENSIONS, PUPILS_CROSSED
 from workflow_helpers import checkout_env
 
-from lmmflow import extract
 from lmmflow import fit as fitting
-from lmmflow.design import build_design
+from lmmflow.model.design import build_design
+from lmmflow.outputs import tables
 
 
 @pytest.mark.parametrize("name", sorted(CHAPTER_MODELS))
@@ -29,7 +29,7 @@ def test_crossed_fit_is_blocked_and_verified_by_sparse_lu(pupils):
     assert (fit.path, fit.verification) == ("blocked", "sparse LU")
     assert fit.verification_difference <= fitting.VERIFY_TOLERANCE
     assert abs(fit.loglik - EXTENSIONS["pupils_crossed"]["logLik"]) < 1e-4
-    summary = extract.fit_summary(design, fit, dataset="pupils", formula=PUPILS_CROSSED)
+    summary = tables.fit_summary(design, fit, dataset="pupils", formula=PUPILS_CROSSED)
     assert summary["grouping_factor"] is None
     assert summary["n_groups"] == {"primary_school_id": 50, "secondary_school_id": 30}
     assert (summary["path"], summary["verification"]) == ("blocked", "sparse LU")
@@ -112,7 +112,7 @@ def test_fit_module_does_not_import_statsmodels_for_large_models():
     """The fit job of a large model must not pay for importing statsmodels (~1 s)."""
     code = (
         "import sys, numpy as np, pandas as pd\n"
-        "from lmmflow.design import build_design\n"
+        "from lmmflow.model.design import build_design\n"
         "from lmmflow.fit import fit_model, STATSMODELS_MAX_GROUPS\n"
         "g = np.repeat(np.arange(STATSMODELS_MAX_GROUPS + 1), 2)\n"
         "x = np.arange(len(g)) % 3\n"

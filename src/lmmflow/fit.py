@@ -1,10 +1,10 @@
 """Fit a model with the engine that suits its design, verify the criterion at the solution, and
 write a model's outputs.
 
-``engine="fast"`` (the default) fits with lmmflow's own engines (``lmmflow.engines``): groups-last
+``engine="fast"`` (the default) fits with lmmflow's own engines (``lmmflow.engine.choice``): groups-last
 for designs nested in one factor where it is the cheaper, the blocked Cholesky engine otherwise
 (crossed designs always). ``engine="statsmodels"`` asks for statsmodels' robust fit
-(``lmmflow.smfit``), for what statsmodels can express.
+(``lmmflow.verify.statsmodels_fit``), for what statsmodels can express.
 
 Every fit's (RE)ML criterion is then re-evaluated independently at its solution, by the first of
 these that applies (``verifiers``):
@@ -15,7 +15,7 @@ these that applies (``verifiers``):
    work estimate; statsmodels itself is imported only then.
 2. The other engine's criterion: groups-last and blocked compute the same number by different
    algebra (per-group blocks vs. global crosstabs and a Schur complement).
-3. A sparse LU of the whole system (``lmmflow.direct``), sharing nothing with the engines but
+3. A sparse LU of the whole system (``lmmflow.verify.sparse_lu``), sharing nothing with the engines but
    the design: the verifier of crossed designs.
 
 A re-evaluation that disagrees by more than ``VERIFY_TOLERANCE`` rejects the fit in favour of
@@ -27,25 +27,25 @@ from __future__ import annotations
 
 import pandas as pd
 
-from lmmflow import extract, io
-from lmmflow.blocked import DesignTooLarge
-from lmmflow.design import Design, build_design
-from lmmflow.direct import sparse_lu_deviance
-from lmmflow.engines import fit_profiled, profiled_criterion
-from lmmflow.estimates import Estimates
-from lmmflow.predict import fitted_values
-from lmmflow.solution import solution_of, write_solution
+from lmmflow.engine.blocked import DesignTooLarge
+from lmmflow.engine.choice import fit_profiled, profiled_criterion
+from lmmflow.engine.estimates import Estimates
+from lmmflow.model.design import Design, build_design
+from lmmflow.outputs import io, tables
+from lmmflow.outputs.predictions import fitted_values
+from lmmflow.outputs.solution import solution_of, write_solution
+from lmmflow.verify.sparse_lu import sparse_lu_deviance
 
 VERIFY_TOLERANCE = 1e-6
 ENGINES = ("fast", "statsmodels")
 STATSMODELS_MAX_GROUPS = 2_000
 
 MODEL_TABLES = {
-    "fixed_effects": extract.fixed_effects,
-    "variance_components": extract.variance_components,
-    "re_correlations": extract.re_correlations,
-    "random_effects": extract.random_effects,
-    "random_coefficients": extract.random_coefficients,
+    "fixed_effects": tables.fixed_effects,
+    "variance_components": tables.variance_components,
+    "re_correlations": tables.re_correlations,
+    "random_effects": tables.random_effects,
+    "random_coefficients": tables.random_coefficients,
     "fitted": fitted_values,
 }
 
@@ -61,7 +61,7 @@ def fit_model(design: Design, engine: str = "fast", reml: bool = True) -> Estima
     if engine not in ENGINES:
         raise ValueError(f"engine {engine!r}: expected one of {ENGINES}")
     if engine == "statsmodels":
-        from lmmflow.smfit import fit_statsmodels
+        from lmmflow.verify.statsmodels_fit import fit_statsmodels
 
         return _verify(design, fit_statsmodels(design, reml=reml))
     fit = _verify(design, fit_profiled(design, reml=reml))
@@ -85,7 +85,7 @@ def verifiers(design: Design, path: str) -> list[str]:
 def reevaluate(design: Design, fit: Estimates, verifier: str) -> float:
     """The (REML or ML, as ``fit``) logLik at ``fit``'s solution according to ``verifier`` (see ``verifiers``)."""
     if verifier == "statsmodels":
-        from lmmflow.smfit import UnsupportedByStatsmodels, statsmodels_loglike
+        from lmmflow.verify.statsmodels_fit import UnsupportedByStatsmodels, statsmodels_loglike
 
         try:
             return statsmodels_loglike(design, fit)
@@ -124,7 +124,7 @@ def _verify(design: Design, fit: Estimates) -> Estimates:
 
 def _statsmodels_instead(design: Design, fit: Estimates) -> Estimates:
     """statsmodels' robust fit in place of a rejected one, where statsmodels can express the design."""
-    from lmmflow.smfit import UnsupportedByStatsmodels, fit_statsmodels
+    from lmmflow.verify.statsmodels_fit import UnsupportedByStatsmodels, fit_statsmodels
 
     try:
         fallback = _verify(design, fit_statsmodels(design, reml=fit.reml))
@@ -140,15 +140,17 @@ def _statsmodels_instead(design: Design, fit: Estimates) -> Estimates:
 def write_model_outputs(design: Design, fit: Estimates, summary: dict, outputs: dict[str, str]) -> None:
     """Write fit.json, solution.json, attempts.csv and the MODEL_TABLES to the paths named in ``outputs``.
 
-    ``solution`` is the fit's exact parameters (``lmmflow.solution``), which interval jobs start
+    ``solution`` is the fit's exact parameters (``lmmflow.outputs.solution``), which interval jobs start
     from; ``attempts`` one row per optimizer attempt (optimizer, reml_criterion, grad_norm,
     converged). Everything is computed before the first file is written, so an error leaves no
     file behind; fit.json comes last, as the sign that the others are complete.
     """
-    tables = {name: table(design, fit) for name, table in MODEL_TABLES.items()}
-    tables["attempts"] = pd.DataFrame(fit.attempts, columns=["optimizer", "reml_criterion", "grad_norm", "converged"])
+    model_tables = {name: table(design, fit) for name, table in MODEL_TABLES.items()}
+    model_tables["attempts"] = pd.DataFrame(
+        fit.attempts, columns=["optimizer", "reml_criterion", "grad_norm", "converged"]
+    )
     solution = solution_of(fit)
-    for name, table in tables.items():
+    for name, table in model_tables.items():
         io.write_csv(table, outputs[name])
     write_solution(solution, outputs["solution"])
     io.write_json(summary, outputs["fit"])
@@ -158,8 +160,8 @@ def fit_and_write(
     data: pd.DataFrame, *, dataset: str, formula: str, engine: str, outputs: dict[str, str], reml: bool = True
 ) -> None:
     """Fit ``formula`` to ``data`` with ``engine`` by REML (or ML: ``reml=False``; ``fit_model``)
-    and write every output of the model (``write_model_outputs``; fit.json is ``extract.fit_summary``)."""
+    and write every output of the model (``write_model_outputs``; fit.json is ``tables.fit_summary``)."""
     design = build_design(formula, data)
     fit = fit_model(design, engine, reml=reml)
-    summary = extract.fit_summary(design, fit, dataset=dataset, formula=formula)
+    summary = tables.fit_summary(design, fit, dataset=dataset, formula=formula)
     write_model_outputs(design, fit, summary, outputs)

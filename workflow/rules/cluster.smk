@@ -1,6 +1,6 @@
 # Cluster execution: which rules stay in the submitting process, and a SLURM preflight.
 
-from lmmflow.cluster import check_jobs as check_slurm_jobs
+from lmmflow.pipeline.cluster import check_jobs as check_slurm_jobs
 
 
 # Light rules run in the submitting snakemake process, never as cluster jobs (README, "Cluster
@@ -27,7 +27,7 @@ localrules:
 
 onstart:
     # Under `--executor slurm`, before anything is submitted: the SLURM commands are there and
-    # every partition and account the jobs ask for exists (lmmflow.cluster, the preflight check).
+    # every partition and account the jobs ask for exists (lmmflow.pipeline.cluster, the preflight check).
     if getattr(workflow.executor_plugin, "name", None) == "slurm":
         for note in check_slurm_jobs(workflow.dag.needrun_jobs(), workflow.executor_settings.status_command):
             print(f"SLURM preflight: {note}")

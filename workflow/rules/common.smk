@@ -1,12 +1,12 @@
-# Start-up: the configuration checked once (lmmflow.config), and the rules' input helpers.
+# Start-up: the configuration checked once (lmmflow.pipeline.config), and the rules' input helpers.
 
 import os
 import re
 
 from snakemake.logging import logger
 
-from lmmflow.acquire import raw_file_name
-from lmmflow.config import check_config, raw_datasets, raw_sources
+from lmmflow.data.acquire import raw_file_name
+from lmmflow.pipeline.config import check_config, raw_datasets, raw_sources
 
 RAW_DIR = "resources/raw"
 FIGURE_FORMATS = ["png", "svg"]

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from lmmflow import environment
+from lmmflow.pipeline import environment
 from lmmflow.report.formatting import code, number, pipe_table
 from lmmflow.report.results import Results
 

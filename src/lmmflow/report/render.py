@@ -10,7 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from lmmflow import io
+from lmmflow.outputs import io
 from lmmflow.report.provenance import run_context
 from lmmflow.report.results import ReportError, Results
 from lmmflow.report.template import fill_template, front_matter

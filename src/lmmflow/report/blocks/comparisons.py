@@ -1,4 +1,4 @@
-"""Blocks across models: comparisons (tables and the verdicts ``lmmflow.compare`` wrote) and a
+"""Blocks across models: comparisons (tables and the verdicts ``lmmflow.inference.comparison`` wrote) and a
 focus group's random effects and predictions in each model."""
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def aicc_comparison(results: Results, comparison: str) -> str:
 
 def same_data(fits: dict[str, dict], likelihood: str) -> str:
     """Why the criteria are comparable: REML fits of the same fixed effects, or else ML fits (the
-    comparison job chose, ``lmmflow.compare``)."""
+    comparison job chose, ``lmmflow.inference.comparison``)."""
     first = next(iter(fits.values()))
     data = f"All {len(fits)} models are fitted to the same {number(first['n_obs'])} observations of {code(first['dataset'])}"
     if likelihood == "REML":
@@ -55,7 +55,7 @@ def same_data(fits: dict[str, dict], likelihood: str) -> str:
 
 
 def standings(results: Results, comparison: str, criterion: str) -> pd.DataFrame:
-    """The comparison's verdict under one criterion, best first (as ``lmmflow.compare.verdicts``)."""
+    """The comparison's verdict under one criterion, best first (as ``lmmflow.inference.comparison.verdicts``)."""
     verdicts = results.csv(f"comparisons/{comparison}.verdict.csv")
     return verdicts[verdicts["criterion"] == criterion]
 

@@ -1,4 +1,4 @@
-"""Likelihood-ratio tests as lme4's anova() prints them (the tables ``lmmflow.lrt`` wrote)."""
+"""Likelihood-ratio tests as lme4's anova() prints them (the tables ``lmmflow.inference.likelihood_ratio`` wrote)."""
 
 from __future__ import annotations
 

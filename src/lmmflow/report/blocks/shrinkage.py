@@ -1,4 +1,4 @@
-"""Shrinkage blocks: separate regressions vs the mixed model, from the tables ``lmmflow.shrinkage``
+"""Shrinkage blocks: separate regressions vs the mixed model, from the tables ``lmmflow.inference.shrinkage``
 wrote (the report computes no statistic of its own)."""
 
 from __future__ import annotations

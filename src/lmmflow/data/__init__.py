@@ -1,0 +1,1 @@
+"""Data: raw files fetched and verified, prepared into analysis tables, or simulated."""

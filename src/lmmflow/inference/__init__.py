@@ -1,0 +1,1 @@
+"""Inference beyond the fit: Satterthwaite df, likelihood-ratio tests, AICc comparisons, intervals, shrinkage."""

@@ -1,0 +1,1 @@
+"""Model specification: lme4 formulas read as R reads them, and the design matrices they give."""

@@ -1,0 +1,302 @@
+"""Design matrices of a linear mixed model: response, fixed-effect matrix and random-effect blocks.
+
+Grouping factors may be crossed, partially crossed or nested. When, in the data, every term's
+levels nest in the levels of one of the terms' grouping factors (``Design.group_var``: ``g`` in
+``(1 | g) + (1 | h:g)``, or ``school`` in ``(1 | school) + (1 | class)`` when every class is in
+one school), the design nests in one factor: the groups-last REML path (``lmmflow.engine.groups_last``) and
+statsmodels' MixedLM can express it. Otherwise ``group_var`` is None and only the blocked
+Cholesky engine (``lmmflow.engine.blocked``) fits it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+
+from lmmflow.model.formula import ModelFormula, RandomTerm, parse_formula
+from lmmflow.model.labels import single_factor
+from lmmflow.model.r_terms import evaluate, model_matrix
+
+
+@dataclass(frozen=True)
+class RandomBlock:
+    """One random term ``(expr | group_var)``: its effects are correlated with each other only.
+
+    ``is_nested`` is True for a term on a factor below the top-level factor (``h:g`` below
+    ``g``): its levels are cells within the top-level groups, each cell drawing its effects
+    independently. False for terms on the top-level factor, and for every term of a design that
+    does not nest in one factor.
+
+    ``Z[:, j]`` is the model-matrix column of effect ``effects[j]`` (row values, not yet
+    multiplied by group indicators). ``level_codes[i]`` is the index into ``levels`` of row i's
+    level of ``group_var``; ``parent_codes[k]`` is the index into ``Design.group_levels`` of
+    the top-level group that level k belongs to (None when the design does not nest in one
+    factor). ``term`` is the term as lme4 names it, ``(expr | group_var)``.
+    """
+
+    group_var: str
+    effects: tuple[str, ...]
+    Z: np.ndarray
+    level_codes: np.ndarray
+    levels: tuple[str, ...]
+    parent_codes: np.ndarray | None
+    label: str
+    is_nested: bool
+    term: str
+
+    @property
+    def n_effects(self) -> int:
+        return len(self.effects)
+
+    @property
+    def n_levels(self) -> int:
+        return len(self.levels)
+
+
+@dataclass(frozen=True)
+class Design:
+    """``rows`` are the positions in the source data of the rows used (complete cases).
+
+    ``dropped_fixed`` are the fixed-effect columns dropped as aliased (``lme4_rank_columns``), as lme4
+    drops them from a rank-deficient model matrix.
+
+    ``group_var``, ``group_codes`` (per row) and ``group_levels`` describe the top-level factor
+    every term nests in; all three are None when the grouping factors are crossed.
+    """
+
+    response: str
+    y: np.ndarray
+    X: np.ndarray
+    fixed_names: tuple[str, ...]
+    group_var: str | None
+    group_codes: np.ndarray | None
+    group_levels: tuple[str, ...] | None
+    blocks: tuple[RandomBlock, ...]
+    rows: np.ndarray
+    n_dropped: int = 0
+    dropped_fixed: tuple[str, ...] = ()
+
+    @property
+    def n_obs(self) -> int:
+        return len(self.y)
+
+    @property
+    def nests_in_one_factor(self) -> bool:
+        """True when every term nests in ``group_var``: the groups-last REML path applies."""
+        return self.group_var is not None
+
+    @property
+    def grouping_factors(self) -> tuple[str, ...]:
+        """The distinct grouping factors, in the order of their first term."""
+        return tuple(dict.fromkeys(block.group_var for block in self.blocks))
+
+    @property
+    def n_random_effects(self) -> int:
+        return sum(b.n_effects * b.n_levels for b in self.blocks)
+
+
+class DesignError(ValueError):
+    """Data that cannot be used with a formula; the message names the term or column."""
+
+
+def build_design(formula: ModelFormula | str, data: pd.DataFrame) -> Design:
+    """Model matrices for ``formula`` on ``data``, dropping rows with missing model values as lme4 does."""
+    formula = parse_formula(formula) if isinstance(formula, str) else formula
+    _check_columns(formula, data)
+    frame, rows = _complete_cases(formula, data)
+    if frame.empty:
+        raise DesignError(f"formula {formula.text!r}: no rows left after dropping rows with missing values")
+    all_rows = _all_rows(data, frame) if len(rows) < len(data) else None
+    y = evaluate(formula.response, frame, all_rows)
+    X, fixed_names = model_matrix(formula.fixed, frame, all_rows)
+    keep = lme4_rank_columns(X)
+    dropped = tuple(name for j, name in enumerate(fixed_names) if j not in keep)
+    if dropped:
+        warnings.warn(rank_deficiency_warning(len(dropped)), stacklevel=2)
+        X, fixed_names = X[:, keep], tuple(fixed_names[j] for j in keep)
+    blocks = _in_lme4_order([_random_block(term, frame, all_rows) for term in formula.random])
+    _check_levels(formula, blocks, len(y))
+    top = _nesting_factor(blocks)
+    group_codes = group_levels = None
+    if top is not None:
+        group_codes, group_levels = top.level_codes, top.levels
+        blocks = tuple(_nested_in(block, top) for block in blocks)
+    return Design(
+        response=formula.response,
+        y=y,
+        X=X,
+        fixed_names=fixed_names,
+        group_var=None if top is None else top.group_var,
+        group_codes=group_codes,
+        group_levels=group_levels,
+        blocks=blocks,
+        rows=rows,
+        n_dropped=len(data) - len(rows),
+        dropped_fixed=dropped,
+    )
+
+
+def lme4_rank_columns(X: np.ndarray, tol: float = 1e-7) -> list[int]:
+    """The columns of ``X`` lme4 keeps (``chkRank.drop.cols``): R's ``qr(X, tol = 1e-7)``, whose
+    LINPACK dqrdc2 takes the columns in order and moves a column to the end when its norm,
+    orthogonal to the columns kept before it, is below ``tol`` times its own norm. So of aliased
+    columns the later is dropped (not the one a largest-norm pivoting would choose)."""
+    norms = np.linalg.norm(X, axis=0)
+    norms[norms == 0] = 1.0  # dqrdc2: a zero column is compared with tol, so dropped
+    n, p = X.shape
+    if n >= p and np.all(np.abs(np.diag(np.linalg.qr(X, mode="r"))) >= tol * norms):
+        return list(range(p))  # full rank: |R_jj| is column j's norm orthogonal to those before it
+    keep: list[int] = []
+    basis = np.zeros((X.shape[0], 0))
+    for j in range(p):
+        residual = X[:, j] - basis @ (basis.T @ X[:, j])
+        residual -= basis @ (basis.T @ residual)  # reorthogonalised, as accurate as Householder
+        size = np.linalg.norm(residual)
+        if size >= tol * norms[j] and len(keep) < n:
+            keep.append(j)
+            basis = np.column_stack([basis, residual / size])
+    return keep
+
+
+def rank_deficiency_warning(n_dropped: int) -> str:
+    """lme4's warning for ``n_dropped`` dropped fixed-effect columns."""
+    if n_dropped == 1:
+        return "fixed-effect model matrix is rank deficient so dropping 1 column / coefficient"
+    return f"fixed-effect model matrix is rank deficient so dropping {n_dropped} columns / coefficients"
+
+
+def _check_columns(formula: ModelFormula, data: pd.DataFrame) -> None:
+    response = formula.response_variables
+    if not response - set(data.columns):
+        for column in sorted(response):
+            if not pd.api.types.is_numeric_dtype(data[column]) or pd.api.types.is_bool_dtype(data[column]):
+                raise DesignError(
+                    f"formula {formula.text!r}: response {formula.response!r} must be numeric, "
+                    f"found column {column!r} of {data[column].dtype}"
+                )
+    terms = [(f"response {formula.response!r}", response), (f"fixed part {formula.fixed!r}", formula.fixed_variables)]
+    terms += [(f"term {term.text!r}", term.variables) for term in formula.random]
+    for where, variables in terms:
+        missing = sorted(variables - set(data.columns))
+        if missing:
+            raise DesignError(
+                f"formula {formula.text!r}: {where} names column(s) {missing} not found in data "
+                f"(columns: {list(data.columns)})"
+            )
+
+
+def _check_levels(formula: ModelFormula, blocks: tuple[RandomBlock, ...], n_obs: int) -> None:
+    """What lme4's checkNlevels and checkZdims refuse by default (lmerControl's "stop" checks)."""
+    for block in blocks:
+        if block.n_effects == 0:
+            raise DesignError(f"formula {formula.text!r}: term {block.term} has no random effect (no model column)")
+        if block.n_levels < 2:
+            raise DesignError(
+                f"formula {formula.text!r}: grouping factor {block.group_var!r} has only one level "
+                f"({block.levels[0]!r}) in the rows used; a random effect needs more than one level "
+                "(lme4: grouping factors must have > 1 sampled level)"
+            )
+        if block.n_levels >= n_obs:
+            raise DesignError(
+                f"formula {formula.text!r}: grouping factor {block.group_var!r} has {block.n_levels} levels "
+                f"for {n_obs} observations (lme4: number of levels of each grouping factor must be < number "
+                "of observations)"
+            )
+        if block.n_levels * block.n_effects >= n_obs:
+            raise DesignError(
+                f"formula {formula.text!r}: term {block.term} has {block.n_levels * block.n_effects} random "
+                f"effects for {n_obs} observations (lme4: number of observations <= number of random effects "
+                "for the term; the random-effects parameters and the residual variance are probably "
+                "unidentifiable)"
+            )
+
+
+def _complete_cases(formula: ModelFormula, data: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """The rows without missing model values, and their positions in ``data``."""
+    columns = formula.response_variables | formula.fixed_variables
+    columns |= {variable for term in formula.random for variable in term.variables}
+    complete = data[sorted(columns)].notna().all(axis=1).to_numpy()
+    frame = data.loc[complete, sorted(columns)].reset_index(drop=True)
+    for column in frame.columns:
+        if isinstance(frame[column].dtype, pd.CategoricalDtype):
+            frame[column] = frame[column].cat.remove_unused_categories()
+    return frame, np.flatnonzero(complete)
+
+
+def _all_rows(data: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
+    """The model columns on every row of ``data``, as R's model.frame evaluates transforms
+    (``lmmflow.model.r_terms.model_matrix``); a factor keeps only the levels of the complete cases
+    ``frame``, as lme4's model frame drops unused levels."""
+    all_rows = data[list(frame.columns)].reset_index(drop=True)
+    for column in frame.columns:
+        values = frame[column]
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            all_rows[column] = all_rows[column].cat.set_categories(values.cat.categories)
+        elif not pd.api.types.is_numeric_dtype(values):
+            all_rows[column] = all_rows[column].where(all_rows[column].isin(values.unique()))
+    return all_rows
+
+
+def _nesting_factor(blocks: tuple[RandomBlock, ...]) -> RandomBlock | None:
+    """A block whose grouping factor every term's levels nest in (in the data), or None if crossed.
+
+    Factors that all terms nest in have the same levels up to relabelling; the one with the
+    fewest ':' (then the first) is taken, so that ``(1 | g) + (1 | h:g)`` nests in ``g``.
+    """
+    nesting = [top for top in blocks if all(_parents(block, top) is not None for block in blocks)]
+    return min(nesting, key=lambda top: top.group_var.count(":"), default=None)
+
+
+def _parents(block: RandomBlock, top: RandomBlock) -> np.ndarray | None:
+    """Index into ``top.levels`` of each level of ``block``, None if a level spans several."""
+    parents = np.zeros(block.n_levels, dtype=np.int64)
+    parents[block.level_codes] = top.level_codes
+    return parents if np.array_equal(parents[block.level_codes], top.level_codes) else None
+
+
+def _nested_in(block: RandomBlock, top: RandomBlock) -> RandomBlock:
+    return replace(block, parent_codes=_parents(block, top), is_nested=block.group_var != top.group_var)
+
+
+def _factor_codes(frame: pd.DataFrame, factors: list[str]) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Integer codes and labels of the (interaction of) factors, levels present only, in R's order."""
+    codes = np.zeros(len(frame), dtype=np.int64)
+    labels = np.array([""], dtype=object)
+    for factor in factors:
+        factor_codes, factor_labels = single_factor(frame[factor])
+        codes = codes * len(factor_labels) + factor_codes
+        labels = np.array([f"{a}:{b}" if a else b for a in labels for b in factor_labels], dtype=object)
+    present, codes = np.unique(codes, return_inverse=True)
+    return codes.astype(np.int64), tuple(labels[present])
+
+
+def _random_block(term: RandomTerm, frame: pd.DataFrame, all_rows: pd.DataFrame | None) -> RandomBlock:
+    Z, effects = model_matrix(term.expr, frame, all_rows)
+    level_codes, levels = _factor_codes(frame, list(term.group_factors))
+    return RandomBlock(
+        group_var=term.group,
+        effects=effects,
+        Z=Z,
+        level_codes=level_codes,
+        levels=levels,
+        parent_codes=None,
+        label=term.group,
+        is_nested=False,
+        term=f"({term.expr} | {term.group})",
+    )
+
+
+def _in_lme4_order(blocks: list[RandomBlock]) -> tuple[RandomBlock, ...]:
+    """lme4 orders terms by decreasing number of levels and names repeats of a factor g.1, g.2."""
+    ordered = sorted(blocks, key=lambda block: -block.n_levels)
+    seen: dict[str, int] = {}
+    labelled = []
+    for block in ordered:
+        count = seen.get(block.group_var, 0)
+        seen[block.group_var] = count + 1
+        label = block.group_var if count == 0 else f"{block.group_var}.{count}"
+        labelled.append(replace(block, label=label))
+    return tuple(labelled)

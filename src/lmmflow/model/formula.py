@@ -1,0 +1,185 @@
+"""Parse lme4 model formulas: ``response ~ fixed part + (expr | group) + ...``.
+
+Random terms are expanded as lme4 expands them: ``(expr || g)`` into uncorrelated terms
+(``expandDoubleVerts``) and ``g/h`` into ``h:g`` and ``g`` (``findbars``). Grouping factors may
+be crossed, partially crossed or nested; which it is, is a property of the data
+(``lmmflow.model.design``), not of the formula.
+
+Only the bar terms are parsed here; the response, the fixed part and each term's left-hand
+expression are R expressions and Wilkinson formulas that formulaic evaluates once
+``lmmflow.model.r_terms`` has put them in its dialect (``^`` in calls is power, dotted names). We do not use ``formulae``
+(bambi's parser) because it builds every ``g:h`` combination, present in the data or not
+(150 school x ses cells for the chapter's model 3 where lme4 has 148), and does not expose the
+term structure the fitting paths need.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import formulaic
+
+from lmmflow.model.r_terms import RSyntaxError, r_label, term_label, to_formulaic, variables
+
+_NAME = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$")
+_QUOTED_NAMES = re.compile(r"`([^`]+)`")
+
+
+class FormulaError(ValueError):
+    """A formula that cannot be turned into a model; the message names the offending term."""
+
+
+@dataclass(frozen=True)
+class RandomTerm:
+    """One ``(expr | group)`` term; ``group`` is a factor name or an interaction ``g:h``.
+
+    ``text`` is the term as written, before any ``||`` or ``/`` expansion produced this one.
+    """
+
+    expr: str
+    group: str
+    text: str
+
+    @property
+    def group_factors(self) -> tuple[str, ...]:
+        return tuple(self.group.split(":"))
+
+    @property
+    def variables(self) -> set[str]:
+        return variables(self.expr) | set(self.group_factors)
+
+
+@dataclass(frozen=True)
+class ModelFormula:
+    """``response`` is a column name or an R expression of columns (``log(y)``), as R prints it."""
+
+    text: str
+    response: str
+    fixed: str
+    random: tuple[RandomTerm, ...]
+
+    @property
+    def response_variables(self) -> set[str]:
+        return variables(self.response)
+
+    @property
+    def fixed_variables(self) -> set[str]:
+        return variables(self.fixed)
+
+
+def parse_formula(text: str) -> ModelFormula:
+    """Split an lme4 formula into response, fixed part and random terms."""
+    _check_parentheses(text)
+    if text.count("~") != 1:
+        raise FormulaError(f"formula {text!r}: expected exactly one '~' between response and terms")
+    response, rhs = (part.strip() for part in text.split("~"))
+    response = _response(response, text)
+    fixed_terms, random_terms = [], []
+    for term in _split_top_level(rhs):
+        if "|" in term:
+            random_terms.extend(_parse_random_term(term, text))
+        else:
+            fixed_terms.append(term)
+    if not random_terms:
+        raise FormulaError(f"formula {text!r}: no random term such as (1 | group); fit it with OLS instead")
+    fixed = " + ".join(fixed_terms) if fixed_terms else "1"
+    _check_fixed_syntax(fixed, text)
+    return ModelFormula(text=text, response=response, fixed=fixed, random=tuple(random_terms))
+
+
+def _response(response: str, text: str) -> str:
+    """The response as R prints it: a column or one numeric expression of columns, ``log(y)``."""
+    try:
+        terms = list(formulaic.Formula(f"0 + {to_formulaic(response)}")) if response else []
+        if not variables(response) or len(terms) != 1:
+            raise RSyntaxError("not one expression of columns")
+    except Exception:  # formulaic raises several error types for syntax problems
+        raise FormulaError(
+            f"formula {text!r}: response {response!r} must be a column name or one expression of columns such as log(y)"
+        ) from None
+    return r_label(response)
+
+
+def _check_parentheses(text: str) -> None:
+    depth = 0
+    for position, char in enumerate(text):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth < 0:
+            raise FormulaError(f"formula {text!r}: unbalanced ')' at character {position + 1}")
+    if depth:
+        raise FormulaError(f"formula {text!r}: {depth} unclosed '('")
+
+
+def _split_top_level(rhs: str) -> list[str]:
+    """Split on '+' outside parentheses, so (1 + x | g) stays one term."""
+    terms, depth, current = [], 0, ""
+    for char in rhs:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "+" and depth == 0:
+            terms.append(current.strip())
+            current = ""
+        else:
+            current += char
+    terms.append(current.strip())
+    if any(not term for term in terms):
+        raise FormulaError(f"formula right-hand side {rhs!r}: empty term between '+' signs")
+    return terms
+
+
+def _parse_random_term(term: str, text: str) -> list[RandomTerm]:
+    if not (term.startswith("(") and term.endswith(")")):
+        raise FormulaError(f"formula {text!r}: term {term!r}: a random term must be parenthesised, (expr | group)")
+    inner = term[1:-1]
+    uncorrelated = "||" in inner
+    parts = [part.strip() for part in inner.split("||" if uncorrelated else "|")]
+    if len(parts) != 2 or any("|" in part for part in parts):
+        raise FormulaError(f"formula {text!r}: term {term!r}: expected one '|' (or '||') between effects and group")
+    expr, group = parts
+    if not expr:
+        raise FormulaError(f"formula {text!r}: term {term!r}: nothing left of '|'")
+    _check_fixed_syntax(expr, text, term)
+    groups = _expand_nesting(group, term, text)
+    for name in (factor for g in groups for factor in g.split(":")):
+        if not (_NAME.match(name) or name in _QUOTED_NAMES.findall(group)):
+            raise FormulaError(
+                f"formula {text!r}: term {term!r}: grouping factor {name!r} must be a column name "
+                "(or g:h for an interaction, g/h for nesting)"
+            )
+    exprs = _uncorrelated_parts(expr, term, text) if uncorrelated else [expr]
+    return [RandomTerm(expr=e, group=g, text=term) for e in exprs for g in groups]
+
+
+def _uncorrelated_parts(expr: str, term: str, text: str) -> list[str]:
+    """lme4's expandDoubleVerts: (expr || g) is (1 | g) if expr has an intercept, then
+    (0 + t | g) for each term t of expr. A factor's term stays whole: (0 + f | g) has correlated
+    effects for all levels of f, as in lme4 (only afex's expand_re splits it per level)."""
+    terms = list(formulaic.Formula(to_formulaic(expr)))
+    labels = [term_label(t) for t in terms if t.degree > 0]
+    parts = (["1"] if len(labels) < len(terms) else []) + [f"0 + {label}" for label in labels]
+    if not parts:
+        raise FormulaError(f"formula {text!r}: term {term!r}: no effect left of '||'")
+    return parts
+
+
+def _expand_nesting(group: str, term: str, text: str) -> list[str]:
+    """lme4's g/h is (. | h:g) + (. | g), g/h/k is (. | k:h:g) + (. | h:g) + (. | g): innermost first,
+    each interaction named inner factor first (lme4's findbars)."""
+    parts = [":".join(_unquoted(f.strip()) for f in p.split(":")) for p in group.split("/")]
+    if any(not p for p in parts):
+        raise FormulaError(f"formula {text!r}: term {term!r}: empty grouping factor")
+    return [":".join(reversed(parts[:i])) for i in range(len(parts), 0, -1)]
+
+
+def _unquoted(name: str) -> str:
+    """A backquoted grouping factor, `` `my group` ``, is the column ``my group`` (lme4 names the
+    group ``my group`` too)."""
+    return name[1:-1] if len(name) > 1 and name[0] == name[-1] == "`" else name
+
+
+def _check_fixed_syntax(expr: str, text: str, term: str | None = None) -> None:
+    try:
+        formulaic.Formula(to_formulaic(expr))
+    except Exception as error:  # formulaic raises several error types for syntax problems
+        where = f"term {term!r}" if term else f"fixed part {expr!r}"
+        raise FormulaError(f"formula {text!r}: {where} is not a valid formula: {error}") from None

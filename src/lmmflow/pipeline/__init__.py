@@ -1,0 +1,1 @@
+"""The Snakemake workflow's support: configuration checks, cluster preflight, environment, scripts."""

@@ -1,0 +1,1 @@
+"""Independent checks of a fit: the criterion re-evaluated by other code (sparse LU, statsmodels)."""
