@@ -76,7 +76,7 @@ GPA_TRUTH = dict(
 SIZES = [200, 2_000, 20_000, 125_000]
 QUICK_SIZES = [200, 2_000]
 PATHS = {  # scaling: path -> what runs in the child
-    "fast": "lmmflow.engine.groups_last.fit_reml",
+    "fast": "lmmflow.engine.groups_last.fit_groups_last",
     "robust": "lmmflow.verify.statsmodels_fit.fit_statsmodels",
     "default": "statsmodels MixedLM.fit(reml=True)",
 }
@@ -432,9 +432,9 @@ def scaling_child(n_groups: int, path: str) -> None:
     data = simulate_random_slopes(n_groups, 6, **GPA_TRUTH, rng=np.random.default_rng(20240500 + n_groups))
     build_s, design = timed(build_design, GPA_FORMULA, data)
     if path == "fast":
-        from lmmflow.engine.groups_last import fit_reml
+        from lmmflow.engine.groups_last import fit_groups_last
 
-        fit_s, fit = timed(fit_reml, design)
+        fit_s, fit = timed(fit_groups_last, design)
         loglik, converged = fit.loglik, fit.converged
     elif path == "robust":
         from lmmflow.verify.statsmodels_fit import fit_statsmodels
@@ -544,7 +544,7 @@ def insteval_child(mirror: Path) -> None:
         "fit_best_s": min(fit_s),
         "fit_median_s": float(np.median(fit_s)),
         "load": [load_before, os.getloadavg()[0]],
-        "path": fit.path,
+        "engine": fit.engine,
         "optimizers": " + ".join(a["optimizer"] for a in fit.attempts),
         "evaluations": sum(a["n_evaluations"] for a in fit.attempts),
         "loglik": fit.loglik,
@@ -775,7 +775,7 @@ def report(args, workflow_rows, floor_rows, model_rows, scaling_rows, exponents,
             f"## Scaling: `{GPA_FORMULA}`, simulated, 6 occasions per student",
             "",
             "Each fit in a fresh process; peak MB is that process's maximum RSS (Python, numpy, "
-            "statsmodels and the data included). fast = lmmflow.engine.groups_last.fit_reml, robust = "
+            "statsmodels and the data included). fast = lmmflow.engine.groups_last.fit_groups_last, robust = "
             "lmmflow.verify.statsmodels_fit.fit_statsmodels, default = statsmodels' single fit. optimum: logLik within "
             f"{SAME_OPTIMUM:g} of the best over the paths run at that size.",
             "",

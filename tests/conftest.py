@@ -14,7 +14,7 @@ from lme4_agreement import CHAPTER_MODELS
 from lmmflow.data.acquire import raw_file_name
 from lmmflow.data.prepare import prepare_dataset
 from lmmflow.data.simulate import Dropout
-from lmmflow.engine.groups_last import fit_reml
+from lmmflow.engine.groups_last import fit_groups_last
 from lmmflow.fit import fit_model
 from lmmflow.model.design import build_design
 
@@ -81,8 +81,8 @@ FIT_PATHS = {
     "fast": lambda design, reml: fit_model(design, "fast", reml=reml),
     # fit_model's statsmodels engine (lmmflow.verify.statsmodels_fit.fit_statsmodels), verified by groups-last
     "statsmodels": lambda design, reml: fit_model(design, "statsmodels", reml=reml),
-    # the groups-last engine alone (Estimates.path "fast", not verified)
-    "fit_reml": lambda design, reml: fit_reml(design, reml=reml),
+    # the groups-last engine alone (not verified)
+    "fit_groups_last": lambda design, reml: fit_groups_last(design, reml=reml),
 }
 
 

@@ -42,7 +42,7 @@ def write_fit(results_dir: Path, model: str, **changes) -> Path:
         "K": 6,
         "singular": True,
         "converged": True,
-        "path": "fast",
+        "engine": "groups-last",
         "optimizer": "L-BFGS-B",
         "warnings": [],
         "fixed_effects": ["Intercept", "x"],

@@ -17,7 +17,7 @@ from lmmflow.outputs import tables
 @pytest.mark.parametrize("name", sorted(CHAPTER_MODELS))
 def test_chapter_fits_are_groups_last_verified_by_statsmodels_and_at_least_as_good(name, chapter_fit):
     _, fit = chapter_fit(name)  # fit_model(design)
-    assert (fit.path, fit.verification) == ("groups-last", "statsmodels")
+    assert (fit.engine, fit.verification) == ("groups-last", "statsmodels")
     assert fit.statsmodels_loglik == fit.verification_loglik
     assert fit.verification_difference <= fitting.VERIFY_TOLERANCE
     assert fit.loglik >= chapter_fit(name, "statsmodels")[1].loglik - 1e-7
@@ -26,13 +26,13 @@ def test_chapter_fits_are_groups_last_verified_by_statsmodels_and_at_least_as_go
 def test_crossed_fit_is_blocked_and_verified_by_sparse_lu(pupils):
     design = build_design(PUPILS_CROSSED, pupils)
     fit = fitting.fit_model(design)
-    assert (fit.path, fit.verification) == ("blocked", "sparse LU")
+    assert (fit.engine, fit.verification) == ("blocked", "sparse LU")
     assert fit.verification_difference <= fitting.VERIFY_TOLERANCE
     assert abs(fit.loglik - EXTENSIONS["pupils_crossed"]["logLik"]) < 1e-4
     summary = tables.fit_summary(design, fit, dataset="pupils", formula=PUPILS_CROSSED)
     assert summary["grouping_factor"] is None
     assert summary["n_groups"] == {"primary_school_id": 50, "secondary_school_id": 30}
-    assert (summary["path"], summary["verification"]) == ("blocked", "sparse LU")
+    assert (summary["engine"], summary["verification"]) == ("blocked", "sparse LU")
     assert summary["verification_difference"] == fit.verification_difference
     assert summary["statsmodels_logLik"] is None
 
@@ -41,7 +41,7 @@ def test_many_groups_are_verified_by_the_other_engine_not_statsmodels(sleepstudy
     """Above STATSMODELS_MAX_GROUPS groups statsmodels' per-group loop is not cheap."""
     monkeypatch.setattr(fitting, "STATSMODELS_MAX_GROUPS", 10)  # sleepstudy has 18 subjects
     fit = fitting.fit_model(build_design("Reaction ~ Days + (Days | Subject)", sleepstudy))
-    assert (fit.path, fit.verification, fit.statsmodels_loglik) == ("groups-last", "blocked", None)
+    assert (fit.engine, fit.verification, fit.statsmodels_loglik) == ("groups-last", "blocked", None)
     assert fit.verification_difference <= 1e-8
 
 
@@ -63,14 +63,14 @@ def test_disagreement_falls_back_to_statsmodels(sleepstudy, monkeypatch):
     design = build_design("Reaction ~ Days + (Days | Subject)", sleepstudy)
     monkeypatch.setattr(fitting, "reevaluate", lambda design, fit, verifier: fit.loglik - 1.0)
     fit = fitting.fit_model(design)
-    assert fit.path == "statsmodels"
+    assert fit.engine == "statsmodels"
     assert "groups-last fit rejected" in fit.warnings[-1]
 
 
 def test_disagreement_on_a_crossed_fit_is_kept_with_a_warning(pupils, monkeypatch):
     monkeypatch.setattr(fitting, "reevaluate", lambda design, fit, verifier: fit.loglik - 1.0)
     fit = fitting.fit_model(build_design(PUPILS_CROSSED, pupils))
-    assert fit.path == "blocked"
+    assert fit.engine == "blocked"
     assert "differs from sparse LU's" in fit.warnings[-1]
 
 
@@ -84,7 +84,7 @@ def test_a_verifier_that_cannot_run_gives_way_to_the_next(sleepstudy, monkeypatc
 
     monkeypatch.setattr(fitting, "reevaluate", statsmodels_cannot)
     fit = fitting.fit_model(build_design("Reaction ~ Days + (Days | Subject)", sleepstudy))
-    assert (fit.path, fit.verification) == ("groups-last", "blocked")
+    assert (fit.engine, fit.verification) == ("groups-last", "blocked")
 
 
 def test_no_verifier_at_all_is_a_warning(sleepstudy, monkeypatch):
@@ -99,7 +99,7 @@ def test_no_verifier_at_all_is_a_warning(sleepstudy, monkeypatch):
 
 def test_a_statsmodels_fit_is_verified_by_lmmflows_engine(chapter_fit):
     _, fit = chapter_fit("sleep_slopes", "statsmodels")  # fit_model(design, "statsmodels")
-    assert (fit.path, fit.verification) == ("statsmodels", "groups-last")
+    assert (fit.engine, fit.verification) == ("statsmodels", "groups-last")
     assert fit.verification_difference < 1e-6
 
 

@@ -70,14 +70,14 @@ def fit_model(design: Design, engine: str = "fast", reml: bool = True) -> Estima
     return _statsmodels_instead(design, fit)
 
 
-def verifiers(design: Design, path: str) -> list[str]:
-    """The independent re-evaluations for a fit on ``path``, in the order they are tried."""
+def verifiers(design: Design, engine: str) -> list[str]:
+    """The independent re-evaluations for a fit by ``engine``, in the order they are tried."""
     order = []
-    if path != "statsmodels" and design.nests_in_one_factor and len(design.group_levels) <= STATSMODELS_MAX_GROUPS:
+    if engine != "statsmodels" and design.nests_in_one_factor and len(design.group_levels) <= STATSMODELS_MAX_GROUPS:
         order.append("statsmodels")
-    if path != "groups-last" and design.nests_in_one_factor:
+    if engine != "groups-last" and design.nests_in_one_factor:
         order.append("groups-last")
-    if path != "blocked":
+    if engine != "blocked":
         order.append("blocked")
     return order + ["sparse LU"]
 
@@ -103,7 +103,7 @@ def reevaluate(design: Design, fit: Estimates, verifier: str) -> float:
 def _verify(design: Design, fit: Estimates) -> Estimates:
     """Record the first verifier that applies; warn if none does."""
     reasons = []
-    for verifier in verifiers(design, fit.path):
+    for verifier in verifiers(design, fit.engine):
         try:
             fit.verification_loglik = reevaluate(design, fit, verifier)
         except CannotVerify as reason:
@@ -114,7 +114,7 @@ def _verify(design: Design, fit: Estimates) -> Estimates:
             fit.statsmodels_loglik = fit.verification_loglik
         if fit.verification_difference > VERIFY_TOLERANCE:
             fit.warnings.append(
-                f"{fit.path} fit: its logLik {fit.loglik:.8f} differs from {verifier}'s "
+                f"{fit.engine} fit: its logLik {fit.loglik:.8f} differs from {verifier}'s "
                 f"{fit.verification_loglik:.8f} at the same parameters"
             )
         return fit
@@ -131,7 +131,7 @@ def _statsmodels_instead(design: Design, fit: Estimates) -> Estimates:
     except UnsupportedByStatsmodels:
         return fit
     fallback.warnings.append(
-        f"{fit.path} fit rejected: its logLik {fit.loglik:.8f} differs from {fit.verification}'s "
+        f"{fit.engine} fit rejected: its logLik {fit.loglik:.8f} differs from {fit.verification}'s "
         f"{fit.verification_loglik:.8f} at the same parameters; used the robust statsmodels fit"
     )
     return fallback
@@ -141,14 +141,12 @@ def write_model_outputs(design: Design, fit: Estimates, summary: dict, outputs: 
     """Write fit.json, solution.json, attempts.csv and the MODEL_TABLES to the paths named in ``outputs``.
 
     ``solution`` is the fit's exact parameters (``lmmflow.outputs.solution``), which interval jobs start
-    from; ``attempts`` one row per optimizer attempt (optimizer, reml_criterion, grad_norm,
+    from; ``attempts`` one row per optimizer attempt (optimizer, criterion, grad_norm,
     converged). Everything is computed before the first file is written, so an error leaves no
     file behind; fit.json comes last, as the sign that the others are complete.
     """
     model_tables = {name: table(design, fit) for name, table in MODEL_TABLES.items()}
-    model_tables["attempts"] = pd.DataFrame(
-        fit.attempts, columns=["optimizer", "reml_criterion", "grad_norm", "converged"]
-    )
+    model_tables["attempts"] = pd.DataFrame(fit.attempts, columns=["optimizer", "criterion", "grad_norm", "converged"])
     solution = solution_of(fit)
     for name, table in model_tables.items():
         io.write_csv(table, outputs[name])

@@ -7,7 +7,7 @@ import pytest
 from conftest import CHAPTER_DROPOUT
 
 from lmmflow.data.simulate import Dropout, simulate_exercise, simulate_from_config, simulate_random_slopes
-from lmmflow.engine.groups_last import fit_reml
+from lmmflow.engine.groups_last import fit_groups_last
 from lmmflow.model.design import build_design
 
 PARAMETERS = dict(
@@ -121,7 +121,7 @@ def test_simulate_exercise_is_seeded_and_shaped():
 def test_simulate_exercise_recovers_its_parameters():
     data = simulate_exercise(n_groups=400, n_per_group=6, rng=1)
     design = build_design("y ~ x + (1 | groups) + (0 + x | groups)", data)
-    fit = fit_reml(design)
+    fit = fit_groups_last(design)
     assert fit.beta == pytest.approx([2.0, 0.5], abs=0.1)
     assert np.sqrt(fit.covariances[0][0, 0]) == pytest.approx(0.75, abs=0.1)
     assert np.sqrt(fit.covariances[1][0, 0]) == pytest.approx(0.25, abs=0.05)

@@ -17,8 +17,8 @@ from lme4_agreement import (
 )
 
 from lmmflow.engine import blocked
-from lmmflow.engine.blocked import BlockedREML, DesignTooLarge, fit_blocked
-from lmmflow.engine.groups_last import ProfiledREML
+from lmmflow.engine.blocked import BlockedCriterion, DesignTooLarge, fit_blocked
+from lmmflow.engine.groups_last import GroupsLastCriterion
 from lmmflow.engine.parameters import default_start
 from lmmflow.engine.start_values import curvature_scales, moment_start
 from lmmflow.model.design import build_design
@@ -47,7 +47,7 @@ def _trial_thetas(model) -> list[np.ndarray]:
 @pytest.mark.parametrize("reml", [True, False])
 def test_criterion_equals_the_dense_evaluation(small_crossed, shape, reml):
     design = build_design(SHAPES[shape], small_crossed)
-    model = BlockedREML(design, reml=reml)
+    model = BlockedCriterion(design, reml=reml)
     for theta in _trial_thetas(model):
         assert abs(model.deviance(theta) - dense_fit(design, theta, reml)["deviance"]) < 1e-8
 
@@ -55,7 +55,7 @@ def test_criterion_equals_the_dense_evaluation(small_crossed, shape, reml):
 @pytest.mark.parametrize("shape", SHAPES)
 def test_estimates_equal_the_dense_formulas(small_crossed, shape):
     design = build_design(SHAPES[shape], small_crossed)
-    model = BlockedREML(design)
+    model = BlockedCriterion(design)
     theta = _trial_thetas(model)[1]
     ours, dense = model.solve(theta), dense_fit(design, theta)
     np.testing.assert_allclose(ours.beta, dense["beta"], rtol=1e-9)
@@ -75,7 +75,7 @@ def chapter_design(request):
 
 @pytest.mark.parametrize("reml", [True, False])
 def test_blocked_equals_groups_last_on_every_chapter_model(chapter_design, reml):
-    ours, theirs = BlockedREML(chapter_design, reml=reml), ProfiledREML(chapter_design, reml=reml)
+    ours, theirs = BlockedCriterion(chapter_design, reml=reml), GroupsLastCriterion(chapter_design, reml=reml)
     for theta in _trial_thetas(ours):
         assert abs(ours.deviance(theta) - theirs.deviance(theta)) < 1e-8
     theta = _trial_thetas(ours)[1]
@@ -90,7 +90,7 @@ def test_pupils_crossed_fit_matches_lme4(pupils):
     oracle = EXTENSIONS["pupils_crossed"]
     design = build_design(PUPILS_CROSSED, pupils)
     fit = fit_blocked(design)
-    assert fit.path == "blocked" and fit.converged, fit.attempts
+    assert fit.engine == "blocked" and fit.converged, fit.attempts
     assert abs(fit.loglik - oracle["logLik"]) < 1e-4
     assert design.n_random_effects == oracle["n_random_effects"] == 80
     assert_fixed_effects(tables.fixed_effects(design, fit), oracle)
@@ -105,7 +105,7 @@ def test_a_start_at_the_optimum_stays_there(pupils):
     theta = EXTENSIONS["pupils_crossed"]["theta"]
     fit = fit_blocked(design, start=theta)
     assert abs(fit.loglik - EXTENSIONS["pupils_crossed"]["logLik"]) < 1e-6
-    assert {"optimizer", "reml_criterion", "grad_norm", "newton_decrement", "converged"} <= set(fit.attempts[0])
+    assert {"optimizer", "criterion", "grad_norm", "newton_decrement", "converged"} <= set(fit.attempts[0])
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +127,7 @@ def test_insteval_at_lme4s_theta_reproduces_lme4(insteval):
     """One evaluation and one solve at lme4's optimum."""
     oracle = EXTENSIONS["insteval_crossed"]
     assert insteval.n_random_effects == oracle["n_random_effects"] == 4114
-    solution = BlockedREML(insteval).solve(np.array(oracle["theta"]))
+    solution = BlockedCriterion(insteval).solve(np.array(oracle["theta"]))
     assert abs(-solution.deviance / 2 - oracle["logLik"]) < 1e-4
     table = pd.DataFrame(
         {
@@ -154,7 +154,7 @@ def test_a_dense_block_too_large_is_refused_naming_the_factors(small_crossed, mo
     with pytest.raises(
         DesignTooLarge, match=r"after 'g1:f' \(g1 \(12\), g2 \(14\)\) form a dense 26 x 26 block of 5,408 bytes"
     ):
-        BlockedREML(design)
+        BlockedCriterion(design)
 
 
 def _gradient_error(model, theta) -> float:
@@ -167,7 +167,7 @@ def _gradient_error(model, theta) -> float:
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("reml", [True, False])
 def test_gradient_matches_finite_differences(small_crossed, shape, reml):
-    model = BlockedREML(build_design(SHAPES[shape], small_crossed), reml=reml)
+    model = BlockedCriterion(build_design(SHAPES[shape], small_crossed), reml=reml)
     assert _gradient_error(model, _trial_thetas(model)[1]) < 1e-5
 
 
@@ -175,7 +175,7 @@ def test_gradient_matches_finite_differences(small_crossed, shape, reml):
 def test_gradient_with_a_variance_at_zero_in_the_dense_block(small_crossed, reml):
     """A singular factor after the first one takes the explicit product instead of T^-1."""
     design = build_design(SHAPES["vector in the dense block, interaction first"], small_crossed)
-    model = BlockedREML(design, reml=reml)
+    model = BlockedCriterion(design, reml=reml)
     theta = _trial_thetas(model)[1]
     theta[[b.label for b in design.blocks].index("g1")] = 0.0  # the scalar term on g1, a dense-block factor
     _, grad = model.deviance_and_gradient(theta)
@@ -186,7 +186,7 @@ def test_gradient_with_a_variance_at_zero_in_the_dense_block(small_crossed, reml
 
 
 def test_gradient_on_chapter_models(chapter_design):
-    model = BlockedREML(chapter_design)
+    model = BlockedCriterion(chapter_design)
     assert _gradient_error(model, _trial_thetas(model)[1]) < 1e-5
 
 
@@ -208,7 +208,7 @@ def test_scaled_lbfgsb_stalled_at_a_zero_variance_hands_over_to_the_gradient_opt
 
 
 def test_the_moment_start_and_curvature_scales_are_near_the_optimum(pupils):
-    model = BlockedREML(build_design(PUPILS_CROSSED, pupils))
+    model = BlockedCriterion(build_design(PUPILS_CROSSED, pupils))
     optimum = np.array(EXTENSIONS["pupils_crossed"]["theta"])
     np.testing.assert_allclose(moment_start(model), optimum, rtol=0.05)
     _, grad = model.deviance_and_gradient(optimum)

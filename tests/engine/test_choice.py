@@ -6,9 +6,9 @@ import pytest
 from lme4_agreement import CHAPTER_MODELS
 from test_blocked import EXTENSIONS, PUPILS_CROSSED
 
-from lmmflow.engine.blocked import BlockedREML
+from lmmflow.engine.blocked import BlockedCriterion
 from lmmflow.engine.choice import choose_engine, fit_profiled, profiled_criterion
-from lmmflow.engine.groups_last import ProfiledREML
+from lmmflow.engine.groups_last import GroupsLastCriterion
 from lmmflow.engine.parameters import parameter_names
 from lmmflow.inference.bootstrap import bootstrap_replicates, replicate_seeds
 from lmmflow.inference.profile_intervals import MLProfile, profile_intervals
@@ -23,7 +23,7 @@ def test_chapter_models_go_to_groups_last(chapter_design, model):
 def test_crossed_models_go_to_the_blocked_engine(pupils):
     design = build_design(PUPILS_CROSSED, pupils)
     assert choose_engine(design) == "blocked"
-    assert isinstance(profiled_criterion(design), BlockedREML)
+    assert isinstance(profiled_criterion(design), BlockedCriterion)
 
 
 def test_a_nested_design_padded_by_one_large_group_goes_to_the_blocked_engine():
@@ -36,7 +36,7 @@ def test_a_nested_design_padded_by_one_large_group_goes_to_the_blocked_engine():
     design = build_design("y ~ 1 + (1 | school) + (1 | school:klass)", data)
     assert design.nests_in_one_factor
     assert choose_engine(design) == "blocked"
-    assert isinstance(profiled_criterion(design, engine="groups-last"), ProfiledREML)
+    assert isinstance(profiled_criterion(design, engine="groups-last"), GroupsLastCriterion)
 
 
 def test_ml_fit_on_either_engine_is_lme4s(chapter_design):
@@ -44,7 +44,7 @@ def test_ml_fit_on_either_engine_is_lme4s(chapter_design):
     design = chapter_design("ach_cat_re_1")
     for engine in ("groups-last", "blocked"):
         fit = fit_profiled(design, reml=False, engine=engine)
-        assert fit.path == engine and fit.converged
+        assert fit.engine == engine and fit.converged
         assert abs(fit.loglik - oracle["logLik"]) < 1e-4
 
 

@@ -6,7 +6,8 @@ import statsmodels.api as sm
 from lme4_agreement import CHAPTER_MODELS, assert_fit_matches_lme4, assert_parameters_match_lme4
 from statsmodels.regression.mixed_linear_model import MixedLMParams
 
-from lmmflow.engine.groups_last import ProfiledREML, _escape_zero_diagonals, fit_reml
+from lmmflow.engine.groups_last import GroupsLastCriterion, fit_groups_last
+from lmmflow.engine.optimizer import escape_zero_diagonals
 from lmmflow.engine.parameters import default_start, theta_to_factors
 from lmmflow.model.design import build_design
 
@@ -15,14 +16,14 @@ MODELS = CHAPTER_MODELS
 
 @pytest.fixture(scope="module")
 def fits(chapter_fit):
-    """Design and fast-path fit (fit_reml) of every chapter model."""
-    return {key: chapter_fit(key, "fit_reml") for key in MODELS}
+    """Design and fast-path fit (fit_groups_last) of every chapter model."""
+    return {key: chapter_fit(key, "fit_groups_last") for key in MODELS}
 
 
 @pytest.mark.parametrize("key", MODELS)
 def test_fast_path_matches_lme4(fits, lme4, key):
     design, fit = fits[key]
-    assert fit.path == "fast"
+    assert fit.engine == "groups-last"
     assert fit.converged, fit.attempts
     assert_fit_matches_lme4(design, fit, lme4[key])
 
@@ -30,29 +31,29 @@ def test_fast_path_matches_lme4(fits, lme4, key):
 def test_attempts_are_recorded(fits):
     _, fit = fits["ach_cat_re_3"]
     assert fit.attempts and all(
-        {"optimizer", "reml_criterion", "grad_norm", "converged"} <= set(attempt) for attempt in fit.attempts
+        {"optimizer", "criterion", "grad_norm", "converged"} <= set(attempt) for attempt in fit.attempts
     )
     (winner,) = [attempt for attempt in fit.attempts if attempt["optimizer"] == fit.optimizer]
-    lowest = min(attempt["reml_criterion"] for attempt in fit.attempts)
-    assert winner["reml_criterion"] <= lowest + 1e-10 * abs(lowest)
-    assert np.isclose(-2 * fit.loglik, winner["reml_criterion"], rtol=1e-12)
+    lowest = min(attempt["criterion"] for attempt in fit.attempts)
+    assert winner["criterion"] <= lowest + 1e-10 * abs(lowest)
+    assert np.isclose(-2 * fit.loglik, winner["criterion"], rtol=1e-12)
 
 
 def test_zeroed_diagonal_is_not_taken_for_an_optimum(fits):
     """The deviance is even in a factor's column, so its gradient vanishes when the column is 0."""
-    model = ProfiledREML(fits["ach_cat_re_3"][0])
+    model = GroupsLastCriterion(fits["ach_cat_re_3"][0])
     stalled = np.array([0.0, 0.569])  # where L-BFGS-B from lme4's start stops
     _, grad = model.deviance_and_gradient(stalled)
     assert abs(grad[0]) < 1e-8
-    escape = _escape_zero_diagonals(model, stalled)
+    escape = escape_zero_diagonals(model, stalled)
     assert escape is not None and model.deviance(escape) < model.deviance(stalled) - 0.1
-    assert _escape_zero_diagonals(model, np.array([0.16, 0.569])) is None
+    assert escape_zero_diagonals(model, np.array([0.16, 0.569])) is None
 
 
 @pytest.mark.parametrize("key", MODELS)
 @pytest.mark.parametrize("reml", [True, False])
 def test_gradient_matches_finite_differences(fits, key, reml):
-    model = ProfiledREML(fits[key][0], reml=reml)
+    model = GroupsLastCriterion(fits[key][0], reml=reml)
     theta = default_start(model.sizes) + np.linspace(0.1, 0.4, model.n_theta)
     _, grad = model.deviance_and_gradient(theta)
     step = 1e-6 * np.eye(model.n_theta)
@@ -62,7 +63,7 @@ def test_gradient_matches_finite_differences(fits, key, reml):
 
 def test_ml_fit_matches_lme4(chapter_fit, lme4_extensions):
     """update(ach_cat_re_1, REML = FALSE): a singular ML optimum (one factor column at zero)."""
-    design, fit = chapter_fit("ach_cat_re_1", "fit_reml", reml=False)
+    design, fit = chapter_fit("ach_cat_re_1", "fit_groups_last", reml=False)
     assert fit.converged, fit.attempts
     assert_parameters_match_lme4(design, fit, lme4_extensions["ach_cat_re_1_ML"])
 
@@ -70,7 +71,7 @@ def test_ml_fit_matches_lme4(chapter_fit, lme4_extensions):
 @pytest.mark.parametrize("reml", [True, False])
 def test_pls_state_gives_the_profiled_deviance(fits, reml):
     """The pieces lmmflow.engine.criterion exposes reassemble into the criterion lme4 minimizes."""
-    model = ProfiledREML(fits["ach_cat_re_3"][0], reml=reml)
+    model = GroupsLastCriterion(fits["ach_cat_re_3"][0], reml=reml)
     theta = np.array([0.3, 0.8])
     state = model.pls_state(theta)
     dof = model.n - model.p if reml else model.n
@@ -102,10 +103,13 @@ def _statsmodels_loglik(design, theta, reml):
 @pytest.mark.parametrize("reml", [True, False])
 def test_ragged_design_matches_statsmodels(ragged_gpa, reml):
     design = build_design("gpa ~ occasion + (1 + occasion | student)", ragged_gpa)
-    fit = fit_reml(design, reml=reml)
+    fit = fit_groups_last(design, reml=reml)
     assert fit.converged, fit.attempts
     (winner,) = [attempt for attempt in fit.attempts if attempt["optimizer"] == fit.optimizer]
     assert abs(fit.loglik - _statsmodels_loglik(design, np.array(winner["theta"]), reml)) < 1e-6
     # and away from the optimum, where the deviance surface is not flat
     theta = np.array([0.7, -0.2, 0.4])
-    assert abs(-ProfiledREML(design, reml=reml).deviance(theta) / 2 - _statsmodels_loglik(design, theta, reml)) < 1e-6
+    assert (
+        abs(-GroupsLastCriterion(design, reml=reml).deviance(theta) / 2 - _statsmodels_loglik(design, theta, reml))
+        < 1e-6
+    )

@@ -4,14 +4,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lmmflow.engine.estimates import Estimates
+from lmmflow.engine.estimates import Estimates, parameter_vector
 from lmmflow.engine.parameters import (
     correlation_matrix,
     cov_to_sdcor,
     covariances_to_theta,
     default_start,
     parameter_names,
-    parameter_vector,
     safe_cholesky,
     sdcor_bounds,
     sdcor_to_theta,
@@ -66,7 +65,7 @@ def test_a_zero_sd_leaves_its_correlations_undefined_everywhere():
     assert correlations[1, 2] == 0.5
     np.testing.assert_array_equal(cov_to_sdcor(cov), [0.0, np.nan, np.nan, 2.0, 0.5, 1.0])
     design = build_design("y ~ x + (1 + x + z | g)", _three_effect_data())
-    fit = Estimates(np.zeros(2), np.eye(2), 1.0, [cov], [], [], 0.0, "fast", "x", True)
+    fit = Estimates(np.zeros(2), np.eye(2), 1.0, [cov], [], [], 0.0, "groups-last", "x", True)
     assert tables.re_correlations(design, fit)["correlation"].isna().tolist() == [True, True, False]
     vector = parameter_vector(design, fit)
     assert np.isnan(vector["cor_x.(Intercept)|g"]) and vector["cor_z.x|g"] == 0.5

@@ -11,7 +11,7 @@ from workflow_helpers import offline, output, snakemake
 
 from lmmflow.data.prepare import read_prepared
 from lmmflow.data.simulate import simulate_exercise
-from lmmflow.engine.groups_last import fit_reml
+from lmmflow.engine.groups_last import fit_groups_last
 from lmmflow.engine.parameters import parameter_names, parameter_values
 from lmmflow.inference.bootstrap import (
     aggregate_bootstrap,
@@ -25,7 +25,7 @@ from lmmflow.model.design import build_design
 
 @pytest.fixture
 def slopes_fit(chapter_fit):
-    return chapter_fit("sleep_uncorrelated", "fit_reml")
+    return chapter_fit("sleep_uncorrelated", "fit_groups_last")
 
 
 def test_bootstrap_chunks_are_reproducible_and_independent_of_chunking(slopes_fit):
@@ -117,7 +117,7 @@ def test_workflow_exercise_profile_and_bootstrap_chunks(tmp_path):
     assert list(profile["parameter"]) == ["sd_(Intercept)|groups", "sd_x|groups", "sigma", "(Intercept)", "x"]
     chunks = [pd.read_csv(tmp_path / f"results/intervals/sim_ints_only/bootstrap_chunk_{c}.csv") for c in range(3)]
     design = build_design("y ~ x + (1 | groups)", data)
-    fit = fit_reml(design)
+    fit = fit_groups_last(design)
     direct = bootstrap_replicates(design, fit, replicate_seeds(11, 6))
     union = pd.concat(chunks, ignore_index=True)
     np.testing.assert_allclose(union.drop(columns="converged"), direct.drop(columns="converged"), rtol=1e-8)

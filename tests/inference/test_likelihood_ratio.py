@@ -10,7 +10,7 @@ import pytest
 from conftest import CONFIG
 from lme4_agreement import CHAPTER_MODELS
 
-from lmmflow.engine.groups_last import fit_reml
+from lmmflow.engine.groups_last import fit_groups_last
 from lmmflow.inference.likelihood_ratio import (
     COLUMNS,
     IncomparableModels,
@@ -101,13 +101,13 @@ def test_one_model_is_not_a_comparison():
 def test_a_reml_fit_is_refused(sleepstudy):
     design = build_design("Reaction ~ Days + (1 | Subject)", sleepstudy)
     with pytest.raises(ValueError, match="model 'sleep': a likelihood-ratio test needs its ML fit"):
-        ml_fit("sleep", design, fit_reml(design))
+        ml_fit("sleep", design, fit_groups_last(design))
 
 
 def test_an_ml_model_is_read_from_its_solution_not_refitted(tmp_path, gpa):
     spec = configured("gpa_null") | {"reml": False}
     design = build_design(spec["formula"], gpa)
-    fit = fit_reml(design, reml=False)
+    fit = fit_groups_last(design, reml=False)
     write_solution(solution_of(fit), tmp_path / "solution.json")
     [read] = ml_fits(gpa, {"gpa_null": spec}, {"gpa_null": str(tmp_path / "solution.json")}, "gpa")
     assert not read.refitted and read.npar == 5 and read.response == "gpa"

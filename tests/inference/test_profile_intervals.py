@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from lmmflow.data.simulate import simulate_exercise
-from lmmflow.engine.groups_last import ProfiledREML, fit_reml, optimize_theta
+from lmmflow.engine.groups_last import GroupsLastCriterion, fit_groups_last
+from lmmflow.engine.optimizer import minimize_criterion
 from lmmflow.engine.parameters import parameter_names
 from lmmflow.inference.profile_intervals import MLProfile, profile_intervals
 from lmmflow.model.design import build_design
@@ -20,7 +21,7 @@ COR_ABSOLUTE = 0.02
 
 @pytest.fixture(scope="module")
 def sleep_fits(chapter_fit):
-    return {name: chapter_fit(name, "fit_reml") for name in SLEEP_MODELS}
+    return {name: chapter_fit(name, "fit_groups_last") for name in SLEEP_MODELS}
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +66,8 @@ def test_fixed_effect_profile_equals_the_offset_refit(sleep_fits):
     reduced = replace(
         design, y=design.y - value * design.X[:, 1], X=design.X[:, :1], fixed_names=design.fixed_names[:1]
     )
-    model = ProfiledREML(reduced, reml=False)
-    theta, _ = optimize_theta(model, profile.theta_hat)
+    model = GroupsLastCriterion(reduced, reml=False)
+    theta, _ = minimize_criterion(model, profile.theta_hat)
     zeta = profile.zeta_function(len(profile.vc_hat) + 1)(value)
     assert zeta == pytest.approx(np.sqrt(model.deviance(theta) - profile.base), rel=1e-6)
 
@@ -75,7 +76,7 @@ def test_profile_lower_bound_stops_at_zero():
     """A slope SD whose profile never reaches zeta = -1.96 gets the bound 0, as lme4 reports
     (lme4 1.1-31 on this data set: [0, 0.15450221])."""
     design = build_design("y ~ x + (1 | groups) + (0 + x | groups)", simulate_exercise(sd_slope=0.02, rng=5))
-    table = profile_intervals(design, fit_reml(design), which=["sd_x|groups"])
+    table = profile_intervals(design, fit_groups_last(design), which=["sd_x|groups"])
     assert table["lower_2.5"].iloc[0] == 0.0
     assert table["upper_97.5"].iloc[0] == pytest.approx(0.15450221, rel=1e-3)
 

@@ -9,7 +9,7 @@ import pytest
 from scipy.special import ndtr
 
 from lmmflow.engine.criterion import PLSState
-from lmmflow.engine.groups_last import ProfiledREML
+from lmmflow.engine.groups_last import GroupsLastCriterion
 from lmmflow.inference.satterthwaite import (
     Satterthwaite,
     fixed_effect_tests,
@@ -24,8 +24,8 @@ ORACLE_FITS = {
     "ach_cat_re_3_satterthwaite": ("ach_cat_re_3", True),
     "ach_cat_re_1_ML": ("ach_cat_re_1", False),
 }
-# this file's fitting path -> conftest's: fit_reml, and fit_model's statsmodels path (fit_statsmodels, verified)
-FIT_PATHS = {"fast": "fit_reml", "statsmodels": "statsmodels"}
+# this file's fitting path -> conftest's: fit_groups_last, and fit_model's statsmodels path (fit_statsmodels, verified)
+FIT_PATHS = {"fast": "fit_groups_last", "statsmodels": "statsmodels"}
 
 
 def oracle_sigma(oracle):
@@ -48,7 +48,7 @@ def test_df_at_lme4_optimum_equals_lmertest(key, chapter_design, lme4_extensions
     """At lme4's own (theta, sigma) only the derivatives differ from lmerTest's: measured 1e-7."""
     model, reml = ORACLE_FITS[key]
     oracle = lme4_extensions[key]
-    criterion = ProfiledREML(chapter_design(model), reml=reml)
+    criterion = GroupsLastCriterion(chapter_design(model), reml=reml)
     result = satterthwaite(criterion, np.array(oracle["theta"]), oracle_sigma(oracle))
     assert result.warnings() == []
     expected = [row["df_satterthwaite"] for row in oracle["fixed_effects"]]
@@ -67,7 +67,8 @@ def test_fixed_effect_tests_match_lmertest(key, path, chapter_fit, lme4_extensio
 def test_ml_fit_tests_match_lmertest(chapter_fit, lme4_extensions):
     """An ML fit is tested with the ML deviance (lmerTest's devfun_vp without the REML terms)."""
     assert_tests_match_lmertest(
-        fixed_effect_tests(*chapter_fit("ach_cat_re_1", "fit_reml", reml=False)), lme4_extensions["ach_cat_re_1_ML"]
+        fixed_effect_tests(*chapter_fit("ach_cat_re_1", "fit_groups_last", reml=False)),
+        lme4_extensions["ach_cat_re_1_ML"],
     )
 
 
@@ -121,7 +122,7 @@ def devfun_vp(criterion, varpar):
 @pytest.mark.parametrize("reml", [True, False])
 def test_closed_form_sigma_terms_equal_differences_of_lmertest_functions(chapter_design, reml):
     """Hessian of devfun_vp and Jacobian of vcov(beta) in (theta, sigma) by plain differences."""
-    criterion = ProfiledREML(chapter_design("ach_cat_re_3"), reml=reml)
+    criterion = GroupsLastCriterion(chapter_design("ach_cat_re_3"), reml=reml)
     varpar = np.array([0.16, 0.57, 0.74])
     result = satterthwaite(criterion, varpar[:-1], varpar[-1])
     h = 1e-4 * np.eye(3)
@@ -170,10 +171,10 @@ def test_contrast_df_does_not_depend_on_the_contrast_scale():
 
 def test_a_fit_is_tested_at_its_own_solution(chapter_fit):
     """The criterion comes from the caller when given (e.g. a crossed-design engine)."""
-    design, fit = chapter_fit("ach_cat_re_3", "fit_reml")
+    design, fit = chapter_fit("ach_cat_re_3", "fit_groups_last")
     calls = []
 
-    class Recording(ProfiledREML):
+    class Recording(GroupsLastCriterion):
         def pls_state(self, theta):
             calls.append(np.array(theta))
             return super().pls_state(theta)

@@ -310,7 +310,7 @@ def test_rank_check_keeps_full_rank_matrices_whole():
 )
 def test_r_expressions_translate_to_formulaic_and_print_as_r_deparses(written, formulaic_text, r_name):
     assert r_terms.to_formulaic(written) == formulaic_text
-    assert r_terms.r_label(written) == r_name
+    assert r_terms.deparse(written) == r_name
 
 
 def test_variables_are_the_columns_not_functions_or_arguments():

@@ -68,7 +68,7 @@ def test_information_criteria_are_lme4s(lme4_extensions):
 
 def test_singularity_follows_the_relative_cholesky_factor():
     def estimates(cov):
-        return Estimates(np.zeros(1), np.eye(1), 1.0, [cov], [], [], 0.0, "fast", "x", True)
+        return Estimates(np.zeros(1), np.eye(1), 1.0, [cov], [], [], 0.0, "groups-last", "x", True)
 
     assert tables.is_singular(estimates(np.array([[1.0, 1.0], [1.0, 1.0]])))  # correlation +1
     assert tables.is_singular(estimates(np.array([[1.0, 0.0], [0.0, 0.0]])))  # zero variance

@@ -124,7 +124,7 @@ def test_diagnostics_flag_singular_fits_and_list_warnings(tmp_path):
         write_fit(root, "m3", singular=False, verification="sparse LU", verification_difference=2e-11) / "fit.json",
     ]
     text = diagnostics(Results(map(str, paths)))
-    assert "| m1 | d | 10 | fast | **L-BFGS-B** | 2.000 (REML) | – | yes | **yes** | 0 |" in text
+    assert "| m1 | d | 10 | groups-last | **L-BFGS-B** | 2.000 (REML) | – | yes | **yes** | 0 |" in text
     assert "| 2.000 (ML) |" in text and "| sparse LU (2.0e-11) |" in text
     assert "Singular fits: `m1`." in text and "All fits converged." in text
     assert "Warnings:\n\n- `m2`: slow" in text

@@ -44,20 +44,20 @@ def test_statsmodels_path_matches_lme4(fitted, lme4):
 def test_ml_fit_matches_lme4(chapter_fit, lme4_extensions):
     """fit_statsmodels(reml=False) is update(ach_cat_re_1, REML = FALSE), and verifies as ML."""
     design, fit = chapter_fit("ach_cat_re_1", "statsmodels", reml=False)
-    assert (fit.path, fit.converged) == ("statsmodels", True)
+    assert (fit.engine, fit.converged) == ("statsmodels", True)
     assert_parameters_match_lme4(design, fit, lme4_extensions["ach_cat_re_1_ML"])
     assert statsmodels_loglike(design, fit) == pytest.approx(fit.loglik, abs=1e-6)
 
 
 def test_every_attempt_is_recorded_and_the_best_wins(fitted):
     _, _, fit = fitted
-    assert (fit.path, fit.converged) == ("statsmodels", True)
+    assert (fit.engine, fit.converged) == ("statsmodels", True)
     assert [a["optimizer"] for a in fit.attempts[: len(OPTIMIZERS)]] == list(OPTIMIZERS)
     assert fit.attempts[-1]["optimizer"].startswith("bfgs(gtol=1e-08) from ")
-    assert set(fit.attempts[0]) == {"optimizer", "reml_criterion", "grad_norm", "converged"}
-    best = min(a["reml_criterion"] for a in fit.attempts)
+    assert set(fit.attempts[0]) == {"optimizer", "criterion", "grad_norm", "converged"}
+    best = min(a["criterion"] for a in fit.attempts)
     assert fit.loglik == -best / 2
-    assert fit.optimizer in [a["optimizer"] for a in fit.attempts if a["reml_criterion"] == best]
+    assert fit.optimizer in [a["optimizer"] for a in fit.attempts if a["criterion"] == best]
     assert all(isinstance(w, str) for w in fit.warnings)
 
 
@@ -146,7 +146,7 @@ def test_gls_guard_repairs_statsmodels_zeroed_fixed_effects(collapsed):
     assert attempt.fe_repaired
     np.testing.assert_allclose(attempt.params.fe_params, ols, rtol=1e-9)
     params.fe_params = ols
-    assert attempt.reml_criterion == pytest.approx(-2 * model.loglike(params, profile_fe=False))
+    assert attempt.criterion == pytest.approx(-2 * model.loglike(params, profile_fe=False))
 
 
 def test_fit_survives_a_collapsing_variance(collapsed):

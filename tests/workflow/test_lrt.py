@@ -59,7 +59,7 @@ def test_the_crossed_pupils_model_is_lme4s(results, lme4_extensions):
     oracle = lme4_extensions["pupils_crossed"]
     assert abs(fit["logLik"] - oracle["logLik"]) < 1e-4
     assert fit["n_random_effects"] == oracle["n_random_effects"] == 80
-    assert fit["path"] == "blocked" and fit["verification"] == "sparse LU"
+    assert fit["engine"] == "blocked" and fit["verification"] == "sparse LU"
     assert fit["verification_difference"] < 1e-6
     assert_fit_matches_lme4_tables(folder, oracle)
 

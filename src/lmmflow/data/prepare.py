@@ -17,7 +17,7 @@ import pandas as pd
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
 from lmmflow.data.acquire import sha256_of
-from lmmflow.model.labels import r_label, single_factor
+from lmmflow.model.labels import single_factor, value_label
 from lmmflow.outputs.io import atomic_path, json_text
 
 R_SUFFIXES = (".rdata", ".rda")
@@ -263,7 +263,7 @@ def _is_plain_numeric(values: pd.Series) -> bool:
 
 
 def _labels(values: pd.Series) -> pd.Series:
-    return values.astype(object).map(r_label, na_action="ignore")
+    return values.astype(object).map(value_label, na_action="ignore")
 
 
 def _as_factor(values: pd.Series) -> pd.Categorical:
@@ -284,7 +284,7 @@ def _recode_lookup(levels: dict, key: str) -> dict[str, str]:
     """old value (as its R label) -> new level; an old value may belong to one level only."""
     lookup = {}
     for new, olds in levels.items():
-        for old in map(r_label, olds):
+        for old in map(value_label, olds):
             if old in lookup:
                 raise PrepareError(f"{key}: value '{old}' is listed under both '{lookup[old]}' and '{new}'")
             lookup[old] = new

@@ -51,12 +51,9 @@ from lmmflow.engine.blocked_factors import (
     sandwich,
     sparse_columns,
 )
-from lmmflow.engine.criterion import PLSState
+from lmmflow.engine.criterion import LOG_2PI, PLSState, ProfiledSolution
 from lmmflow.engine.estimates import Estimates, from_solution
-from lmmflow.engine.groups_last import GRADIENT_TOLERANCE, LOG_2PI, Solution
-from lmmflow.engine.groups_last import _attempt as optimizer_attempt  # one record format for both engines
-from lmmflow.engine.groups_last import _best as best_attempt
-from lmmflow.engine.groups_last import optimize_theta as groups_last_optimizer
+from lmmflow.engine.optimizer import GRADIENT_TOLERANCE, Attempt, attempt_of, best_attempt, minimize_criterion
 from lmmflow.engine.parameters import default_start, theta_lower_bounds, theta_to_covariances
 from lmmflow.engine.start_values import all_scalar, curvature_scales, moment_start
 from lmmflow.model.design import Design
@@ -88,10 +85,10 @@ def evaluation_work(design: Design) -> float:
 # --------------------------------------------------------------------------- the profiled deviance
 
 
-class BlockedREML:
+class BlockedCriterion:
     """lme4's profiled deviance of any design as a function of theta (REML, or ML if reml=False).
 
-    A drop-in for ``lmmflow.engine.groups_last.ProfiledREML`` where the package uses one: ``deviance(theta)``,
+    A drop-in for ``lmmflow.engine.groups_last.GroupsLastCriterion`` where the package uses one: ``deviance(theta)``,
     ``solve(theta)`` (a ``lmmflow.engine.groups_last.Solution``), ``lower_bounds``, ``sizes``, ``n_theta``.
     Everything whose sparsity does not depend on theta is computed here, once.
     """
@@ -268,7 +265,7 @@ class BlockedREML:
     # -- estimates at a given theta
 
     @single_thread()
-    def solve(self, theta: np.ndarray) -> Solution:
+    def solve(self, theta: np.ndarray) -> ProfiledSolution:
         """Fixed effects, variance components, conditional modes and conditional SDs at theta.
 
         The conditional SDs are lme4's ``ranef(condVar = TRUE)``: square roots of the diagonal of
@@ -287,7 +284,7 @@ class BlockedREML:
             var2 = np.diag(inverse["P"]).copy()
             var1 += np.einsum("rkj,klj,lrj->rj", H, inverse["K"], H)  # diag of H_j K_j H_j
         sds = (np.sqrt(sigma2 * np.maximum(var1, 0.0)), np.sqrt(sigma2 * np.maximum(var2, 0.0)))
-        return Solution(
+        return ProfiledSolution(
             theta=theta,
             deviance=f["deviance"],
             beta=f["beta"] + self.beta_offset,
@@ -395,12 +392,12 @@ DERIVATIVE_FREE_MIN_DENSE = 500
 # analytic gradient of 1e-4 (converged); 1e-5 took 67 but left 0.02, so that the convergence check
 # needed a Newton decrement (4 more gradients, more than the 11 evaluations saved).
 COBYQA_OPTIONS = dict(final_tr_radius=1e-7, maxfev=2000)
-# L-BFGS-B in scaled theta (``_first_attempt``): ``lmmflow.engine.groups_last``'s settings but for its gradient
+# L-BFGS-B in scaled theta (``_first_attempt``): ``lmmflow.engine.optimizer``'s settings but for its gradient
 # tolerance, set from the scales. On InstEval it saves the last of 9 gradients.
 SCALED_LBFGSB_OPTIONS = dict(maxiter=1000, ftol=1e-14, maxcor=20)
 
 
-def _first_attempt(model: BlockedREML, start: np.ndarray | None) -> dict:
+def _first_attempt(model: BlockedCriterion, start: np.ndarray | None) -> Attempt:
     """All-scalar designs: L-BFGS-B with the gradient in ``scalar_start``'s scales, from its start
     unless ``start`` is given. Others: COBYQA from lme4's start (or ``start``)."""
     clock = time.perf_counter()
@@ -417,33 +414,33 @@ def _first_attempt(model: BlockedREML, start: np.ndarray | None) -> dict:
         bounds = list(zip(model.lower_bounds * scale, [None] * model.n_theta))
         result = optimize.minimize(scaled, start * scale, jac=True, method="L-BFGS-B", bounds=bounds, options=options)
         result.x = result.x / scale  # as a rule the theta of its last evaluation, whose factor and gradient are kept
-        return optimizer_attempt("scaled L-BFGS-B", model, result, time.perf_counter() - clock)
+        return attempt_of("scaled L-BFGS-B", model, result, time.perf_counter() - clock)
     start = default_start(model.sizes) if start is None else np.asarray(start, float)
     bounds = optimize.Bounds(model.lower_bounds, np.full(model.n_theta, np.inf))
     result = optimize.minimize(model.deviance, start, method="COBYQA", bounds=bounds, options=COBYQA_OPTIONS)
-    return optimizer_attempt("COBYQA", model, result, time.perf_counter() - clock)
+    return attempt_of("COBYQA", model, result, time.perf_counter() - clock)
 
 
-def optimize_theta(model: BlockedREML, start: np.ndarray | None = None) -> tuple[np.ndarray, list[dict]]:
+def optimize_theta(model: BlockedCriterion, start: np.ndarray | None = None) -> tuple[np.ndarray, list[Attempt]]:
     """Minimize the profiled deviance from lme4's start (or ``start``).
 
     The groups-last engine's optimizer (L-BFGS-B with the analytic gradient, restarts off zeroed
-    diagonals, Nelder-Mead when needed; ``lmmflow.engine.groups_last.optimize_theta``), except that a large
+    diagonals, Nelder-Mead when needed; ``lmmflow.engine.optimizer.minimize_criterion``), except that a large
     dense block first gets ``_first_attempt``: L-BFGS-B from a moment estimate in scaled theta
     when every term is scalar, else SciPy's derivative-free COBYQA (Powell's successor of the
     BOBYQA lme4 uses). That solution is checked with the analytic gradient, and the groups-last
     optimizer continues from it only when it did not converge or, after L-BFGS-B, when a
-    variance is at zero (where L-BFGS-B can stall: ``lmmflow.engine.groups_last._escape_zero_diagonals``).
+    variance is at zero (where L-BFGS-B can stall: ``lmmflow.engine.optimizer.escape_zero_diagonals``).
     """
     if model.q2 < DERIVATIVE_FREE_MIN_DENSE:
-        return groups_last_optimizer(model, start)
+        return minimize_criterion(model, start)
     first = _first_attempt(model, start)
-    stalled = all_scalar(model) and np.any(first["theta"] <= model.lower_bounds + 1e-8)
-    if first["converged"] and not stalled:
-        return first["theta"], [first]
-    _, more = groups_last_optimizer(model, first["theta"])
+    stalled = all_scalar(model) and np.any(first.theta <= model.lower_bounds + 1e-8)
+    if first.converged and not stalled:
+        return first.theta, [first]
+    _, more = minimize_criterion(model, first.theta)
     attempts = [first, *more]
-    return best_attempt(attempts)["theta"], attempts
+    return best_attempt(attempts).theta, attempts
 
 
 def fit_blocked(design: Design, reml: bool = True, start: np.ndarray | None = None) -> Estimates:
@@ -451,6 +448,6 @@ def fit_blocked(design: Design, reml: bool = True, start: np.ndarray | None = No
 
     The optimizer is ``optimize_theta``.
     """
-    model = BlockedREML(design, reml=reml)
+    model = BlockedCriterion(design, reml=reml)
     theta, attempts = optimize_theta(model, start)
-    return from_solution(model.solve(theta), best_attempt(attempts), attempts, "blocked", "blocked engine", reml)
+    return from_solution(model.solve(theta), best_attempt(attempts), attempts, "blocked", reml)

@@ -13,12 +13,11 @@ design's dimensions, not a timing, so the choice does not depend on the machine'
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 
 from lmmflow.engine import blocked, groups_last
 from lmmflow.engine.estimates import Estimates
+from lmmflow.engine.optimizer import Attempt, minimize_criterion
 from lmmflow.model.design import Design
 
 
@@ -40,28 +39,28 @@ def profiled_criterion(design: Design, reml: bool = True, engine: str | None = N
     """The engine's criterion object: ``deviance(theta)``, ``solve(theta)``, ``lower_bounds``."""
     engine = engine or choose_engine(design)
     if engine == "groups-last":
-        return groups_last.ProfiledREML(design, reml=reml)
-    return blocked.BlockedREML(design, reml=reml)
+        return groups_last.GroupsLastCriterion(design, reml=reml)
+    return blocked.BlockedCriterion(design, reml=reml)
 
 
-def criterion_of_path(design: Design, reml: bool, path: str):
-    """The criterion of the engine that fitted on ``path`` (a fit's ``Estimates.path``), so that
+def criterion_of_engine(design: Design, reml: bool, engine: str):
+    """The criterion of the engine that fitted (a fit's ``Estimates.engine``), so that
     re-evaluations reproduce the fit to the last bit; a statsmodels fit gets ``choose_engine``'s."""
-    return profiled_criterion(design, reml, engine=path if path in ("groups-last", "blocked") else None)
+    return profiled_criterion(design, reml, engine=engine if engine in ("groups-last", "blocked") else None)
 
 
-def optimize_criterion(model, start: np.ndarray | None = None) -> tuple[np.ndarray, list[dict]]:
+def optimize_criterion(model, start: np.ndarray | None = None) -> tuple[np.ndarray, list[Attempt]]:
     """Minimize a criterion from ``profiled_criterion`` with its engine's optimizer."""
-    if isinstance(model, blocked.BlockedREML):
+    if isinstance(model, blocked.BlockedCriterion):
         return blocked.optimize_theta(model, start)
-    return groups_last.optimize_theta(model, start)
+    return minimize_criterion(model, start)
 
 
 def fit_profiled(
     design: Design, reml: bool = True, start: np.ndarray | None = None, engine: str | None = None
 ) -> Estimates:
-    """REML (or ML) fit on ``engine`` (default: ``choose_engine``); ``Estimates.path`` names it."""
+    """REML (or ML) fit on ``engine`` (default: ``choose_engine``); ``Estimates.engine`` names it."""
     engine = engine or choose_engine(design)
     if engine == "groups-last":
-        return replace(groups_last.fit_reml(design, reml=reml, start=start), path="groups-last")
+        return groups_last.fit_groups_last(design, reml=reml, start=start)
     return blocked.fit_blocked(design, reml=reml, start=start)

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 
-from lmmflow.engine.parameters import covariances_to_theta
+from lmmflow.engine.parameters import covariances_to_theta, parameter_names, parameter_values
+
+if TYPE_CHECKING:
+    from lmmflow.engine.optimizer import Attempt
+    from lmmflow.model.design import Design
 
 
 @dataclass
@@ -18,7 +24,7 @@ class Estimates:
     (n_levels_b x q_b) arrays of conditional modes and conditional standard deviations, rows in
     the order of ``Design.blocks[b].levels``. ``beta_cov`` is lme4's ``vcov``.
     ``theta`` (lme4's, see ``lmmflow.engine.parameters``) is set by the paths that optimize it; ``reml``
-    is False for a maximum-likelihood fit. ``path`` names the engine that fitted: "groups-last" (``lmmflow.engine.groups_last``), "blocked"
+    is False for a maximum-likelihood fit. ``engine`` names the engine that fitted: "groups-last" (``lmmflow.engine.groups_last``), "blocked"
     (``lmmflow.engine.blocked``) or "statsmodels" (``lmmflow.verify.statsmodels_fit``). ``verification`` names the
     independent re-evaluation of the criterion at the solution ("statsmodels", "groups-last",
     "blocked" or "sparse LU"; None if none could run) and ``verification_loglik`` its logLik;
@@ -32,7 +38,7 @@ class Estimates:
     modes: list[np.ndarray]
     conditional_sds: list[np.ndarray]
     loglik: float
-    path: str
+    engine: str
     optimizer: str
     converged: bool
     attempts: list[dict] = field(default_factory=list)
@@ -54,22 +60,27 @@ class Estimates:
         return None if self.verification_loglik is None else abs(self.loglik - self.verification_loglik)
 
 
-def from_solution(solution, best: dict, attempts: list[dict], path: str, engine: str, reml: bool) -> Estimates:
-    """Estimates of an engine's REML (or ML: ``reml``) ``Solution`` (``lmmflow.engine.groups_last.Solution``) at
-    its ``best`` optimizer attempt; ``attempts`` are the optimizer runs, each with its ``theta`` as
-    an array, and its convergence checks (``grad_norm``, ``newton_decrement``, ``message``), which
-    a warning naming ``engine`` quotes when the best did not converge."""
+def from_solution(solution, best: Attempt, attempts: list[Attempt], engine: str, reml: bool) -> Estimates:
+    """Estimates of an ``engine``'s REML (or ML: ``reml``) ``lmmflow.engine.criterion.ProfiledSolution``
+    at its ``best`` optimizer attempt; ``attempts`` are the optimizer runs with their convergence
+    checks, which a warning quotes when the best did not converge."""
     warnings = []
-    if not best["converged"]:
+    if not best.converged:
         warnings.append(
-            f"{engine}: no optimizer converged (best: {best['optimizer']}, projected gradient "
-            f"{best['grad_norm']:.2g}, Newton decrement {best['newton_decrement']:.2g}, {best['message']})"
+            f"{engine} engine: no optimizer converged (best: {best.optimizer}, projected gradient "
+            f"{best.grad_norm:.2g}, Newton decrement {best.newton_decrement:.2g}, {best.message})"
         )
     return solution.estimates(
         reml,
-        path=path,
-        optimizer=best["optimizer"],
-        converged=best["converged"],
-        attempts=[attempt | {"theta": attempt["theta"].tolist()} for attempt in attempts],
+        engine=engine,
+        optimizer=best.optimizer,
+        converged=best.converged,
+        attempts=[attempt.record() for attempt in attempts],
         warnings=warnings,
     )
+
+
+def parameter_vector(design: Design, fit: Estimates) -> pd.Series:
+    """A fit's ``parameter_values``, named by ``parameter_names``."""
+    values = parameter_values(fit.covariances, fit.sigma2, fit.beta)
+    return pd.Series(values, index=parameter_names(design), dtype=float)

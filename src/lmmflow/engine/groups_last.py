@@ -22,11 +22,9 @@ penalized residual sum of squares. (For ML drop the K term and use n instead of 
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize
 
 from lmmflow.engine.batched import (
     backward_substitute_transposed,
@@ -34,32 +32,16 @@ from lmmflow.engine.batched import (
     forward_substitute,
     lambda_transpose_times,
 )
-from lmmflow.engine.criterion import PLSState
+from lmmflow.engine.criterion import LOG_2PI, PLSState, ProfiledSolution
 from lmmflow.engine.estimates import Estimates, from_solution
+from lmmflow.engine.optimizer import best_attempt, minimize_criterion
 from lmmflow.engine.parameters import (
     block_theta_size,
-    default_start,
     lower_triangle_indices,
     theta_lower_bounds,
     theta_to_covariances,
 )
 from lmmflow.model.design import Design
-
-LOG_2PI = np.log(2.0 * np.pi)
-# Projected-gradient size (deviance units) below which a solution counts as converged.
-GRADIENT_TOLERANCE = 1e-3
-# ... or, when rounding noise in a large data set's deviance keeps the gradient above that, a
-# Newton decrement (deviance still to gain by a Newton step) below this counts as converged.
-NEWTON_DECREMENT_TOLERANCE = 1e-6
-# Run the derivative-free fallback (FALLBACK_EVALUATIONS per theta entry at most) regardless of
-# need when its work, in units of G d^2 (d + p + 1) per evaluation, is below CHEAP_FALLBACK_WORK
-# (~0.2 s; all the chapter's models), and for singular solutions, whose flat, bound-constrained
-# directions deserve a second, derivative-free opinion, below SINGULAR_FALLBACK_WORK (~1 s).
-# Work, not measured time, so that which attempts run does not depend on the machine's load.
-FALLBACK_EVALUATIONS = 400
-CHEAP_FALLBACK_WORK = 5e7
-SINGULAR_FALLBACK_WORK = 2.5e8
-
 
 # --------------------------------------------------------------------------- local layout
 
@@ -127,36 +109,7 @@ def row_positions(design: Design, layout: LocalLayout) -> tuple[np.ndarray, np.n
 # --------------------------------------------------------------------------- the profiled deviance
 
 
-@dataclass
-class Solution:
-    """Everything the profiled deviance determines at one theta."""
-
-    theta: np.ndarray
-    deviance: float
-    beta: np.ndarray
-    sigma2: float
-    beta_cov: np.ndarray
-    covariances: list[np.ndarray]
-    modes: list[np.ndarray]
-    conditional_sds: list[np.ndarray]
-
-    def estimates(self, reml: bool, **found) -> Estimates:
-        """These numbers as ``Estimates``; ``found`` says how (path, optimizer, converged, ...)."""
-        return Estimates(
-            beta=self.beta,
-            beta_cov=self.beta_cov,
-            sigma2=self.sigma2,
-            covariances=self.covariances,
-            modes=self.modes,
-            conditional_sds=self.conditional_sds,
-            loglik=-self.deviance / 2.0,
-            theta=self.theta,
-            reml=reml,
-            **found,
-        )
-
-
-class ProfiledREML:
+class GroupsLastCriterion:
     """lme4's profiled deviance of a design as a function of theta (REML by default, ML if reml=False).
 
     The sufficient statistics are computed once; each ``deviance`` call costs O(G d^3).
@@ -294,7 +247,7 @@ class ProfiledREML:
 
     # -- estimates at a given theta
 
-    def solve(self, theta: np.ndarray) -> Solution:
+    def solve(self, theta: np.ndarray) -> ProfiledSolution:
         """Fixed effects, variance components, conditional modes and SDs at theta."""
         theta = np.asarray(theta, dtype=float)
         f = self._factor(theta)
@@ -309,7 +262,7 @@ class ProfiledREML:
         V = forward_substitute(L, lam.T)
         cond_var = sigma2 * np.einsum("kjg,kjg->jg", V, V)
         modes, sds = self._per_block(b), self._per_block(np.sqrt(np.maximum(cond_var, 0.0)))
-        return Solution(
+        return ProfiledSolution(
             theta=theta,
             deviance=f["deviance"],
             beta=f["beta"] + self.beta_offset,
@@ -330,157 +283,8 @@ class ProfiledREML:
         return out
 
 
-# --------------------------------------------------------------------------- optimization
-
-
-def newton_decrement(model: ProfiledREML, theta: np.ndarray) -> float:
-    """g'H^-1 g / 2 over the coordinates not held at a bound: the deviance a Newton step would gain.
-
-    H is a forward-difference Hessian of the analytic gradient (one gradient per free coordinate).
-    Returns inf when H is not positive definite there (not a minimum, or too flat to tell).
-    """
-    _, grad = model.deviance_and_gradient(theta)
-    free = ~model.held_at_bound(theta, grad)
-    if not free.any():
-        return 0.0
-    columns = []
-    for j in np.flatnonzero(free):
-        step = 1e-5 * max(1.0, abs(theta[j]))
-        _, shifted = model.deviance_and_gradient(theta + step * np.eye(len(theta))[j])
-        columns.append((shifted - grad)[free] / step)
-    hessian = np.array(columns)
-    hessian = (hessian + hessian.T) / 2
-    try:
-        factor = np.linalg.cholesky(hessian)
-    except np.linalg.LinAlgError:
-        return np.inf
-    scaled = np.linalg.solve(factor, grad[free])
-    return float(scaled @ scaled / 2)
-
-
-def _stopped_cleanly(result) -> bool:
-    """The optimizer's own success flag, except that an L-BFGS-B line search failing is fine.
-
-    With thousands of groups the deviance is ~1e5 and its rounding noise (~1e-11) defeats the line
-    search once the optimum is reached to that precision; the projected-gradient check then decides.
-    """
-    return bool(result.success) or "ABNORMAL" in str(result.message)
-
-
-def _attempt(name: str, model: ProfiledREML, result, seconds: float) -> dict:
-    theta = np.asarray(result.x, dtype=float)
-    deviance, grad = model.deviance_and_gradient(theta)
-    pgrad = np.where(model.held_at_bound(theta, grad), 0.0, grad)
-    grad_norm = float(np.max(np.abs(pgrad))) if len(pgrad) else 0.0
-    decrement = 0.0 if grad_norm < GRADIENT_TOLERANCE else newton_decrement(model, theta)
-    return dict(
-        optimizer=name,
-        reml_criterion=float(deviance),
-        grad_norm=grad_norm,
-        newton_decrement=decrement,
-        converged=_stopped_cleanly(result)
-        and (grad_norm < GRADIENT_TOLERANCE or decrement < NEWTON_DECREMENT_TOLERANCE),
-        message=str(result.message),
-        n_evaluations=int(result.nfev),
-        seconds=seconds,
-        theta=theta,
-    )
-
-
-def _run_lbfgsb(model: ProfiledREML, start: np.ndarray):
-    bounds = [(lo if np.isfinite(lo) else None, None) for lo in model.lower_bounds]
-    return optimize.minimize(
-        model.deviance_and_gradient,
-        start,
-        jac=True,
-        method="L-BFGS-B",
-        bounds=bounds,
-        options=dict(maxiter=1000, ftol=1e-14, gtol=1e-7, maxcor=20),
-    )
-
-
-def _run_nelder_mead(model: ProfiledREML, start: np.ndarray):
-    bounds = [(lo if np.isfinite(lo) else None, None) for lo in model.lower_bounds]
-    # An initial simplex of non-trivial size lets Nelder-Mead escape a point L-BFGS-B stalled at.
-    step = np.maximum(0.1 * np.abs(start), 0.05)
-    simplex = np.vstack([start] + [start + step[j] * np.eye(len(start))[j] for j in range(len(start))])
-    return optimize.minimize(
-        model.deviance,
-        start,
-        method="Nelder-Mead",
-        bounds=bounds,
-        options=dict(
-            maxfev=FALLBACK_EVALUATIONS * max(1, len(start)),
-            xatol=1e-8,
-            fatol=1e-10,
-            initial_simplex=simplex,
-        ),
-    )
-
-
-def _escape_zero_diagonals(model: ProfiledREML, theta: np.ndarray) -> np.ndarray | None:
-    """A better point off the boundary, if one of a few probes finds it; else None.
-
-    The deviance is even in each column of a factor, so its gradient vanishes wherever a whole
-    column is zero: a diagonal entry L-BFGS-B pushed to 0 looks stationary even when the
-    optimum is interior. Probing a few positive values tells the two cases apart.
-    """
-    diagonal = np.isfinite(model.lower_bounds)
-    zero = diagonal & (theta <= 1e-8)
-    if not zero.any():
-        return None
-    best, best_value = None, model.deviance(theta)
-    for value in (0.01, 0.1, 0.5, 1.0):
-        probe = np.where(zero, value, theta)
-        probe_value = model.deviance(probe)
-        if probe_value < best_value - 1e-10 * max(1.0, abs(best_value)):
-            best, best_value = probe, probe_value
-    return best
-
-
-def optimize_theta(model: ProfiledREML, start: np.ndarray | None = None) -> tuple[np.ndarray, list[dict]]:
-    """Minimize the profiled deviance, keeping the best of all attempts.
-
-    L-BFGS-B with the analytic gradient first; restarted off the boundary when a probe shows a
-    zeroed diagonal was premature; then bounded Nelder-Mead from the best point when L-BFGS-B
-    did not converge, when the solution is singular (flat, bound-constrained directions), or
-    whenever it is cheap.
-    """
-    start = default_start(model.sizes) if start is None else np.asarray(start, float)
-    clock = time.perf_counter()
-    attempts = [_attempt("L-BFGS-B", model, _run_lbfgsb(model, start), time.perf_counter() - clock)]
-    escape = _escape_zero_diagonals(model, attempts[0]["theta"])
-    if escape is not None:
-        clock = time.perf_counter()
-        attempts.append(_attempt("L-BFGS-B restart", model, _run_lbfgsb(model, escape), time.perf_counter() - clock))
-    best = _best(attempts)
-    fallback_work = model.evaluation_work * FALLBACK_EVALUATIONS * max(1, model.n_theta)
-    singular = np.any(best["theta"][np.isfinite(model.lower_bounds)] < 1e-4)
-    if (
-        not best["converged"]
-        or fallback_work < CHEAP_FALLBACK_WORK
-        or (singular and fallback_work < SINGULAR_FALLBACK_WORK)
-    ):
-        clock = time.perf_counter()
-        result = _run_nelder_mead(model, best["theta"])
-        attempts.append(_attempt("Nelder-Mead", model, result, time.perf_counter() - clock))
-    return _best(attempts)["theta"], attempts
-
-
-def _best(attempts: list[dict]) -> dict:
-    """Lowest deviance; a later attempt must beat an earlier one by more than rounding noise."""
-    best = attempts[0]
-    for attempt in attempts[1:]:
-        noise = 1e-10 * max(1.0, abs(best["reml_criterion"]))
-        if attempt["reml_criterion"] < best["reml_criterion"] - noise:
-            best = attempt
-    return best
-
-
-def fit_reml(design: Design, reml: bool = True, start: np.ndarray | None = None) -> Estimates:
+def fit_groups_last(design: Design, reml: bool = True, start: np.ndarray | None = None) -> Estimates:
     """REML (or ML) fit on the fast vectorized path; every number on lme4's scale."""
-    model = ProfiledREML(design, reml=reml)
-    theta, attempts = optimize_theta(model, start)
-    solution = model.solve(theta)
-    best = _best(attempts)
-    return from_solution(solution, best, attempts, "fast", "fast REML path", reml)
+    model = GroupsLastCriterion(design, reml=reml)
+    theta, attempts = minimize_criterion(model, start)
+    return from_solution(model.solve(theta), best_attempt(attempts), attempts, "groups-last", reml)

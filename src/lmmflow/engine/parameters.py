@@ -19,10 +19,8 @@ from functools import cache
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 if TYPE_CHECKING:  # only for annotations: readers of a fit's solution need not load the design code
-    from lmmflow.engine.estimates import Estimates
     from lmmflow.model.design import Design
 
 
@@ -188,9 +186,3 @@ def parameter_values(covariances: list[np.ndarray], sigma2: float, beta: np.ndar
     (``bootFun`` of ``confint.merMod``)."""
     values = [cov_to_sdcor(cov) for cov in covariances] + [np.array([np.sqrt(sigma2)]), beta]
     return np.concatenate(values)
-
-
-def parameter_vector(design: Design, fit: Estimates) -> pd.Series:
-    """A fit's ``parameter_values``, named by ``parameter_names``."""
-    values = parameter_values(fit.covariances, fit.sigma2, fit.beta)
-    return pd.Series(values, index=parameter_names(design), dtype=float)

@@ -8,7 +8,7 @@ theta times these scales) meets a nearly isotropic problem from a nearby start. 
 lme4's 0.276, 0.437, 0.071 (0.9 deviance units above the optimum), and the scales at it are 244,
 132, 79 against the 238, 129, 65 of finite differences of the gradient at the optimum.
 
-``model`` is a ``lmmflow.engine.blocked.BlockedREML`` (its factors, [X y'] with y' = y minus its OLS
+``model`` is a ``lmmflow.engine.blocked.BlockedCriterion`` (its factors, [X y'] with y' = y minus its OLS
 fit, n, p and the blocks' sizes).
 """
 

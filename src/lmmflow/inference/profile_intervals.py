@@ -46,12 +46,11 @@ from scipy import optimize
 from scipy.special import ndtri  # the normal quantile, without scipy.stats' ~1 s import
 
 from lmmflow.engine.choice import optimize_criterion, profiled_criterion
-from lmmflow.engine.estimates import Estimates
-from lmmflow.engine.groups_last import LOG_2PI
+from lmmflow.engine.criterion import LOG_2PI
+from lmmflow.engine.estimates import Estimates, parameter_vector
 from lmmflow.engine.parameters import (
     covariances_to_theta,
     parameter_names,
-    parameter_vector,
     sdcor_bounds,
     sdcor_to_theta,
     theta_to_sdcor,

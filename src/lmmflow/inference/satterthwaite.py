@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtr, stdtr
 
-from lmmflow.engine.choice import criterion_of_path
+from lmmflow.engine.choice import criterion_of_engine
 from lmmflow.engine.criterion import Criterion
 from lmmflow.engine.estimates import Estimates
 from lmmflow.model.design import Design
@@ -199,10 +199,10 @@ def fixed_effect_tests(design: Design, fit: Estimates, criterion: Criterion | No
 
     Evaluated at the fit's own solution whichever path produced it (``Estimates.lme4_theta``), so a
     statsmodels fit is tested at its own optimum.
-    ``criterion`` defaults to the fitting engine's (``engines.criterion_of_path``). ``table.attrs["warnings"]``
+    ``criterion`` defaults to the fitting engine's (``engines.criterion_of_engine``). ``table.attrs["warnings"]``
     lists lmerTest's warnings about the deviance's Hessian.
     """
-    criterion = criterion_of_path(design, fit.reml, fit.path) if criterion is None else criterion
+    criterion = criterion_of_engine(design, fit.reml, fit.engine) if criterion is None else criterion
     theta = fit.lme4_theta()
     result = satterthwaite(criterion, theta, float(np.sqrt(fit.sigma2)))
     df = result.coefficient_df()

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import formulaic
 
-from lmmflow.model.r_terms import RSyntaxError, r_label, term_label, to_formulaic, variables
+from lmmflow.model.r_terms import RSyntaxError, deparse, term_label, to_formulaic, variables
 
 _NAME = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$")
 _QUOTED_NAMES = re.compile(r"`([^`]+)`")
@@ -98,7 +98,7 @@ def _response(response: str, text: str) -> str:
         raise FormulaError(
             f"formula {text!r}: response {response!r} must be a column name or one expression of columns such as log(y)"
         ) from None
-    return r_label(response)
+    return deparse(response)
 
 
 def _check_parentheses(text: str) -> None:

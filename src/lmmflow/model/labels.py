@@ -15,12 +15,12 @@ def single_factor(values: pd.Series) -> tuple[np.ndarray, list[str]]:
     level order, otherwise sorted values (numbers in numeric order)."""
     if isinstance(values.dtype, pd.CategoricalDtype):
         values = values.cat.remove_unused_categories()
-        return values.cat.codes.to_numpy(dtype=np.int64), [r_label(c) for c in values.cat.categories]
+        return values.cat.codes.to_numpy(dtype=np.int64), [value_label(c) for c in values.cat.categories]
     levels, codes = np.unique(values.to_numpy(), return_inverse=True)
-    return codes.astype(np.int64), [r_label(v) for v in levels]
+    return codes.astype(np.int64), [value_label(v) for v in levels]
 
 
-def r_label(value) -> str:
+def value_label(value) -> str:
     """R's label of a value: 1.0 -> "1", 1234567.0 -> "1234567", True -> "TRUE", text as it is."""
     if isinstance(value, (bool, np.bool_)):
         return "TRUE" if value else "FALSE"

@@ -5,7 +5,7 @@ it is power, not Python's xor; names may contain dots (``x.1``) or, backquoted, 
 (`` `a b` ``). ``to_formulaic`` rewrites an R expression into formulaic's dialect (``^`` inside
 calls becomes ``**``, names that are not Python identifiers are backquoted, ``TRUE`` is
 ``True``); ``variables`` lists the columns it reads, including those of stateful transforms
-such as ``scale(x)`` whose columns formulaic's ``required_variables`` omits; ``r_label`` prints
+such as ``scale(x)`` whose columns formulaic's ``required_variables`` omits; ``deparse`` prints
 an expression as R's ``deparse`` does, so that term names read as in lme4's output
 (``I(x^2)``, ``poly(x, 2)1``, ``scale(x)``).
 """
@@ -158,7 +158,7 @@ def to_formulaic(text: str) -> str:
     return out.strip()
 
 
-def r_label(text: str) -> str:
+def deparse(text: str) -> str:
     """The expression as R's deparse prints it: ``I(x ^ 2)`` is ``I(x^2)``, ``log(y+1)`` is
     ``log(y + 1)``; non-syntactic names are backquoted."""
     out = ""
@@ -196,7 +196,7 @@ def factor_label(factor: Factor) -> str:
     name = str(factor)
     if factor.eval_method == Factor.EvalMethod.LOOKUP:
         return name if _R_NAME.match(name) else f"`{name}`"
-    return r_label(name)
+    return deparse(name)
 
 
 def term_label(term: Term) -> str:

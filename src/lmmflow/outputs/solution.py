@@ -9,7 +9,7 @@ precision, so a job reading the file gets the fit's numbers to the last bit.
 ``estimates_from_solution`` rebuilds the fit from its design and solution with one evaluation
 of the criterion at theta, no optimization, and refuses a solution whose criterion it does not
 reproduce (the file belongs to other data); the criterion is the fitting engine's
-(``lmmflow.engine.choice.criterion_of_path``).
+(``lmmflow.engine.choice.criterion_of_engine``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from lmmflow.engine.choice import criterion_of_path
+from lmmflow.engine.choice import criterion_of_engine
 from lmmflow.engine.estimates import Estimates
 from lmmflow.engine.parameters import theta_to_covariances
 from lmmflow.model.design import Design, build_design
@@ -33,7 +33,7 @@ CRITERION_TOLERANCE = 1e-6
 
 
 @dataclass(frozen=True)
-class FitSolution:
+class SolutionArtefact:
     """The parameters a fit found and its criterion there (see the module docstring)."""
 
     theta: np.ndarray
@@ -51,23 +51,23 @@ class FitSolution:
         return theta_to_covariances(self.theta, list(self.block_sizes), self.sigma2)
 
 
-def solution_of(fit: Estimates) -> FitSolution:
+def solution_of(fit: Estimates) -> SolutionArtefact:
     """The solution of a fit; a path that does not report theta (statsmodels) gets it from its covariances."""
     theta = fit.lme4_theta()
-    return FitSolution(
+    return SolutionArtefact(
         theta=np.asarray(theta, dtype=float),
         beta=np.asarray(fit.beta, dtype=float),
         sigma2=float(fit.sigma2),
         criterion=-2.0 * float(fit.loglik),
         reml=bool(fit.reml),
-        engine=fit.path,
+        engine=fit.engine,
         block_sizes=tuple(len(cov) for cov in fit.covariances),
         converged=bool(fit.converged),
         optimizer=fit.optimizer,
     )
 
 
-def write_solution(solution: FitSolution, path: str | os.PathLike) -> None:
+def write_solution(solution: SolutionArtefact, path: str | os.PathLike) -> None:
     """solution.json, floats in repr precision (not io.write_json's rounding): reading it back is exact."""
     content = {
         "theta": [float(value) for value in solution.theta],
@@ -84,11 +84,11 @@ def write_solution(solution: FitSolution, path: str | os.PathLike) -> None:
         temporary.write_text(json.dumps(content, indent=2, allow_nan=False) + "\n", encoding="ascii")
 
 
-def read_solution(path: str | os.PathLike) -> FitSolution:
+def read_solution(path: str | os.PathLike) -> SolutionArtefact:
     """The solution written by ``write_solution``."""
     with open(path) as handle:
         content = json.load(handle)
-    return FitSolution(
+    return SolutionArtefact(
         theta=np.array(content["theta"], dtype=float),
         beta=np.array(content["beta"], dtype=float),
         sigma2=float(content["sigma2"]),
@@ -101,7 +101,7 @@ def read_solution(path: str | os.PathLike) -> FitSolution:
     )
 
 
-def estimates_from_solution(design: Design, solution: FitSolution) -> Estimates:
+def estimates_from_solution(design: Design, solution: SolutionArtefact) -> Estimates:
     """The fit that found ``solution``, rebuilt by one evaluation of its criterion at theta.
 
     Raises ValueError when the design does not match the solution (its shape or its criterion).
@@ -112,13 +112,15 @@ def estimates_from_solution(design: Design, solution: FitSolution) -> Estimates:
             f"solution of random terms of sizes {solution.block_sizes} and {len(solution.beta)} fixed effects; "
             f"the design has {sizes} and {len(design.fixed_names)}"
         )
-    at = criterion_of_path(design, solution.reml, solution.engine).solve(solution.theta)
+    at = criterion_of_engine(design, solution.reml, solution.engine).solve(solution.theta)
     if not abs(at.deviance - solution.criterion) <= CRITERION_TOLERANCE:
         raise ValueError(
             f"the solution's criterion {solution.criterion!r} is {at.deviance!r} at its theta on this data; "
             "the solution was not fitted to this design"
         )
-    return at.estimates(solution.reml, path=solution.engine, optimizer=solution.optimizer, converged=solution.converged)
+    return at.estimates(
+        solution.reml, engine=solution.engine, optimizer=solution.optimizer, converged=solution.converged
+    )
 
 
 def read_fit(data: pd.DataFrame, formula: str, path: str | os.PathLike) -> tuple[Design, Estimates]:

@@ -201,7 +201,7 @@ def fit_summary(design: Design, fit: Estimates, *, dataset: str, formula: str) -
         "dropped_fixed_effects": list(design.dropped_fixed),
         "converged": bool(fit.converged),
         "singular": is_singular(fit),
-        "path": fit.path,
+        "engine": fit.engine,
         "verification": fit.verification,
         "verification_logLik": fit.verification_loglik,
         "verification_difference": fit.verification_difference,

@@ -15,7 +15,7 @@ import numpy as np
 from scipy import sparse
 from scipy.sparse import linalg as sparse_linalg
 
-from lmmflow.engine.groups_last import LOG_2PI
+from lmmflow.engine.criterion import LOG_2PI
 from lmmflow.engine.parameters import theta_to_factors
 from lmmflow.model.design import Design
 

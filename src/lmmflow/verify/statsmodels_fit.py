@@ -172,12 +172,12 @@ def gls(model: MixedLM, params: MixedLMParams) -> Gls:
 class Attempt:
     """One optimizer run, evaluated at the GLS fixed effects of its variance parameters.
 
-    ``reml_criterion`` is -2 logLik of the fit's criterion: the ML deviance for an ML fit.
+    ``criterion`` is -2 logLik of the fit's criterion: the ML deviance for an ML fit.
     """
 
     optimizer: str
     params: MixedLMParams | None
-    reml_criterion: float
+    criterion: float
     grad_norm: float
     converged: bool
     fe_repaired: bool = False
@@ -186,7 +186,7 @@ class Attempt:
     def record(self) -> dict:
         return {
             "optimizer": self.optimizer,
-            "reml_criterion": self.reml_criterion,
+            "criterion": self.criterion,
             "grad_norm": self.grad_norm,
             "converged": self.converged,
         }
@@ -225,8 +225,8 @@ def evaluate_attempt(design: Design, model: MixedLM, label: str, result) -> Atte
     )
 
 
-def _best(attempts: list[Attempt]) -> Attempt:
-    return min(attempts, key=lambda a: a.reml_criterion)
+def _lowest_criterion(attempts: list[Attempt]) -> Attempt:
+    return min(attempts, key=lambda a: a.criterion)
 
 
 # --- The fit ----------------------------------------------------------------------------------
@@ -237,12 +237,12 @@ def fit_statsmodels(design: Design, optimizers: tuple[str, ...] = OPTIMIZERS, *,
     then a polish of the best."""
     model = to_mixedlm(design, reml=reml)
     attempts = [_run(design, model, name, method=name) for name in optimizers]
-    start = _best(attempts)
+    start = _lowest_criterion(attempts)
     if start.params is None:
         raise RuntimeError(f"statsmodels MixedLM failed with every optimizer: {_failures(attempts)}")
     polish_label = f"{POLISH['method']}(gtol={POLISH['gtol']:g}) from {start.optimizer}"
     attempts.append(_run(design, model, polish_label, start_params=start.params.copy(), **POLISH))
-    winner = _best(attempts)
+    winner = _lowest_criterion(attempts)
     return _estimates(design, model, winner, attempts)
 
 
@@ -256,19 +256,19 @@ def _confirmed(winner: Attempt, attempts: list[Attempt], n_obs: int) -> bool:
     A polish at a singular optimum rarely meets its tight gtol, so convergence at the optimum
     may be reported by the attempt it started from.
     """
-    reached = [a for a in attempts if a.reml_criterion - winner.reml_criterion <= SAME_OPTIMUM]
+    reached = [a for a in attempts if a.criterion - winner.criterion <= SAME_OPTIMUM]
     tolerance = max(GRAD_TOL, GRAD_TOL_PER_OBSERVATION * n_obs)
     return winner.grad_norm <= tolerance and any(a.converged for a in reached)
 
 
 def _warning_summary(winner: Attempt, attempts: list[Attempt], converged: bool) -> list[str]:
     notes = [f"{winner.optimizer} (chosen): {w}" for w in winner.warnings]
-    short = [a for a in attempts if a.reml_criterion - winner.reml_criterion > SAME_OPTIMUM]
+    short = [a for a in attempts if a.criterion - winner.criterion > SAME_OPTIMUM]
     if short:
-        gaps = ", ".join(f"{a.optimizer} (+{a.reml_criterion - winner.reml_criterion:.4g})" for a in short)
+        gaps = ", ".join(f"{a.optimizer} (+{a.criterion - winner.criterion:.4g})" for a in short)
         notes.append(
             f"{len(short)} of {len(attempts)} optimizers stopped short of the best "
-            f"criterion {winner.reml_criterion:.6f}: {gaps}"
+            f"criterion {winner.criterion:.6f}: {gaps}"
         )
     notes += [
         f"{a.optimizer}: statsmodels' fixed effects disagreed with GLS at its variance "
@@ -337,8 +337,8 @@ def _estimates(design: Design, model: MixedLM, winner: Attempt, attempts: list[A
         covariances=covariances,
         modes=modes,
         conditional_sds=sds,
-        loglik=-winner.reml_criterion / 2.0,
-        path="statsmodels",
+        loglik=-winner.criterion / 2.0,
+        engine="statsmodels",
         optimizer=winner.optimizer,
         converged=converged,
         attempts=[a.record() for a in attempts],

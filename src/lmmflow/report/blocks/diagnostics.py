@@ -61,7 +61,7 @@ def fit_row(name: str, fit: dict, optimizers: str) -> dict:
         "model": name,
         "data": fit["dataset"],
         "n": fit["n_obs"],
-        "path": fit["path"],
+        "engine": fit["engine"],
         "optimizers tried (kept in bold)": optimizers,
         "criterion": f"{-2 * fit['logLik']:.3f} ({'REML' if fit.get('REML', True) else 'ML'})",
         "verified by": verification(fit),
