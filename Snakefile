@@ -1,4 +1,4 @@
-# lmmflow: linear mixed models, lme4-identical, on statsmodels.
+# lmmflow: mixed models with lme4's numbers, fitted by lmmflow's engines and verified independently.
 # Configuration: config.yaml (schema: workflow/schemas/config.schema.yaml).
 
 

@@ -115,8 +115,9 @@ def insteval():
     return build_design(INSTEVAL, data)
 
 
+@pytest.mark.slow
 def test_insteval_fit_matches_lme4(insteval):
-    """Issue 12: the whole fit, conditional SDs included (timed in benchmarks/run.py --insteval)."""
+    """The whole InstEval fit, conditional SDs included (timed in benchmarks/run.py --insteval)."""
     fit = fit_blocked(insteval)
     assert [a["optimizer"] for a in fit.attempts] == ["scaled L-BFGS-B"] and fit.converged
     assert_parameters_match_lme4(insteval, fit, EXTENSIONS["insteval_crossed"])

@@ -1,4 +1,4 @@
-"""lme4's numbers for formulas that use R's semantics (issue 14 items 1 and 3): ``^`` as power in
+"""lme4's numbers for formulas that use R's semantics: ``^`` as power in
 ``I()`` on integer and float columns, ``log``/``sqrt``/``exp`` and arithmetic on the response and
 predictors, ``scale``/``center``/``poly``, dotted and backquoted names, and rank-deficient fixed
 effects (lme4 drops the later of aliased columns). Tolerances are the chapter's

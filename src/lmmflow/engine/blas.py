@@ -1,9 +1,9 @@
 """Run dense factorizations on one BLAS thread.
 
 OpenBLAS's worker threads spin while they wait. On a machine whose cores are busy with other
-processes, a multithreaded Cholesky factorization of a 1,142 x 1,142 matrix (InstEval's dense
-block) took 0.15-2.4 s here, against 0.04-0.06 s on one thread; one thread also makes the
-rounding, hence every reported digit, independent of the number of cores. NumPy and SciPy each
+processes, a multithreaded Cholesky factorization of a dense block the size of InstEval's
+(1,142 x 1,142) can take tens of times longer than on one thread (docs/benchmarks.md); one
+thread also makes the rounding, hence every reported digit, independent of the number of cores. NumPy and SciPy each
 bundle their own OpenBLAS and offer no call to set its threads, so the libraries already loaded
 into the process are found in /proc/self/maps and their ``openblas_set_num_threads`` called
 through ctypes (what threadpoolctl does, without the dependency). Where that is not possible

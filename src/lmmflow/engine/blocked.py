@@ -384,9 +384,9 @@ def _is_singular(lam: np.ndarray) -> bool:
 
 
 # Dense blocks from this size on make a gradient costly: it needs the inverse of the block (2/3 Q2^3
-# flops against the factorization's 1/3). On InstEval (Q2 = 1,142) an evaluation took 29 ms and
-# one with the gradient 108 ms; L-BFGS-B from lme4's start needed 23 of the latter (2.6 s), COBYQA
-# 67 of the former. From ``scalar_start``'s start and in its scales L-BFGS-B needs 8.
+# flops against the factorization's 1/3): on InstEval (Q2 = 1,142) an evaluation with the gradient
+# costs about four without; L-BFGS-B from lme4's start needed 23 of the former, COBYQA 67 of the
+# latter. From ``start_values``' start and in its scales L-BFGS-B needs 8.
 DERIVATIVE_FREE_MIN_DENSE = 500
 # COBYQA stops at this trust-region radius. On InstEval 1e-7 took 78 evaluations and left an
 # analytic gradient of 1e-4 (converged); 1e-5 took 67 but left 0.02, so that the convergence check

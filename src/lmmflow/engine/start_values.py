@@ -45,7 +45,7 @@ def _theta_of(model, factors: list[Factor], values: np.ndarray) -> np.ndarray:
     return theta
 
 
-@single_thread()  # r'r on a multithreaded BLAS cost 14 ms a call on a busy machine, against 0.1
+@single_thread()  # r'r on a multithreaded BLAS is ~100x slower on a busy machine than on one thread
 def moment_start(model) -> np.ndarray:
     """Approximate REML estimate of theta for an all-scalar design (``all_scalar``).
 

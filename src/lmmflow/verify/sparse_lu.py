@@ -6,7 +6,7 @@ straight from each term's level codes as one sparse n x q matrix (no amalgamatio
 factor ordering, no pair products), A = Lambda'Z'Z Lambda + I is factorized by SuperLU
 (``scipy.sparse.linalg.splu``, minimum-degree ordering of A' + A, diagonal pivots), and
 F = [X y]'[X y] - B'A^-1 B with B = Lambda'Z'[X y] gives log|RX|^2 and the penalized residual
-sum of squares r2 (Bates et al. 2015, eq. 16-18). On InstEval it took 0.6 s of CPU here.
+sum of squares r2 (Bates et al. 2015, eq. 16-18).
 """
 
 from __future__ import annotations

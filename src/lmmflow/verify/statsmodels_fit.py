@@ -6,7 +6,7 @@ differs by model. So every fit runs each optimizer from statsmodels' default sta
 best solution with a tight-tolerance BFGS, keeps the best criterion (REML or ML) and checks the gradient.
 
 Every attempt is evaluated at the GLS fixed effects computed here, not at statsmodels' own:
-statsmodels (issue 10239) replaces the inverse of a random-effect covariance with an eigenvalue
+statsmodels (statsmodels issue 10239) replaces the inverse of a random-effect covariance with an eigenvalue
 below 1e-10 by zero, which returns the coefficients of group-constant regressors as exactly 0.0
 with ``converged=True``. The REML criterion itself is statsmodels' ``loglike``, evaluated with
 exog_re rotated to the covariance's eigenbasis so that near-singular solutions are exact.
@@ -137,7 +137,7 @@ def _gls_cross_products(model: MixedLM, params: MixedLMParams) -> np.ndarray:
     """[X y]' V^-1 [X y] for V = I + A D A' (relative scale), summed over groups.
 
     Uses V^-1 = I - A (I + D A'A)^-1 D A', which never inverts D, so a variance at or near zero
-    is handled exactly (statsmodels' own GLS pseudo-inverts D there: issue 10239).
+    is handled exactly (statsmodels' own GLS pseudo-inverts D there: statsmodels issue 10239).
     """
     total = 0.0
     for g in range(model.n_groups):
@@ -208,7 +208,7 @@ def _run(design: Design, model: MixedLM, label: str, **fit_args) -> Attempt:
 def evaluate_attempt(design: Design, model: MixedLM, label: str, result) -> Attempt:
     """Criterion and gradient of a fit result at the GLS fixed effects of its variance parameters.
 
-    ``fe_repaired`` flags a result whose own fixed effects disagree with that GLS (issue 10239).
+    ``fe_repaired`` flags a result whose own fixed effects disagree with that GLS (statsmodels issue 10239).
     """
     params = result.params_object.copy()
     fit = gls(model, params)
