@@ -27,8 +27,23 @@ MIRROR = SHARED / "data"
 ORACLE = SHARED / "reference" / "lme4_chapter.json"
 CONFINT_ORACLE = SHARED / "reference" / "lme4_confint.json"
 EXTENSIONS_ORACLE = SHARED / "reference" / "lme4_extensions.json"
+EXTENSIONS = json.loads(EXTENSIONS_ORACLE.read_text())
+# The crossed model of the extensions oracle (primary x secondary schools).
+PUPILS_CROSSED = "achievement ~ sex + ses + (1 | primary_school_id) + (1 | secondary_school_id)"
 # The chapter's imbalanced setting as configured: 1..9 later occasions kept, early ones more often.
 CHAPTER_DROPOUT = Dropout.from_config(CONFIG["shrinkage"]["settings"]["imbalanced"]["simulate"]["dropout"])
+
+
+@pytest.fixture(scope="session")
+def completed_workflow(tmp_path_factory) -> Path:
+    """The working directory of one full offline run of the default target (report included),
+    shared by every test that reads its outputs; made on first use."""
+    from workflow_helpers import offline, output, snakemake
+
+    workdir = tmp_path_factory.mktemp("completed_workflow")
+    result = snakemake(workdir, *offline())
+    assert result.returncode == 0, output(result)
+    return workdir
 
 
 @pytest.fixture

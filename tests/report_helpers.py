@@ -1,15 +1,12 @@
-"""Shared by the report tests: small results trees for the blocks, and the whole workflow run
-once per test session (report included)."""
+"""Shared by the report tests: small results trees for the blocks."""
 
 import json
 from pathlib import Path
 
 import pandas as pd
-from workflow_helpers import offline, output, snakemake
 
 from lmmflow.report import Results
 
-_RUN: dict[str, Path] = {}
 CONTEXT = {
     "git": {"commit": None, "dirty": None},
     "versions": {"Python": "3"},
@@ -17,16 +14,6 @@ CONTEXT = {
     "date": "today",
     "renderer_label": "x",
 }
-
-
-def completed_workflow(tmp_path_factory) -> Path:
-    """The working directory of one full offline run of the default target, made on first use."""
-    if "workdir" not in _RUN:
-        workdir = tmp_path_factory.mktemp("report_workflow")
-        result = snakemake(workdir, *offline())
-        assert result.returncode == 0, output(result)
-        _RUN["workdir"] = workdir
-    return _RUN["workdir"]
 
 
 def write_fit(results_dir: Path, model: str, **changes) -> Path:

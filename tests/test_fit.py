@@ -5,8 +5,8 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import EXTENSIONS, PUPILS_CROSSED
 from lme4_agreement import CHAPTER_MODELS
-from test_blocked import EXTENSIONS, PUPILS_CROSSED
 from workflow_helpers import checkout_env
 
 from lmmflow import fit as fitting

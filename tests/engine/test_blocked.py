@@ -1,11 +1,9 @@
 """The blocked Cholesky engine: against a dense evaluation, the groups-last engine and lme4."""
 
-import json
-
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import MIRROR, SHARED
+from conftest import EXTENSIONS, MIRROR, PUPILS_CROSSED
 from dense_reference import SHAPES, dense_fit, small_crossed_data
 from lme4_agreement import (
     CHAPTER_MODELS,
@@ -24,8 +22,6 @@ from lmmflow.engine.start_values import curvature_scales, moment_start
 from lmmflow.model.design import build_design
 from lmmflow.outputs import tables
 
-EXTENSIONS = json.loads((SHARED / "reference" / "lme4_extensions.json").read_text())
-PUPILS_CROSSED = "achievement ~ sex + ses + (1 | primary_school_id) + (1 | secondary_school_id)"
 INSTEVAL = "y ~ service + (1 | s) + (1 | d) + (1 | dept)"
 
 

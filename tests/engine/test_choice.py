@@ -3,8 +3,8 @@
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import EXTENSIONS, PUPILS_CROSSED
 from lme4_agreement import CHAPTER_MODELS
-from test_blocked import EXTENSIONS, PUPILS_CROSSED
 
 from lmmflow.engine.blocked import BlockedCriterion
 from lmmflow.engine.choice import choose_engine, fit_profiled, profiled_criterion

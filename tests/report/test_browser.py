@@ -63,10 +63,8 @@ def chromium(user_data_dir: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def rendered(tmp_path_factory):
-    from report_helpers import completed_workflow
-
-    return completed_workflow(tmp_path_factory) / "results" / "report" / "report.html"
+def rendered(completed_workflow):
+    return completed_workflow / "results" / "report" / "report.html"
 
 
 @pytest.fixture(scope="module")

@@ -14,10 +14,8 @@ from lmmflow.report.formatting import number
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-    from report_helpers import completed_workflow
-
-    return completed_workflow(tmp_path_factory)
+def workdir(completed_workflow):
+    return completed_workflow
 
 
 def dry_run_jobs(text):

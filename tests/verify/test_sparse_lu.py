@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
+from conftest import EXTENSIONS, PUPILS_CROSSED
 from dense_reference import dense_fit
-from test_blocked import EXTENSIONS, PUPILS_CROSSED
 
 from lmmflow.model.design import build_design
 from lmmflow.verify.sparse_lu import sparse_lu_deviance

@@ -9,9 +9,9 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import PUPILS_CROSSED
 from lme4_agreement import CHAPTER_MODELS, assert_fit_matches_lme4, assert_parameters_match_lme4
 from statsmodels.regression.mixed_linear_model import MixedLMParams
-from test_blocked import PUPILS_CROSSED
 
 from lmmflow.engine.estimates import Estimates
 from lmmflow.model.design import build_design

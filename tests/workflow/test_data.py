@@ -22,11 +22,8 @@ def run_data_stage(workdir, mirror):
 
 
 @pytest.fixture(scope="module")
-def prepared(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("workflow")
-    result = run_data_stage(workdir, MIRROR)
-    assert result.returncode == 0, output(result)
-    return workdir / "results" / "data"
+def prepared(completed_workflow):
+    return completed_workflow / "results" / "data"
 
 
 def load(folder, name):
@@ -60,8 +57,9 @@ def test_dictionary_records_the_verified_source(prepared):
 def test_rerun_gives_identical_bytes(prepared, tmp_path):
     result = run_data_stage(tmp_path, MIRROR)
     assert result.returncode == 0, output(result)
-    for path in prepared.iterdir():
-        assert (tmp_path / "results" / "data" / path.name).read_bytes() == path.read_bytes()
+    for name in DATASETS:
+        for path in prepared.glob(f"{name}.*"):
+            assert (tmp_path / "results" / "data" / path.name).read_bytes() == path.read_bytes()
 
 
 def test_corrupt_mirror_stops_before_preparing_and_keeps_nothing(tmp_path):

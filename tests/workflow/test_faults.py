@@ -325,24 +325,11 @@ def _compared_files(workdir: Path) -> dict[str, bytes]:
     }
 
 
-def test_two_clean_runs_give_identical_tables_and_json(tmp_path):
-    """Both complete runs (default target) side by side: the machine has idle time between jobs."""
-    runs = []
-    for name in ("first", "second"):
-        workdir = tmp_path / name
-        workdir.mkdir()
-        (workdir / "config.yaml").write_text((ROOT / "config.yaml").read_text())
-        command = ["snakemake", "--snakefile", ROOT / "Snakefile", "--directory", workdir, "--cores", "2"]
-        command += ["--config", f"data_mirror={MIRROR}"]
-        runs.append(
-            subprocess.Popen(
-                list(map(str, command)), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=checkout_env()
-            )
-        )
-    for process in runs:
-        printed, _ = process.communicate()
-        assert process.returncode == 0, printed
-    first, second = (_compared_files(tmp_path / name) for name in ("first", "second"))
-    assert len(first) > 20 and list(first) == list(second)
-    differing = [name for name in first if first[name] != second[name]]
+def test_two_clean_runs_give_identical_tables_and_json(completed_workflow, tmp_path):
+    """A second complete run (default target) against the session's shared one."""
+    second = run(tmp_path)
+    assert second.returncode == 0, output(second)
+    first, again = (_compared_files(workdir) for workdir in (completed_workflow, tmp_path))
+    assert len(first) > 20 and list(first) == list(again)
+    differing = [name for name in first if first[name] != again[name]]
     assert differing == []

@@ -20,21 +20,11 @@ MODEL_FILES = [
     "random_coefficients.csv",
     "fitted.csv",
 ]
-TARGETS = [
-    "results/comparisons/ach_cat_re.csv",
-    "results/tables/school10_predictions.csv",
-    "results/tables/school10_random_effects.csv",
-    "results/tables/sleep_slopes_coefficient_check.csv",
-    "results/models/gpa_mixed/fit.json",
-]
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("models")
-    result = snakemake(workdir, *offline(*TARGETS))
-    assert result.returncode == 0, output(result)
-    return workdir / "results"
+def results(completed_workflow):
+    return completed_workflow / "results"
 
 
 def test_comparison_reads_as_the_chapter_prints_it(results):

@@ -2,13 +2,12 @@
 tokens, which Python's json accepts but R's jsonlite and JavaScript reject."""
 
 import pytest
-from report_helpers import completed_workflow
 from workflow_helpers import json_outputs
 
 pytestmark = pytest.mark.workflow
 
 
-def test_every_json_output_parses_strictly(tmp_path_factory):
-    parsed = json_outputs(completed_workflow(tmp_path_factory) / "results")
+def test_every_json_output_parses_strictly(completed_workflow):
+    parsed = json_outputs(completed_workflow / "results")
     # the kinds of JSON the workflow writes: data dictionaries, model and shrinkage fits
     assert {"data/gpa.schema.json", "models/gpa_mixed/fit.json", "shrinkage/gpa/fit.json"} <= set(parsed)
