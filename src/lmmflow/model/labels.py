@@ -27,3 +27,8 @@ def r_label(value) -> str:
     if isinstance(value, (int, float, np.number)):
         return str(int(value)) if float(value).is_integer() else repr(float(value))
     return str(value)
+
+
+def r_labels(values: pd.Series) -> pd.Series:
+    """R's label of each value (``r_label``), missing values kept missing."""
+    return values.astype(object).map(r_label, na_action="ignore")
