@@ -20,7 +20,6 @@ from functools import cached_property
 
 import numpy as np
 import pandas as pd
-from scipy.special import ndtri
 
 from lmmflow.data.prepare import check_finite, r_factors
 from lmmflow.engine.estimates import Estimates
@@ -94,9 +93,7 @@ class FittedModel:
     tables are those the workflow writes to results/models/<model>/ (same columns).
     """
 
-    def __init__(
-        self, formula: ModelFormula, frame: pd.DataFrame, design: Design, fit: Estimates, index: pd.Index
-    ):
+    def __init__(self, formula: ModelFormula, frame: pd.DataFrame, design: Design, fit: Estimates, index: pd.Index):
         self.formula = formula
         self.design = design
         self.fit = fit
@@ -225,16 +222,11 @@ class FittedModel:
     def _wald_intervals(self) -> pd.DataFrame:
         names, estimates = self._parameters()
         n_variance = len(names) - len(self.fit.beta)
-        se = np.concatenate([np.full(n_variance, np.nan), np.sqrt(np.diag(self.fit.beta_cov))])
-        z = ndtri(0.975)
+        lower, upper = tables.wald_interval(
+            estimates, np.concatenate([np.full(n_variance, np.nan), tables.fixed_effect_se(self.fit)])
+        )
         return pd.DataFrame(
-            {
-                "parameter": names,
-                "estimate": estimates,
-                "lower_2.5": estimates - z * se,
-                "upper_97.5": estimates + z * se,
-                "method": "Wald",
-            }
+            {"parameter": names, "estimate": estimates, "lower_2.5": lower, "upper_97.5": upper, "method": "Wald"}
         )
 
     def _bootstrap_intervals(self, nsim: int, seed: int | None) -> pd.DataFrame:
