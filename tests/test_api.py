@@ -292,3 +292,24 @@ def test_rows_with_missing_values_are_dropped_and_predictions_keep_the_data_inde
     assert model.n_obs == 178
     assert list(model.predict().index[:2]) == [1001, 1002]
     assert tables.fit_summary(model.design, model.fit, dataset="", formula=SLEEP_FORMULA)["n_dropped"] == 2
+
+
+@pytest.mark.parametrize(
+    ("dataset", "formula"),
+    [
+        ("pupils", "achievement ~ ses + (0 + ses | primary_school_id)"),
+        ("pupils", "achievement ~ ses + (1 | primary_school_id) + (1 | primary_school_id:ses)"),
+        ("sleepstudy", "Reaction ~ scale(Days) + I(Days^2) + (scale(Days) | Subject)"),
+    ],
+)
+def test_predictions_on_the_data_reproduce_the_fitted_values(dataset, formula, request):
+    """Factors in random terms, interaction groupings, and scale() learnt on every row (rows with a
+    missing response dropped after, as R's model.frame): newdata goes through the fit's specs."""
+    data = request.getfixturevalue(dataset).copy()
+    response = formula.split(" ~ ")[0]
+    data.loc[[3, 7], response] = np.nan
+    model = lmmflow.lmer(formula, data)
+    assert model.n_obs == len(data) - 2
+    used = data.dropna(subset=[response])
+    np.testing.assert_allclose(model.predict(used), model.predict(), rtol=1e-12)
+    np.testing.assert_allclose(model.predict(used), tables_of(model, "fitted")["fitted"], rtol=1e-12)
