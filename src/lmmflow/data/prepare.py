@@ -17,7 +17,7 @@ import pandas as pd
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
 from lmmflow.data.acquire import sha256_of
-from lmmflow.model.labels import single_factor, value_label
+from lmmflow.model.labels import single_factor, value_label, value_labels
 from lmmflow.outputs.io import atomic_path, json_text
 
 R_SUFFIXES = (".rdata", ".rda")
@@ -211,9 +211,7 @@ def prepare_dataset(dataset: str, raw_path: str | os.PathLike, spec: dict) -> tu
     factors = set(spec.get("factors", []))
     if raw_path.suffix.lower() == ".csv":
         _check_decimal_mark(f"datasets.{dataset}", data.drop(columns=[*factors, *spec.get("recode", {})]), source)
-    for column in data.columns:
-        if column in factors or not _is_plain_numeric(data[column]):
-            data[column] = _as_factor(data[column])
+    data = r_factors(data, factors)
     if data.empty:
         raise PrepareError(f"datasets.{dataset}: {raw_path.name} gives a table with no rows")
     check_finite(data, data.columns, f"datasets.{dataset} ({raw_path.name})")
@@ -262,8 +260,14 @@ def _is_plain_numeric(values: pd.Series) -> bool:
     return is_numeric_dtype(values.dtype) and not is_bool_dtype(values.dtype)
 
 
-def _labels(values: pd.Series) -> pd.Series:
-    return values.astype(object).map(value_label, na_action="ignore")
+def r_factors(data: pd.DataFrame, factors: Iterable[str] = ()) -> pd.DataFrame:
+    """``data`` with the ``factors`` columns and every column that is not plain numeric (text,
+    booleans, categoricals) as R factors (``_as_factor``), as lme4's model frame has them."""
+    data = data.copy()
+    for column in data.columns:
+        if column in factors or not _is_plain_numeric(data[column]):
+            data[column] = _as_factor(data[column])
+    return data
 
 
 def _as_factor(values: pd.Series) -> pd.Categorical:
@@ -276,7 +280,7 @@ def _as_factor(values: pd.Series) -> pd.Categorical:
         codes = np.full(len(values), -1, dtype=np.int64)
         codes[present] = present_codes
         return pd.Categorical.from_codes(codes, categories=levels)
-    labels = _labels(values)
+    labels = value_labels(values)
     return pd.Categorical(labels, categories=sorted(labels.dropna().unique()))
 
 
@@ -294,7 +298,7 @@ def _recode_lookup(levels: dict, key: str) -> dict[str, str]:
 def _recode(values: pd.Series, levels: dict, key: str) -> pd.Categorical:
     """Map values by their R label to new levels, ordered as in the configuration."""
     lookup = _recode_lookup(levels, key)
-    labels = _labels(values)
+    labels = value_labels(values)
     unmapped = sorted(set(labels.dropna()) - set(lookup))
     if unmapped:
         raise PrepareError(

@@ -105,11 +105,7 @@ class DesignError(ValueError):
 def build_design(formula: ModelFormula | str, data: pd.DataFrame) -> Design:
     """Model matrices for ``formula`` on ``data``, dropping rows with missing model values as lme4 does."""
     formula = parse_formula(formula) if isinstance(formula, str) else formula
-    _check_columns(formula, data)
-    frame, rows = _complete_cases(formula, data)
-    if frame.empty:
-        raise DesignError(f"formula {formula.text!r}: no rows left after dropping rows with missing values")
-    all_rows = _all_rows(data, frame) if len(rows) < len(data) else None
+    frame, rows, all_rows = model_frame(formula, data)
     y = evaluate(formula.response, frame, all_rows)
     X, fixed_names = model_matrix(formula.fixed, frame, all_rows)
     keep = lme4_rank_columns(X)
@@ -137,6 +133,17 @@ def build_design(formula: ModelFormula | str, data: pd.DataFrame) -> Design:
         n_dropped=len(data) - len(rows),
         dropped_fixed=dropped,
     )
+
+
+def model_frame(formula: ModelFormula, data: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame | None]:
+    """R's model frame: the model's columns on the rows without missing values, those rows'
+    positions in ``data``, and, when rows were dropped, the columns on every row of ``data``
+    (where R evaluates ``scale(x)``; ``lmmflow.model.r_terms.model_matrix``), else None."""
+    _check_columns(formula, data)
+    frame, rows = _complete_cases(formula, data)
+    if frame.empty:
+        raise DesignError(f"formula {formula.text!r}: no rows left after dropping rows with missing values")
+    return frame, rows, _all_rows(data, frame) if len(rows) < len(data) else None
 
 
 def lme4_rank_columns(X: np.ndarray, tol: float = 1e-7) -> list[int]:

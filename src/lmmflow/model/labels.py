@@ -27,3 +27,8 @@ def value_label(value) -> str:
     if isinstance(value, (int, float, np.number)):
         return str(int(value)) if float(value).is_integer() else repr(float(value))
     return str(value)
+
+
+def value_labels(values: pd.Series) -> pd.Series:
+    """R's label of each value (``value_label``), missing values kept missing."""
+    return values.astype(object).map(value_label, na_action="ignore")

@@ -215,10 +215,23 @@ def model_matrix(
     drops rows after, so their means, SDs and polynomial coefficients come from ``all_rows``."""
     text = to_formulaic(expr)
     if all_rows is None:
-        matrix = formulaic.model_matrix(text, frame, context=CONTEXT, na_action="raise")
-    else:
-        spec = formulaic.model_matrix(text, all_rows, context=CONTEXT, na_action="ignore").model_spec
-        matrix = spec.get_model_matrix(frame, context=CONTEXT)
+        return named_matrix(formulaic.model_matrix(text, frame, context=CONTEXT, na_action="raise"))
+    return spec_matrix(model_spec(expr, all_rows), frame)
+
+
+def model_spec(expr: str, data: pd.DataFrame) -> formulaic.ModelSpec:
+    """formulaic's spec of ``expr`` learnt on ``data``: factor levels and the state of
+    ``scale(x)`` or ``poly(x, 2)``, to evaluate the same columns on other rows (``spec_matrix``)."""
+    return formulaic.model_matrix(to_formulaic(expr), data, context=CONTEXT, na_action="ignore").model_spec
+
+
+def spec_matrix(spec: formulaic.ModelSpec, data: pd.DataFrame) -> tuple[np.ndarray, tuple[str, ...]]:
+    """The model matrix of ``spec`` on ``data``, with R's column names (``model_matrix``)."""
+    return named_matrix(spec.get_model_matrix(data, context=CONTEXT))
+
+
+def named_matrix(matrix) -> tuple[np.ndarray, tuple[str, ...]]:
+    """A formulaic model matrix as an array and R's names of its columns."""
     names = {}
     for structure in matrix.model_spec.structure:
         for column in structure.columns:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -15,10 +16,25 @@ if TYPE_CHECKING:  # only for annotations: focus-group tables read fitted values
 
 def conditional_fitted(design: Design, fit: Estimates) -> np.ndarray:
     """X beta + sum over blocks of Z b[level], as lme4's ``fitted`` with all random effects."""
-    fitted = design.X @ fit.beta
-    for block, modes in zip(design.blocks, fit.modes):
-        fitted += np.einsum("ij,ij->i", block.Z, modes[block.level_codes])
-    return fitted
+    return linear_predictor(
+        design.X, [block.Z for block in design.blocks], [block.level_codes for block in design.blocks], fit
+    )
+
+
+def linear_predictor(
+    X: np.ndarray, Z: Sequence[np.ndarray], level_codes: Sequence[np.ndarray] | None, fit: Estimates
+) -> np.ndarray:
+    """X beta + sum over blocks of Z_b times the conditional modes of each row's level, as lme4's
+    ``predict``; a level code -1 (a level not seen in fitting) adds nothing, as lme4's
+    ``allow.new.levels = TRUE``. ``level_codes`` None: the population level (``re.form = NA``)."""
+    values = X @ fit.beta
+    for Z_b, codes, modes in zip(Z, level_codes or [], fit.modes):
+        seen = codes >= 0
+        effects = modes[np.where(seen, codes, 0)]
+        if not seen.all():
+            effects = effects * seen[:, None]
+        values += np.einsum("ij,ij->i", Z_b, effects)
+    return values
 
 
 def fitted_values(design: Design, fit: Estimates) -> pd.DataFrame:

@@ -31,7 +31,8 @@ def fixed_effects(design: Design, fit: Estimates) -> pd.DataFrame:
     # the engines (scipy.optimize, scipy.sparse) are needed for the tests only, not by the readers
     from lmmflow.inference.satterthwaite import fixed_effect_tests
 
-    se = np.sqrt(np.diag(fit.beta_cov))
+    se = fixed_effect_se(fit)
+    lower, upper = wald_interval(fit.beta, se)
     tests = fixed_effect_tests(design, fit)
     return pd.DataFrame(
         {
@@ -42,10 +43,20 @@ def fixed_effects(design: Design, fit: Estimates) -> pd.DataFrame:
             "df": tests["df"].to_numpy(),
             "p_value": tests["p_value"].to_numpy(),
             "p_value_z": tests["p_value_z"].to_numpy(),
-            "lower_2.5": fit.beta - Z_975 * se,
-            "upper_97.5": fit.beta + Z_975 * se,
+            "lower_2.5": lower,
+            "upper_97.5": upper,
         }
     )
+
+
+def fixed_effect_se(fit: Estimates) -> np.ndarray:
+    """The fixed effects' standard errors, from lme4's ``vcov``."""
+    return np.sqrt(np.diag(fit.beta_cov))
+
+
+def wald_interval(value, se):
+    """The 95% Wald interval value -+ z_0.975 se (mixedup's, lme4's ``confint(method = "Wald")``)."""
+    return value - Z_975 * se, value + Z_975 * se
 
 
 def variance_components(design: Design, fit: Estimates) -> pd.DataFrame:
@@ -93,8 +104,7 @@ def random_effects(design: Design, fit: Estimates) -> pd.DataFrame:
                 )
             )
     table = pd.concat(frames, ignore_index=True)
-    table["lower_2.5"] = table["value"] - Z_975 * table["se"]
-    table["upper_97.5"] = table["value"] + Z_975 * table["se"]
+    table["lower_2.5"], table["upper_97.5"] = wald_interval(table["value"], table["se"])
     return table
 
 
