@@ -6,7 +6,7 @@ import pytest
 from lmmflow import figures, shrinkage
 from lmmflow.simulate import simulate_random_slopes
 
-NAMES = ("trajectories", "densities", "settings", "effects", "scatter")
+NAMES = ("trajectories", "densities", "coefficient_scatter", "settings", "effects", "scatter")
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +29,7 @@ def draw_all(directory, data, coefficients):
         svg=paths["trajectories"][1],
     )
     figures.coefficient_densities(coefficients, png=paths["densities"][0], svg=paths["densities"][1])
+    figures.coefficient_scatter(coefficients, png=paths["coefficient_scatter"][0], svg=paths["coefficient_scatter"][1])
     figures.shrinkage_settings(
         {"a": coefficients, "b": coefficients},
         labels={"a": "Setting A"},
