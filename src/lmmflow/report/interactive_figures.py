@@ -226,7 +226,7 @@ def effects(setting: Setting, population: dict) -> go.Figure:
         )
     fig = axes(fig, setting, f"{setting.title}: predicted trends (hover names the {setting.group})")
     fig.update_yaxes(title=None, col=2)
-    fig.update_layout(legend={"orientation": "h", "y": -0.2})
+    fig.update_layout(legend={"orientation": "h", "y": -0.3}, height=HEIGHT + 60, margin={"b": 130})
     return fig
 
 
