@@ -38,6 +38,8 @@ rule setting_figures:
         effects_svg="results/figures/{setting}_effects.svg",
     log:
         "logs/figures/{setting}.log",
+    benchmark:
+        "results/benchmarks/figures/{setting}.tsv"
     wildcard_constraints:
         setting=name_pattern(OBSERVED_SETTINGS),
     conda:
