@@ -1,6 +1,6 @@
 """Snakemake script: an observed shrinkage setting's figures - its trajectories per group (a few
-highlighted), the densities of its per-group coefficients (mixed model vs separate regressions),
-and the population line with the per-group mixed-model and OLS lines."""
+highlighted), the densities and the scatter of its per-group coefficients (mixed model vs
+separate regressions), and the population line with the per-group mixed-model and OLS lines."""
 
 from lmmflow.data.prepare import read_prepared
 from lmmflow.inference.shrinkage import population_line, read_coefficients, setting_variables
@@ -36,6 +36,14 @@ figures.coefficient_densities(
     svg=output.coefficient_densities_svg,
     predictor=x,
     title=f"{title}: per-{group} coefficients, mixed model vs separate regressions",
+)
+figures.coefficient_scatter(
+    coefficients,
+    png=output.coefficient_scatter_png,
+    svg=output.coefficient_scatter_svg,
+    group_label=group,
+    predictor=x,
+    title=f"{title}: per-{group} coefficients, mixed model vs own regression",
 )
 figures.effects(
     coefficients,

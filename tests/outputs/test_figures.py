@@ -7,7 +7,7 @@ from lmmflow.data.simulate import simulate_random_slopes
 from lmmflow.inference import shrinkage
 from lmmflow.outputs import figures
 
-NAMES = ("trajectories", "densities", "settings", "effects", "scatter")
+NAMES = ("trajectories", "densities", "coefficient_scatter", "settings", "effects", "scatter")
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +30,7 @@ def draw_all(directory, data, coefficients):
         svg=paths["trajectories"][1],
     )
     figures.coefficient_densities(coefficients, png=paths["densities"][0], svg=paths["densities"][1])
+    figures.coefficient_scatter(coefficients, png=paths["coefficient_scatter"][0], svg=paths["coefficient_scatter"][1])
     figures.shrinkage_settings(
         {"a": coefficients, "b": coefficients},
         labels={"a": "Setting A"},

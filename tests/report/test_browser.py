@@ -4,21 +4,16 @@ appendix are there, no Quarto-only syntax shows as text; a screenshot is saved."
 import html
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from browser_helpers import CHROMIUM, HEADLESS, SKIP_REASON
 
 pytestmark = pytest.mark.workflow
 
-CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
 if CHROMIUM is None:
-    pytest.skip(
-        "headless Chromium not found (`chromium` on PATH or /usr/bin/chromium); "
-        ".ci/run installs it with apt-get install chromium",
-        allow_module_level=True,
-    )
+    pytest.skip(SKIP_REASON, allow_module_level=True)
 
 RAW_SYNTAX = ["{{<", "{#fig-", "@fig-", "lmmflow:"]
 # Runs in the page after it has loaded; its verdict is appended to the DOM that --dump-dom prints.
@@ -46,19 +41,7 @@ window.addEventListener("load", function () {
 
 
 def chromium(user_data_dir: Path, *args: str) -> subprocess.CompletedProcess:
-    command = [
-        CHROMIUM,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={user_data_dir}",
-        *args,
-    ]
+    command = [CHROMIUM, *HEADLESS, f"--user-data-dir={user_data_dir}", *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=180)
 
 

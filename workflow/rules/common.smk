@@ -170,7 +170,7 @@ def get_shrinkage_outputs():
     outputs += expand(
         "results/figures/{setting}_{figure}.{ext}",
         setting=OBSERVED_SETTINGS,
-        figure=["trajectories", "coefficient_densities", "effects"],
+        figure=["trajectories", "coefficient_densities", "coefficient_scatter", "effects"],
         ext=FIGURE_FORMATS,
     )
     outputs += expand("results/figures/shrinkage_settings.{ext}", ext=FIGURE_FORMATS)

@@ -8,6 +8,8 @@ rule fetch_raw:
         "resources/raw/{raw_file}",
     log:
         "logs/data/fetch_raw/{raw_file}.log",
+    benchmark:
+        "results/benchmarks/data/fetch_raw/{raw_file}.tsv"
     conda:
         "../envs/lmmflow.yaml"
     params:
@@ -24,6 +26,8 @@ rule prepare_dataset:
         schema="results/data/{dataset}.schema.json",
     log:
         "logs/data/prepare_dataset/{dataset}.log",
+    benchmark:
+        "results/benchmarks/data/prepare_dataset/{dataset}.tsv"
     wildcard_constraints:
         dataset=name_pattern(RAW_DATASETS),
     conda:
@@ -40,6 +44,8 @@ rule simulate_dataset:
         schema="results/data/{dataset}.schema.json",
     log:
         "logs/data/simulate_dataset/{dataset}.log",
+    benchmark:
+        "results/benchmarks/data/simulate_dataset/{dataset}.tsv"
     wildcard_constraints:
         dataset=name_pattern(SIMULATED_DATASETS),
     conda:

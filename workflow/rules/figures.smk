@@ -1,7 +1,7 @@
 # Figures of the random-slopes chapter: PNG and SVG of each, byte-identical on reruns.
 
 
-# An observed setting's three figures in one job: each is milliseconds of drawing around the
+# An observed setting's four figures in one job: each is milliseconds of drawing around the
 # same second of imports (matplotlib, pandas) and reads the same data and coefficients.
 rule setting_figures:
     input:
@@ -22,6 +22,13 @@ rule setting_figures:
             subcategory="{setting}",
         ),
         coefficient_densities_svg="results/figures/{setting}_coefficient_densities.svg",
+        coefficient_scatter_png=report(
+            "results/figures/{setting}_coefficient_scatter.png",
+            caption="../report/figure_coefficient_scatter.rst",
+            category="Figures",
+            subcategory="{setting}",
+        ),
+        coefficient_scatter_svg="results/figures/{setting}_coefficient_scatter.svg",
         effects_png=report(
             "results/figures/{setting}_effects.png",
             caption="../report/figure_effects.rst",
@@ -31,6 +38,8 @@ rule setting_figures:
         effects_svg="results/figures/{setting}_effects.svg",
     log:
         "logs/figures/{setting}.log",
+    benchmark:
+        "results/benchmarks/figures/{setting}.tsv"
     wildcard_constraints:
         setting=name_pattern(OBSERVED_SETTINGS),
     conda:
@@ -53,6 +62,8 @@ rule figure_shrinkage_settings:
         svg="results/figures/shrinkage_settings.svg",
     log:
         "logs/figures/shrinkage_settings.log",
+    benchmark:
+        "results/benchmarks/figures/shrinkage_settings.tsv"
     conda:
         "../envs/lmmflow.yaml"
     params:
@@ -74,6 +85,8 @@ rule figure_scatter:
         svg="results/figures/{plot}_scatter.svg",
     log:
         "logs/figures/{plot}_scatter.log",
+    benchmark:
+        "results/benchmarks/figures/{plot}_scatter.tsv"
     conda:
         "../envs/lmmflow.yaml"
     params:

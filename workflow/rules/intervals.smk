@@ -57,6 +57,8 @@ rule aggregate_bootstrap:
         "results/intervals/{model}/bootstrap.csv",
     log:
         "logs/intervals/{model}/bootstrap.log",
+    benchmark:
+        "results/benchmarks/intervals/{model}/bootstrap.tsv"
     conda:
         "../envs/lmmflow.yaml"
     script:

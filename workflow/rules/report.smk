@@ -10,6 +10,8 @@ rule render_report:
         build=directory("results/report/build"),
     log:
         "logs/report/render_report.log",
+    benchmark:
+        "results/benchmarks/report/render_report.tsv"
     conda:
         "../envs/lmmflow.yaml"
     params:

@@ -39,6 +39,8 @@ rule shrinkage_summary:
         ),
     log:
         "logs/shrinkage/summary.log",
+    benchmark:
+        "results/benchmarks/shrinkage/summary.tsv"
     conda:
         "../envs/lmmflow.yaml"
     params:
@@ -60,6 +62,8 @@ rule shrinkage_observed_tables:
         negative_slopes="results/tables/{setting}_negative_slopes.csv",
     log:
         "logs/shrinkage/tables/{setting}.log",
+    benchmark:
+        "results/benchmarks/shrinkage/tables/{setting}.tsv"
     wildcard_constraints:
         setting=name_pattern(OBSERVED_SETTINGS),
     conda:

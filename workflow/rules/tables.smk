@@ -14,6 +14,8 @@ rule compare_models:
         ),
     log:
         "logs/tables/compare_{comparison}.log",
+    benchmark:
+        "results/benchmarks/tables/compare_{comparison}.tsv"
     conda:
         "../envs/lmmflow.yaml"
     params:
@@ -38,6 +40,8 @@ rule focus_group:
         ),
     log:
         "logs/tables/focus_{focus}.log",
+    benchmark:
+        "results/benchmarks/tables/focus_{focus}.tsv"
     conda:
         "../envs/lmmflow.yaml"
     params:
@@ -59,6 +63,8 @@ rule coefficient_check:
         ),
     log:
         "logs/tables/coefficient_check_{model}.log",
+    benchmark:
+        "results/benchmarks/tables/coefficient_check_{model}.tsv"
     conda:
         "../envs/lmmflow.yaml"
     script:

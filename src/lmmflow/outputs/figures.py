@@ -245,6 +245,35 @@ def shrinkage_settings(
         save_figure(fig, png, svg)
 
 
+def coefficient_scatter(
+    coefficients: pd.DataFrame,
+    *,
+    png: str | os.PathLike,
+    svg: str | os.PathLike,
+    group_label: str = "student",
+    predictor: str = "occasion",
+    title: str = "Per-student coefficients: mixed model vs own regression",
+) -> None:
+    """1 x 2: each group's mixed-model intercept and slope against its own regression's, with the
+    diagonal of no shrinkage (the static version of the report's interactive scatter)."""
+    with plt.rc_context(RC):
+        fig, axes = plt.subplots(1, 2, figsize=(9, 4.4), layout="constrained")
+        for ax, coefficient in zip(axes, ("intercept", "slope")):
+            rows = coefficients[[f"{coefficient}_{SEPARATE}", f"{coefficient}_{MIXED}"]].dropna().to_numpy(dtype=float)
+            ax.scatter(rows[:, 0], rows[:, 1], s=12, alpha=0.6, color=ESTIMATE_STYLE[MIXED]["color"])
+            ends = [rows.min(), rows.max()]
+            ax.plot(ends, ends, color=PALETTE["black"], linestyle="--", linewidth=1, label="No shrinkage (mixed = own)")
+            name = COEFFICIENT_LABELS[coefficient] if coefficient == "intercept" else f"Slope of {predictor}"
+            ax.set(
+                xlabel=f"{name}: own regression",
+                ylabel=f"{name}: mixed model",
+                title=f"{name}s, one point per {group_label}",
+            )
+        axes[0].legend(loc="upper left")
+        fig.suptitle(title)
+        save_figure(fig, png, svg)
+
+
 # --- 4. fitted lines -------------------------------------------------------------------------
 def effects(
     coefficients: pd.DataFrame,

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from lmmflow.outputs import io
+from lmmflow.report.interactive import embed_library, with_library
 from lmmflow.report.provenance import run_context
 from lmmflow.report.results import ReportError, Results
 from lmmflow.report.template import fill_template, front_matter
@@ -42,12 +43,12 @@ def build_report(
     index = Results(results, config=config, figures_dir=build / "figures")
     filled, left_out = fill_template(text, index, run_context(repo, label))
     qmd = build / template.name
-    qmd.write_text(filled)
+    qmd.write_text(with_library(filled))
     shutil.copyfile(css, build / css.name)
     title = str(front_matter(text).get("title", "lmmflow report"))
     rendered = render(chosen, executable, build, qmd.name, css.name, title, log=log)
     with io.atomic_path(html) as temporary:
-        shutil.copyfile(rendered, temporary)
+        Path(temporary).write_text(embed_library(Path(rendered).read_text(encoding="utf-8")), encoding="utf-8")
     summary = {
         "renderer": label,
         "left_out": left_out,

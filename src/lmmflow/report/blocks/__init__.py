@@ -9,7 +9,7 @@ from lmmflow.report.blocks.comparisons import (
     focus_random_effects,
 )
 from lmmflow.report.blocks.diagnostics import diagnostics
-from lmmflow.report.blocks.figures import figure
+from lmmflow.report.blocks.figures import figure, interactive
 from lmmflow.report.blocks.lrt import likelihood_ratio_tests
 from lmmflow.report.blocks.models import (
     coefficient_check,
@@ -45,5 +45,6 @@ BLOCKS = {
     "shrinkage_settings": shrinkage_settings,
     "negative_slopes": negative_slopes,
     "figure": figure,
+    "interactive": interactive,
     "diagnostics": diagnostics,
 }
