@@ -407,7 +407,7 @@ def model_section(config: dict, models: list[str], data: dict, workdir: Path | N
                 "job_s": float(job["s"]) if job else math.nan,
                 "job_rss_mb": float(job["max_rss"]) if job else math.nan,
                 "fit_model_s": t_model,
-                "chosen": chosen.path,
+                "chosen": chosen.engine,
                 "fit_reml_s": t_fast,
                 "fit_statsmodels_s": t_robust,
                 "default_s": t_default,
@@ -632,7 +632,7 @@ def insteval_lines(result: dict) -> list[str]:
     rows = [
         ["design (lmmflow.model.design.build_design)", ours["design_s"], "–", "–", "–"],
         [
-            f"fit: {ours['path']} engine, {ours['optimizers']}, {ours['evaluations']} evaluations, conditional SDs "
+            f"fit: {ours['engine']} engine, {ours['optimizers']}, {ours['evaluations']} evaluations, conditional SDs "
             f"included; load {ours['load'][0]:.1f} to {ours['load'][1]:.1f}"
             + ("" if ours["converged"] else " (not converged)"),
             f"{ours['fit_s']:.2f} first; {ours['fit_best_s']:.2f} best, {ours['fit_median_s']:.2f} median",
