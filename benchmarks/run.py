@@ -11,9 +11,8 @@ Prints one markdown report and writes it to benchmarks/results/latest.md. Sectio
    (`--configfile` overriding models.sleep_uncorrelated.formula): seconds and jobs run. Then a
    user's model: one model (the GPA random-slope model) on 20,000 simulated students x 6
    occasions in a CSV file, fitted by the whole `snakemake` call a user makes for its fit.json
-   in a fresh directory (fetch, prepare, fit). Beside each: issue 11's figures before the
-   per-job overhead work and its acceptance targets. With --repeat N the clean run (each in a
-   fresh directory), its no-op rerun and the user model run N times: best and spread.
+   in a fresh directory (fetch, prepare, fit). With --repeat N the clean run (each in a fresh
+   directory), its no-op rerun and the user model run N times: best and spread.
    Snakemake's floor: `snakemake --version`, and a trivial workflow with as many Python script
    jobs as the clean run, each writing a one-row table and importing nothing or only pandas,
    clean with --cores 2 and its no-op rerun (N times with --repeat): the least any workflow of
@@ -80,12 +79,6 @@ PATHS = {  # scaling: path -> what runs in the child
     "robust": "lmmflow.verify.statsmodels_fit.fit_statsmodels",
     "default": "statsmodels MixedLM.fit(reml=True)",
 }
-# Issue 11: the figures on this machine before the per-job overhead work, and its acceptance targets.
-ISSUE_11 = {
-    "clean": ("52 s", "25 s or less"),
-    "no-op": ("4.2 s", "2 s or less"),
-    "user model": ("13 s", "6 s or less"),
-}
 USER_MODEL_STUDENTS = 20_000
 QUICK_USER_MODEL_STUDENTS = 2_000
 USER_MODEL_TARGET = "results/models/students_slopes/fit.json"
@@ -144,8 +137,8 @@ def workflow_section(
         seconds, noop_jobs, _ = snakemake(workdir, mirror, *targets)
         noop.append(seconds)
     rows = [
-        {"run": "clean, --cores 2", "seconds": clean, "jobs": clean_jobs, "issue": ISSUE_11["clean"]},
-        {"run": "no-op rerun", "seconds": noop, "jobs": noop_jobs, "issue": ISSUE_11["no-op"]},
+        {"run": "clean, --cores 2", "seconds": clean, "jobs": clean_jobs},
+        {"run": "no-op rerun", "seconds": noop, "jobs": noop_jobs},
     ]
     override = workdir / "override.yaml"
     override.write_text(yaml.safe_dump({"models": {INCREMENTAL_MODEL: {"formula": INCREMENTAL_FORMULA}}}))
@@ -153,10 +146,9 @@ def workflow_section(
     rerun = sorted(set(re.findall(r"^\s*(?:local)?rule (?!all\b)(\w+):", printed, flags=re.M)))
     rows.append(
         {
-            "run": f"incremental: models.{INCREMENTAL_MODEL}.formula changed",
+            "run": f"incremental: models.{INCREMENTAL_MODEL}.formula changed; reran: {', '.join(rerun)}",
             "seconds": [seconds],
             "jobs": jobs,
-            "issue": ("–", f"reran: {', '.join(rerun)}"),
         }
     )
     user = [user_model_run(scratch / f"user_model_{attempt}", students) for attempt in range(repeats)]
@@ -165,7 +157,6 @@ def workflow_section(
             "run": f"user model on {students:,} students: the whole `snakemake` call for its fit.json",
             "seconds": [seconds for seconds, _ in user],
             "jobs": user[-1][1],
-            "issue": ISSUE_11["user model"] if students == USER_MODEL_STUDENTS else ("–", "–"),
         }
     )
     return rows, workdir
@@ -704,8 +695,8 @@ def report(args, workflow_rows, floor_rows, model_rows, scaling_rows, exponents,
     if workflow_rows:
         lines += ["## Workflow (`snakemake --cores 2`, fresh scratch directory)", ""]
         lines += table(
-            ["run", "seconds (best)", "spread", "jobs", "issue 11: before", "target / note"],
-            [[r["run"], min(r["seconds"]), spread(r["seconds"]), r["jobs"], *r["issue"]] for r in workflow_rows],
+            ["run", "seconds (best)", "spread", "jobs"],
+            [[r["run"], min(r["seconds"]), spread(r["seconds"]), r["jobs"]] for r in workflow_rows],
         )
         lines += [""]
     if floor_rows:
