@@ -45,7 +45,7 @@ and reported by its module of this folder:
    students and its full-size time predicted (a lower bound: linear in rows).
 Timings are of one run each (but InstEval's fit), on whatever machine runs this: read them as
 orders of magnitude.
-common.py holds what the sections share (paths, timing, child processes, tables); markdown.py
+common.py holds what the sections share (paths, timing, child processes, tables); report_text.py
 assembles the report.
 No test fails on a timing; tests/workflow/test_benchmarks.py only runs --quick as a smoke test.
 """
@@ -60,7 +60,7 @@ from pathlib import Path
 import chapter_models
 import gpa_scaling
 import insteval
-import markdown
+import report_text
 import workflow_runs
 import yaml
 from common import DEFAULT_MIRROR, RESULTS, ROOT, progress
@@ -113,7 +113,7 @@ def main() -> None:
             progress(f"scratch directory kept: {scratch}")
         else:
             shutil.rmtree(scratch, ignore_errors=True)
-    text = markdown.report(args.quick, sections)
+    text = report_text.report(args.quick, sections)
     print(text)
     from lmmflow.outputs.io import atomic_path
 
