@@ -34,11 +34,15 @@ class Link:
 
 def _logit_inverse(eta):
     tmp = np.exp(np.clip(eta, -_THRESH, _THRESH))
-    tmp = np.where(eta < -_THRESH, EPS, np.where(eta > _THRESH, _INVEPS, tmp))
     mu = tmp / (1.0 + tmp)
-    inside = np.abs(eta) <= _THRESH
-    mu_eta = np.where(inside, mu * (1.0 - mu), EPS)
-    mu_eta2 = np.where(inside, mu_eta * (1.0 - 2.0 * mu), 0.0)
+    mu_eta = mu * (1.0 - mu)
+    mu_eta2 = mu_eta * (1.0 - 2.0 * mu)
+    outside = np.abs(eta) > _THRESH
+    if np.any(outside):  # R's family.c: mu from exp clipped to [eps, 1/eps], mu_eta = eps
+        tmp = np.where(eta < -_THRESH, EPS, np.where(eta > _THRESH, _INVEPS, tmp))
+        mu = tmp / (1.0 + tmp)
+        mu_eta = np.where(outside, EPS, mu_eta)
+        mu_eta2 = np.where(outside, 0.0, mu_eta2)
     return mu, mu_eta, mu_eta2
 
 
@@ -93,13 +97,8 @@ class Family:
     def unit_deviance(self, y, mu, wt):
         """R's ``dev.resids(y, mu, wt)``: prior-weighted squared deviance residuals."""
         if self.name == "binomial":
-            with np.errstate(divide="ignore", invalid="ignore"):
-                a = np.where(y > 0, y * np.log(np.where(y > 0, y, 1.0) / mu), 0.0)
-                b = np.where(y < 1, (1.0 - y) * np.log(np.where(y < 1, 1.0 - y, 1.0) / (1.0 - mu)), 0.0)
-            return 2.0 * wt * (a + b)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            r = np.where(y > 0, y * np.log(np.where(y > 0, y, 1.0) / mu) - (y - mu), mu)
-        return 2.0 * wt * r
+            return 2.0 * wt * (special.xlogy(y, y / mu) + special.xlogy(1.0 - y, (1.0 - y) / (1.0 - mu)))
+        return 2.0 * wt * np.where(y > 0, special.xlogy(y, y / mu) - (y - mu), mu)
 
     def aic_terms(self, y, mu, wt, trials):
         """R's family ``aic()`` per observation: -2 log-likelihood including its normalising

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
+from lmmflow.blas import single_thread
 from lmmflow.design import Design, build_design
 from lmmflow.engine.families import Family, GLMMError, get_family
 from lmmflow.engine.glmm_blocks import BlockedStructure
@@ -40,6 +41,7 @@ from lmmflow.model.response import glmm_response, offset_values, split_offsets, 
 from lmmflow.parameters import default_start, lower_triangle_indices, theta_lower_bounds, theta_to_factors
 
 RESPONSE_COLUMN = "lmmflow_glmm_response"
+BFGS_GTOL = 1e-4  # max |gradient| where the Newton polish takes over
 PIRLS_TOLERANCE = 1e-11  # max |Newton step| of u at convergence (lme4's tolPwrss is 1e-7 on pwrss)
 
 
@@ -164,6 +166,11 @@ class GLMMProblem:
         eta = fixed + S.times(M1, vals2, u)
         mu, mu_eta, w, dw, d1, hd2 = fam.pieces(eta, gd.y, gd.weights)
         pwrss = float(np.sum(fam.unit_deviance(gd.y, mu, gd.weights)) + u @ u)
+        if not np.isfinite(pwrss) and np.any(u):  # a warm start from far away: start at u = 0
+            u = np.zeros_like(u)
+            eta = fixed.copy()
+            mu, mu_eta, w, dw, d1, hd2 = fam.pieces(eta, gd.y, gd.weights)
+            pwrss = float(np.sum(fam.unit_deviance(gd.y, mu, gd.weights)))
         iterations = 0
         step_size = np.inf
         while True:
@@ -179,7 +186,7 @@ class GLMMProblem:
                 eta_new = fixed + S.times(M1, vals2, u_new)
                 pieces = fam.pieces(eta_new, gd.y, gd.weights)
                 pwrss_new = float(np.sum(fam.unit_deviance(gd.y, pieces[0], gd.weights)) + u_new @ u_new)
-                if pwrss_new <= pwrss * (1 + 1e-15) + 1e-300 or not np.isfinite(pwrss):
+                if np.isfinite(pwrss_new) and (pwrss_new <= pwrss * (1 + 1e-15) + 1e-300 or not np.isfinite(pwrss)):
                     break
                 factor /= 2.0
             else:  # no decrease along the Newton direction: converged to rounding
@@ -248,8 +255,11 @@ class GLMMProblem:
         theta, beta = params[: self.n_theta], params[self.n_theta :]
         try:
             st = self.state(theta, beta)
+            if not np.isfinite(st.deviance):
+                return np.inf, np.zeros_like(params)
             return st.deviance, self.gradient(st)
         except (np.linalg.LinAlgError, FloatingPointError, ValueError):
+            self.u = np.zeros_like(self.u)
             return np.inf, np.zeros_like(params)
 
     def hessian(self, params, relative_step=1e-4) -> np.ndarray:
@@ -397,8 +407,15 @@ def check_nagq(gd: GLMMDesign, nAGQ: int) -> int:
 
 
 def fit_glmm(gd: GLMMDesign, nAGQ: int = 1, start: dict | None = None) -> GLMMFit:
-    """Fit a GLMM to lme4's optimum: Laplace (nAGQ = 1) or adaptive Gauss-Hermite (nAGQ > 1)."""
+    """Fit a GLMM to lme4's optimum: Laplace (nAGQ = 1) or adaptive Gauss-Hermite (nAGQ > 1).
+
+    ``start``: optional ``{"theta": ..., "beta": ...}`` (default lme4's: theta 1, beta of the GLM)."""
     nAGQ = check_nagq(gd, nAGQ)
+    with single_thread():  # small dense factors: OpenBLAS threads only spin (lmmflow.blas)
+        return _fit_glmm(gd, nAGQ, start)
+
+
+def _fit_glmm(gd: GLMMDesign, nAGQ: int, start: dict | None) -> GLMMFit:
     started = time.perf_counter()
     problem = GLMMProblem(gd)
     caught: list[str] = []
@@ -422,33 +439,95 @@ def optimize_laplace(problem: GLMMProblem, start: dict | None = None):
     nt = problem.n_theta
     theta0 = default_start(problem.sizes) if not start or "theta" not in start else np.asarray(start["theta"], float)
     beta0 = glm_start(problem.gd) if not start or "beta" not in start else np.asarray(start["beta"], float)
+    # Unconstrained BFGS: the deviance is even in each diagonal entry of a term's factor T (the
+    # sign of a column of T is that of its random effects), so no bounds are needed and the
+    # result is put back with a non-negative diagonal. The inverse Hessian starts as that of the
+    # deviance at the start point (central differences of the exact gradient), made positive
+    # definite, so that the coupled scales of theta and beta are known from the first step.
     x0 = np.concatenate([theta0, beta0])
-    bounds = [(lo if np.isfinite(lo) else None, None) for lo in problem.lower]
+    H0 = problem.hessian(x0)
+    eigenvalues, vectors = np.linalg.eigh(H0)
+    floor = max(1e-6, 1e-8 * float(np.max(np.abs(eigenvalues))))
+    hess_inv0 = (vectors / np.maximum(np.abs(eigenvalues), floor)) @ vectors.T
+    hess_inv0 = 0.5 * (hess_inv0 + hess_inv0.T)
+    if not np.all(np.isfinite(hess_inv0)):
+        hess_inv0 = None
     runs = []
     x = x0
-    for attempt in range(3):
+    for attempt in range(4):
         result = optimize.minimize(
-            problem.value_and_gradient, x, jac=True, method="L-BFGS-B", bounds=bounds,
-            options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-10, "maxcor": 20},
+            problem.value_and_gradient, x, jac=True, method="BFGS",
+            options={"maxiter": 3000, "gtol": BFGS_GTOL, "hess_inv0": hess_inv0, "xrtol": 1e-12},
         )
-        runs.append({"method": "L-BFGS-B (exact gradient)", "start": x.tolist(), "fun": float(result.fun),
-                     "nit": int(result.nit), "nfev": int(result.nfev), "message": str(result.message)})
-        improved = not runs[:-1] or runs[-2]["fun"] - result.fun > 1e-9
-        x = np.array(result.x)
-        if not improved:
+        x = canonical_signs(problem, np.array(result.x))
+        runs.append({"method": "BFGS (exact gradient, start inverse Hessian from differences)",
+                     "start": (x0 if attempt == 0 else runs[-1]["end"]), "end": x.tolist(),
+                     "fun": float(result.fun), "nit": int(result.nit), "nfev": int(result.nfev),
+                     "message": str(result.message)})
+        runs[-1]["start"] = list(np.asarray(runs[-1]["start"], float))
+        # a variance parameter at 0 has zero derivative (f is even in it): try moving it off
+        moved = _off_boundary(problem, x, float(result.fun))
+        if moved is None:
             break
+        runs[-1]["left_boundary"] = moved[1]
+        x = moved[0]
+        hess_inv0 = None
     x, newton = newton_polish(problem, x)
     return x, {"runs": runs, "newton": newton}
 
 
-def newton_polish(problem: GLMMProblem, x, max_steps=4):
+def canonical_signs(problem: GLMMProblem, x) -> np.ndarray:
+    """Flip the columns of each term's factor T whose diagonal entry is negative (T T' and the
+    deviance are unchanged): lme4's theta has a non-negative diagonal."""
+    x = np.array(x, float)
+    start = 0
+    for q in problem.sizes:
+        rows, cols = lower_triangle_indices(q)
+        part = x[start : start + len(rows)]
+        T = np.zeros((q, q))
+        T[rows, cols] = part
+        signs = np.where(np.diag(T) < 0, -1.0, 1.0)
+        x[start : start + len(rows)] = (T * signs)[rows, cols]
+        start += len(rows)
+    return x
+
+
+def _off_boundary(problem: GLMMProblem, x, f):
+    """A point with a zero variance parameter moved off the boundary where the deviance is lower."""
+    nt = problem.n_theta
+    at_zero = [j for j in range(nt) if np.isfinite(problem.lower[j]) and x[j] <= 1e-8]
+    for j in at_zero:
+        for value in (1e-3, 1e-2, 0.1, 0.3, 1.0):
+            trial = x.copy()
+            trial[j] = value
+            u_keep = problem.u.copy()
+            f_trial = problem.deviance(trial)
+            problem.u = u_keep
+            if f_trial < f - 1e-9:
+                return trial, {"parameter": j, "value": value, "improvement": f - f_trial}
+    return None
+
+
+def _preconditioner(problem: GLMMProblem, beta0: np.ndarray) -> np.ndarray:
+    gd = problem.gd
+    mu, mu_eta, *_ = gd.family.link.inverse(problem.X @ beta0 + gd.offset)
+    w = gd.weights * mu_eta**2 / gd.family.variance(mu)
+    try:
+        R = np.linalg.cholesky(2.0 * (problem.X * w[:, None]).T @ problem.X).T
+        return np.linalg.inv(R)
+    except np.linalg.LinAlgError:
+        return np.eye(problem.p)
+
+
+def newton_polish(problem: GLMMProblem, x, max_steps=5):
     """Newton steps on the Hessian from central differences of the exact gradient, kept inside
-    the bounds and only when they lower the deviance; stops when the step is below 1e-10."""
+    the bounds and only when they lower the deviance; stops when a step moves less than 1e-8.
+    Returns the Hessian at the final point (recomputed if the last step moved more than 1e-6)."""
     steps = []
     f, g = problem.value_and_gradient(x)
-    H = None
+    H, H_at = None, None
     for _ in range(max_steps):
-        H = problem.hessian(x)
+        H, H_at = problem.hessian(x), x.copy()
         try:
             step = -np.linalg.solve(H, g)
         except np.linalg.LinAlgError:
@@ -463,7 +542,8 @@ def newton_polish(problem: GLMMProblem, x, max_steps=4):
                 accepted = True
                 break
         steps.append({"step_max": float(np.max(np.abs(step))), "f_before": float(f),
-                      "f_after": float(f_trial) if accepted else None})
+                      "f_after": float(f_trial) if accepted else None,
+                      "max_abs_gradient_before": float(np.max(np.abs(g)))})
         if not accepted:
             problem.value_and_gradient(x)
             break
@@ -471,6 +551,14 @@ def newton_polish(problem: GLMMProblem, x, max_steps=4):
         x, f, g = trial, f_trial, g_trial
         if moved < 1e-8:
             break
+        try:  # the decrease a further Newton step would bring, on the last Hessian
+            if 0.5 * g @ np.linalg.solve(H, g) < 1e-11:
+                break
+        except np.linalg.LinAlgError:
+            pass
+    if H is None or np.max(np.abs(x - H_at)) > 1e-6:
+        H = problem.hessian(x)
+    problem.value_and_gradient(x)
     return x, {"steps": steps, "hessian": H}
 
 
@@ -490,8 +578,6 @@ def summarize(problem: GLMMProblem, params, nAGQ: int, record: dict) -> GLMMFit:
         grad = agq["gradient"]
     else:
         H = record["newton"]["hessian"]
-        if H is None or np.max(np.abs(params - record.get("hessian_at", params))) > 0:
-            H = problem.hessian(params)
         objective = st.deviance
         logLik = -0.5 * objective
         logLik_lme4 = None

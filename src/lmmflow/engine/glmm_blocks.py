@@ -59,6 +59,9 @@ class BlockedStructure:
             self.l21_indptr = np.concatenate([[0], np.cumsum(np.bincount(self.pair_rows, minlength=self.m2) * self.q1)])
             self.l21_indices = (self.pair_levels[:, None] * self.q1 + np.arange(self.q1)).ravel()
             self.gather21 = (self.cols2[:, :, None] * self.n1q1 + self.idx1[:, None, :])  # n x r2 x q1
+            self.l21_flat = (np.repeat(np.arange(self.m2), np.diff(self.l21_indptr)) * self.n1q1 + self.l21_indices)
+            # L21 L21' dense (BLAS) when that costs less than ~50 sparse products per non-zero
+            self.dense_l21 = self.m2 * self.m2 * self.n1q1 <= 50 * self.npairs * self.q1 * max(1, self.m2 // 8)
         self.theta_size = sum(block_theta_size(q) for q in self.sizes)
 
     def factors(self, theta: np.ndarray) -> list[np.ndarray]:
@@ -91,7 +94,10 @@ class BlockedStructure:
             out = np.einsum("ik,ik...->i...", M1, u1[self.idx1])
         if self.m2:
             u2 = u[self.n1q1 :]
-            out = out + np.einsum("ia,ia...->i...", vals2, u2[self.cols2])
+            if self.r2 == 1 and u.ndim == 1:
+                out = out + vals2[:, 0] * u2[self.cols2[:, 0]]
+            else:
+                out = out + np.einsum("ia,ia...->i...", vals2, u2[self.cols2])
         return out
 
     def transpose_times(self, M1, vals2, v):
@@ -135,7 +141,13 @@ class BlockedStructure:
         m2 = self.m2
         A22 = np.bincount(self.idx22, (wv[:, :, None] * vals2[:, None, :]).ravel(), m2 * m2).reshape(m2, m2)
         A22[np.diag_indices(m2)] += 1.0
-        S = A22 - (L21 @ L21.T).toarray()
+        if self.dense_l21:
+            D = np.zeros(self.m2 * self.n1q1)
+            D[self.l21_flat] = l21.ravel()
+            D = D.reshape(self.m2, self.n1q1)
+            S = A22 - D @ D.T
+        else:
+            S = A22 - (L21 @ L21.T).toarray()
         L22 = linalg.cholesky(S, lower=True, check_finite=False)
         logdet += 2.0 * np.sum(np.log(np.diag(L22)))
         return BlockedFactor(L11, L11inv, L21, l21, L22, logdet)
