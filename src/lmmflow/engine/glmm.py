@@ -153,7 +153,8 @@ class GLMMProblem:
         self.n_gradients = 0
         self.pirls_iterations = 0
         self.max_pirls_step = 0.0
-        self.aic_constant = 0.0
+        self._tangent = None
+        self.sum_deviance, self.sum_aic = gd.family.evaluators(gd.y, gd.weights, gd.trials)
 
     # ----------------------------------------------------------------- PIRLS for u at (theta, beta)
     def state(self, theta, beta, u0=None, tolerance=PIRLS_TOLERANCE, max_iter=200) -> State:
@@ -162,15 +163,20 @@ class GLMMProblem:
         beta = np.asarray(beta, float)
         M1, vals2 = S.rows(theta)
         fixed = self.X @ beta + gd.offset
+        if u0 is None and self._tangent is not None:
+            # first-order prediction of the modes from the last gradient: u + du/dphi (phi - phi_0)
+            at, u_at, du = self._tangent
+            u0 = u_at + du @ (np.concatenate([theta, beta]) - at)
+            self._tangent = None
         u = (self.u if u0 is None else u0).copy()
         eta = fixed + S.times(M1, vals2, u)
         mu, mu_eta, w, dw, d1, hd2 = fam.pieces(eta, gd.y, gd.weights)
-        pwrss = float(np.sum(fam.unit_deviance(gd.y, mu, gd.weights)) + u @ u)
+        pwrss = float(self.sum_deviance(mu) + u @ u)
         if not np.isfinite(pwrss) and np.any(u):  # a warm start from far away: start at u = 0
             u = np.zeros_like(u)
             eta = fixed.copy()
             mu, mu_eta, w, dw, d1, hd2 = fam.pieces(eta, gd.y, gd.weights)
-            pwrss = float(np.sum(fam.unit_deviance(gd.y, mu, gd.weights)))
+            pwrss = float(self.sum_deviance(mu))
         iterations = 0
         step_size = np.inf
         while True:
@@ -181,11 +187,17 @@ class GLMMProblem:
                 break
             iterations += 1
             factor = 1.0
+            if step_size < 1e-5:  # near the mode Newton's step is exact to rounding: take it
+                u = u + step
+                eta = fixed + S.times(M1, vals2, u)
+                mu, mu_eta, w, dw, d1, hd2 = fam.pieces(eta, gd.y, gd.weights)
+                pwrss = float(self.sum_deviance(mu) + u @ u)
+                continue
             for _ in range(30):
                 u_new = u + factor * step
                 eta_new = fixed + S.times(M1, vals2, u_new)
                 pieces = fam.pieces(eta_new, gd.y, gd.weights)
-                pwrss_new = float(np.sum(fam.unit_deviance(gd.y, pieces[0], gd.weights)) + u_new @ u_new)
+                pwrss_new = float(self.sum_deviance(pieces[0]) + u_new @ u_new)
                 if np.isfinite(pwrss_new) and (pwrss_new <= pwrss * (1 + 1e-15) + 1e-300 or not np.isfinite(pwrss)):
                     break
                 factor /= 2.0
@@ -197,7 +209,7 @@ class GLMMProblem:
         self.max_pirls_step = max(self.max_pirls_step, step_size) if iterations < max_iter else np.inf
         self.u = u
         self.n_evaluations += 1
-        aic = float(np.sum(fam.aic_terms(gd.y, mu, gd.weights, gd.trials)))
+        aic = float(self.sum_aic(mu))
         return State(theta, beta, u, M1, vals2, eta, mu, w, dw, d1, hd2, F, aic + u @ u + F.logdet, pwrss,
                      iterations)
 
@@ -244,11 +256,11 @@ class GLMMProblem:
                 trace[j] = 2.0 * np.sum(st.w * S.bilinear(gath, M1, vals2, y1, y2))
                 j += 1
         s0[:, self.n_theta :] = self.X
-        weighted = st.half_d2[:, None] * s0
-        for k in range(P):
-            rhs[:, k] += S.transpose_times(M1, vals2, weighted[:, k])
+        Mt = S.sparse_transpose(M1, vals2)
+        rhs += Mt @ (st.half_d2[:, None] * s0)
         du = -S.solve(H, rhs)
-        s = s0 + S.times(M1, vals2, du)
+        self._tangent = (np.concatenate([st.theta, st.beta]), st.u.copy(), du)
+        s = s0 + Mt.T @ du
         return st.d1 @ s0 + trace + (h * st.dw) @ s
 
     def value_and_gradient(self, params):
@@ -267,17 +279,18 @@ class GLMMProblem:
         k = len(params)
         H = np.empty((k, k))
         u_keep = self.u.copy()
+        tangent = self._tangent
         for i in range(k):
             h = relative_step * max(1.0, abs(params[i]))
             up, down = params.copy(), params.copy()
             up[i] += h
             down[i] -= h
-            self.u = u_keep.copy()
+            self.u, self._tangent = u_keep.copy(), tangent
             gu = self.value_and_gradient(up)[1]
-            self.u = u_keep.copy()
+            self.u, self._tangent = u_keep.copy(), tangent
             gd_ = self.value_and_gradient(down)[1]
             H[:, i] = (gu - gd_) / (2 * h)
-        self.u = u_keep
+        self.u, self._tangent = u_keep, tangent
         return 0.5 * (H + H.T)
 
 

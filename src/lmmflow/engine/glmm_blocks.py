@@ -103,10 +103,23 @@ class BlockedStructure:
     def transpose_times(self, M1, vals2, v):
         """M' v for an n-vector v."""
         out = np.empty(self.q)
-        out[: self.n1q1] = np.bincount(self.idx1.ravel(), (M1 * v[:, None]).ravel(), self.n1q1)
+        if self.q1 == 1:
+            out[: self.n1q1] = np.bincount(self.codes1, M1[:, 0] * v, self.n1q1)
+        else:
+            out[: self.n1q1] = np.bincount(self.idx1.ravel(), (M1 * v[:, None]).ravel(), self.n1q1)
         if self.m2:
-            out[self.n1q1 :] = np.bincount(self.cols2.ravel(), (vals2 * v[:, None]).ravel(), self.m2)
+            if self.r2 == 1:
+                out[self.n1q1 :] = np.bincount(self.cols2[:, 0], vals2[:, 0] * v, self.m2)
+            else:
+                out[self.n1q1 :] = np.bincount(self.cols2.ravel(), (vals2 * v[:, None]).ravel(), self.m2)
         return out
+
+    def sparse_transpose(self, M1, vals2) -> sparse.csr_matrix:
+        """M' as a sparse q x n matrix (for products with many vectors at once)."""
+        rows = np.hstack([self.idx1, self.n1q1 + self.cols2]) if self.m2 else self.idx1
+        data = np.hstack([M1, vals2]) if self.m2 else M1
+        cols = np.repeat(np.arange(self.n), rows.shape[1])
+        return sparse.csr_matrix((data.ravel(), (rows.ravel(), cols)), shape=(self.q, self.n))
 
     def factor(self, M1, vals2, w) -> BlockedFactor:
         """The blocked Cholesky factor of I + M' diag(w) M."""
@@ -137,15 +150,17 @@ class BlockedStructure:
             for k in range(q1):
                 a21[:, k] = np.bincount(self.pair_index.ravel(), (wv * M1[:, k, None]).ravel(), self.npairs)
             l21 = np.einsum("pk,pjk->pj", a21, L11inv[self.pair_levels])
-        L21 = sparse.csr_matrix((l21.ravel(), self.l21_indices, self.l21_indptr), shape=(self.m2, self.n1q1))
+        if self.dense_l21:
+            L21 = np.zeros(self.m2 * self.n1q1)
+            L21[self.l21_flat] = l21.ravel()
+            L21 = L21.reshape(self.m2, self.n1q1)
+        else:
+            L21 = sparse.csr_matrix((l21.ravel(), self.l21_indices, self.l21_indptr), shape=(self.m2, self.n1q1))
         m2 = self.m2
         A22 = np.bincount(self.idx22, (wv[:, :, None] * vals2[:, None, :]).ravel(), m2 * m2).reshape(m2, m2)
         A22[np.diag_indices(m2)] += 1.0
         if self.dense_l21:
-            D = np.zeros(self.m2 * self.n1q1)
-            D[self.l21_flat] = l21.ravel()
-            D = D.reshape(self.m2, self.n1q1)
-            S = A22 - D @ D.T
+            S = A22 - L21 @ L21.T
         else:
             S = A22 - (L21 @ L21.T).toarray()
         L22 = linalg.cholesky(S, lower=True, check_finite=False)
@@ -188,8 +203,13 @@ class BlockedStructure:
             c = F.l21 / F.L11[self.pair_levels][:, None]
         else:
             c = np.einsum("pk,pkj->pj", F.l21, F.L11inv[self.pair_levels])
-        C = sparse.csr_matrix((c.ravel(), self.l21_indices, self.l21_indptr), shape=(self.m2, self.n1q1))
-        A21 = -np.asarray((C.T @ A22).T)
+        if self.dense_l21:
+            C = np.zeros(self.m2 * self.n1q1)
+            C[self.l21_flat] = c.ravel()
+            A21 = -(A22 @ C.reshape(self.m2, self.n1q1))
+        else:
+            C = sparse.csr_matrix((c.ravel(), self.l21_indices, self.l21_indptr), shape=(self.m2, self.n1q1))
+            A21 = -np.asarray((C.T @ A22).T)
         G = A21[self.pair_rows[:, None], self.pair_levels[:, None] * q1 + np.arange(q1)]  # npairs x q1
         outer = c[:, :, None] * G[:, None, :]
         add = np.zeros((n1, q1, q1))
@@ -211,6 +231,14 @@ class BlockedStructure:
     def bilinear(self, gath, x1, x2, y1, y2):
         """Per row i: x_i' A^-1 y_i for rows with M's structure (x1, y1: n x q1; x2, y2: n x r2)."""
         G11, G21, G22 = gath
+        if self.q1 == 1:
+            a, b = x1[:, 0], y1[:, 0]
+            out = a * G11[:, 0, 0] * b
+            if self.m2:
+                g = G21[:, :, 0]
+                out += np.sum(x2 * g, axis=1) * b + np.sum(y2 * g, axis=1) * a
+                out += np.einsum("ia,iac,ic->i", x2, G22, y2) if self.r2 > 1 else x2[:, 0] * G22[:, 0, 0] * y2[:, 0]
+            return out
         out = np.einsum("ik,ikj,ij->i", x1, G11, y1)
         if self.m2:
             out += np.einsum("ia,iak,ik->i", x2, G21, y1)
