@@ -48,6 +48,11 @@ def _loglik(family, y, mu, weights, trials):
     return weights * stats.poisson.logpmf(y, mu)
 
 
+def _penalized(family, link, gd, fixed, M, u) -> float:
+    mu = _mean(family, link, fixed + M @ u)
+    return -2.0 * float(np.sum(_loglik(family, gd.y, mu, gd.weights, gd.trials))) + float(u @ u)
+
+
 def laplace_deviance(gd, theta, beta, tol=1e-12, max_iter=100) -> dict:
     """The Laplace deviance at (theta, beta) by sparse LU PIRLS from u = 0."""
     family, link = gd.family.name, gd.family.link.name
@@ -66,7 +71,11 @@ def laplace_deviance(gd, theta, beta, tol=1e-12, max_iter=100) -> dict:
         A = (M.T @ sparse.diags(w) @ M + sparse.identity(q)).tocsc()
         lu = splinalg.splu(A)
         step = lu.solve(score)
-        u = u + step
+        current = _penalized(family, link, gd, fixed, M, u)
+        scale = 1.0
+        while scale > 1e-6 and _penalized(family, link, gd, fixed, M, u + scale * step) > current + 1e-9 * abs(current):
+            scale /= 2.0  # step halving, as lme4's PIRLS
+        u = u + scale * step
         if np.max(np.abs(step)) < tol:
             break
     eta = fixed + M @ u
