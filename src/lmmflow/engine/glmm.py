@@ -156,6 +156,17 @@ class GLMMProblem:
         self._tangent = None
         self.sum_deviance, self.sum_aic = gd.family.evaluators(gd.y, gd.weights, gd.trials)
 
+    def group_indicator(self):
+        """Sparse (levels of the first term) x n indicator matrix (for sums per group)."""
+        if getattr(self, "_indicator", None) is None:
+            from scipy import sparse
+
+            S = self.structure
+            self._indicator = sparse.csr_matrix(
+                (np.ones(S.n), (S.codes1, np.arange(S.n))), shape=(S.n1, S.n)
+            )
+        return self._indicator
+
     # ----------------------------------------------------------------- PIRLS for u at (theta, beta)
     def state(self, theta, beta, u0=None, tolerance=PIRLS_TOLERANCE, max_iter=200) -> State:
         S, fam, gd = self.structure, self.family, self.gd
