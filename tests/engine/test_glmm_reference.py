@@ -17,6 +17,7 @@ import time
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 from glmm_reference import model_call, model_data, reference_anova, reference_models
 
@@ -151,3 +152,19 @@ def test_faster_than_lme4_and_mixedlm(key):
     if key == "verbagg_crossed":
         limit = min(limit, 0.4)
     assert best < limit, f"{key}: {best:.3f} s >= {limit:.3f} s"
+
+
+def test_factor_response_first_level_is_failure(fits):
+    """speed_dating's ``decision`` is a factor No/Yes in the .RData: glmer reads No as failure,
+    the same fit as the reference's 0/1 recoding."""
+    from glmm_reference import _raw
+
+    key = "speed_dating"
+    data = model_data(key)
+    raw = _raw("speed_dating", "speed_dating.csv")
+    data["decision"] = pd.Categorical(raw["decision"].astype(object), categories=["No", "Yes"])
+    call = model_call(key)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = glmer(call["formula"], data, family="binomial", verify=False)
+    assert fit.logLik == pytest.approx(fits(key).logLik, abs=1e-8)

@@ -11,7 +11,7 @@ with lme4's ``aic`` (-2 log-likelihood with its normalising constant) and W the 
 working weights at the modes. lme4 optimizes theta at nAGQ = 0, then (theta, beta) together
 with derivative-free bobyqa and Nelder-Mead, and stops 2e-5 to 5e-4 short of the optimum at
 its default PIRLS tolerance. Here PIRLS converges to rounding, and (theta, beta) are optimized
-together with L-BFGS-B on the EXACT gradient of f (implicit differentiation of the modes:
+together with BFGS on the EXACT gradient of f (implicit differentiation of the modes:
 d u / d phi = -H^-1 d(score)/d phi, H the observed penalized Hessian, and the derivative of
 log det through W), then polished by Newton steps on a Hessian from central differences of
 that gradient, and the gradient checked. The same Hessian gives lme4's default vcov (inverse
@@ -400,6 +400,23 @@ class GLMMFit:
             index=list(self.fixed_names),
         )
 
+    def confint_wald(self, level: float = 0.95) -> pd.DataFrame:
+        """lme4's ``confint(m, method = "Wald")`` for the fixed effects."""
+        z = stats.norm.ppf(0.5 + level / 2)
+        lo, hi = f"{100 * (1 - level) / 2:.1f} %", f"{100 * (1 + level) / 2:.1f} %"
+        return pd.DataFrame({lo: self.beta - z * self.se, hi: self.beta + z * self.se}, index=list(self.fixed_names))
+
+    def coef(self) -> dict:
+        """lme4's ``coef()``: per grouping factor, fixed effects plus that factor's modes."""
+        out = {}
+        fixed = pd.Series(self.beta, index=list(self.fixed_names))
+        for label, modes in self.ranef.items():
+            table = pd.DataFrame(np.tile(self.beta, (len(modes), 1)), index=modes.index, columns=list(self.fixed_names))
+            for column in modes.columns:
+                table[column] = (fixed.get(column, 0.0) + modes[column]).to_numpy()
+            out[label] = table
+        return out
+
     def fitted(self, scale: str = "response") -> np.ndarray:
         return self.mu if scale == "response" else self.eta
 
@@ -618,7 +635,7 @@ def summarize(problem: GLMMProblem, params, nAGQ: int, record: dict) -> GLMMFit:
     ranef, ranef_sd = conditional_modes(problem, st, inv)
     npar = nt + problem.p
     optimizer = {
-        "method": "lmmflow exact-gradient L-BFGS-B + Newton polish (Laplace)" + (
+        "method": "lmmflow: BFGS on the exact gradient of the Laplace deviance + Newton polish" + (
             f", then Nelder-Mead on the nAGQ = {nAGQ} deviance" if nAGQ > 1 else ""),
         "runs": record["runs"],
         "newton_steps": record["newton"]["steps"],
@@ -722,6 +739,8 @@ def _check_separation(problem: GLMMProblem, fit: GLMMFit) -> None:
                     f"complete separation: the estimate of {name!r} is unbounded (estimate {b:.3g}, SE {se:.3g}): "
                     "the data determine its sign only; lme4 fails here with 'pwrssUpdate did not converge'"
                 )
+    if len(messages) > 1:  # the intercept follows a separating term to infinity: name the term
+        messages = [m for m in messages if "'(Intercept)'" not in m]
     for row in fit.varcorr:
         if row["var2"] is None and row["sdcor"] > 30:
             messages.append(
