@@ -121,8 +121,10 @@ def test_one_node_quadrature_is_the_laplace_deviance_without_constant():
     x = np.array([0.8, -0.2, 0.5])
     state = problem.state(x[:1], x[1:])
     laplace = state.deviance
-    constant = float(np.sum(gd.family.aic_terms(gd.y, state.mu, gd.weights, gd.trials))
-                     - np.sum(gd.family.unit_deviance(gd.y, state.mu, gd.weights)))
+    constant = float(
+        np.sum(gd.family.aic_terms(gd.y, state.mu, gd.weights, gd.trials))
+        - np.sum(gd.family.unit_deviance(gd.y, state.mu, gd.weights))
+    )
     nodes, weights = gh_rule(1)
     assert agq_deviance(problem, x, nodes, weights) == pytest.approx(laplace - constant, abs=1e-9)
 
@@ -137,7 +139,8 @@ def test_adaptive_quadrature_matches_numerical_integration(family):
     assert fit.logLik == pytest.approx(integrated_loglik(gd, fit.theta, fit.beta), abs=1e-7)
     assert fit.verification["agrees"]
     assert fit.logLik_lme4 - fit.logLik == pytest.approx(
-        0.5 * float(np.sum(gd.family.saturated_aic_terms(gd.y, gd.weights, gd.trials))))
+        0.5 * float(np.sum(gd.family.saturated_aic_terms(gd.y, gd.weights, gd.trials)))
+    )
 
 
 def test_nagq_needs_a_single_scalar_term():
@@ -176,9 +179,11 @@ def test_offset_enters_the_linear_predictor():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fit = glmer("y ~ x + offset(log(exposure)) + (1 | g)", data, family="poisson")
-    assert np.allclose(fit.eta - np.log(data["exposure"].to_numpy()),
-                       glmm_design("y ~ x + (1 | g)", data, "poisson").design.X @ fit.beta
-                       + fit.ranef["g"].to_numpy()[pd.factorize(data["g"], sort=True)[0], 0])
+    assert np.allclose(
+        fit.eta - np.log(data["exposure"].to_numpy()),
+        glmm_design("y ~ x + (1 | g)", data, "poisson").design.X @ fit.beta
+        + fit.ranef["g"].to_numpy()[pd.factorize(data["g"], sort=True)[0], 0],
+    )
 
 
 @pytest.mark.parametrize("link", ["probit", "cloglog"])

@@ -26,7 +26,10 @@ from lmmflow.engine.glmm import glmer
 MODELS = sorted(reference_models())
 # mixedlm 1.3 times (../shared/notes/glmm.md)
 MIXEDLM_SECONDS = {
-    "cbpp_herd": 0.20, "verbagg_crossed": 2.1, "grouseticks_pois": 0.64, "contra_urban_district": 0.64,
+    "cbpp_herd": 0.20,
+    "verbagg_crossed": 2.1,
+    "grouseticks_pois": 0.64,
+    "contra_urban_district": 0.64,
     "speed_dating": 1.5,
 }
 
@@ -40,8 +43,9 @@ def fits():
             call = model_call(key)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                cache[key] = glmer(call["formula"], model_data(key), family=call["family"], link=call["link"],
-                                   nAGQ=call["nAGQ"])
+                cache[key] = glmer(
+                    call["formula"], model_data(key), family=call["family"], link=call["link"], nAGQ=call["nAGQ"]
+                )
         return cache[key]
 
     return get

@@ -11,16 +11,18 @@ from lmmflow.model.response import glmm_response, offset_values, split_offsets
 
 
 def frame():
-    return pd.DataFrame({
-        "s": [1.0, 0.0, 3.0, 2.0],
-        "n": [4.0, 2.0, 3.0, 5.0],
-        "b": [True, False, True, False],
-        "f": pd.Categorical(["no", "yes", "yes", "no"], categories=["no", "yes"]),
-        "t": ["N", "Y", "Y", "N"],
-        "y01": [0.0, 1.0, 1.0, 0.0],
-        "p": [0.25, 0.0, 1.0, 0.4],
-        "k": [0.0, 3.0, 7.0, 1.0],
-    })
+    return pd.DataFrame(
+        {
+            "s": [1.0, 0.0, 3.0, 2.0],
+            "n": [4.0, 2.0, 3.0, 5.0],
+            "b": [True, False, True, False],
+            "f": pd.Categorical(["no", "yes", "yes", "no"], categories=["no", "yes"]),
+            "t": ["N", "Y", "Y", "N"],
+            "y01": [0.0, 1.0, 1.0, 0.0],
+            "p": [0.25, 0.0, 1.0, 0.4],
+            "k": [0.0, 3.0, 7.0, 1.0],
+        }
+    )
 
 
 def test_cbind_with_an_expression_gives_proportion_and_trials_as_weights():

@@ -8,8 +8,8 @@ machine epsilon as R clips it) and ``mu_eta2`` = d^2 mu / d eta^2 (zero where R 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 from scipy import special, stats
@@ -109,8 +109,11 @@ class Family:
             k = np.round(trials * y)
             with np.errstate(divide="ignore", invalid="ignore"):
                 logp = (
-                    special.gammaln(m + 1) - special.gammaln(k + 1) - special.gammaln(m - k + 1)
-                    + special.xlogy(k, mu) + special.xlog1py(m - k, -mu)
+                    special.gammaln(m + 1)
+                    - special.gammaln(k + 1)
+                    - special.gammaln(m - k + 1)
+                    + special.xlogy(k, mu)
+                    + special.xlog1py(m - k, -mu)
                 )
                 scale = np.where(m > 0, wt / np.where(m > 0, m, 1.0), 0.0)
             return -2.0 * scale * np.where(m > 0, logp, 0.0)
@@ -123,8 +126,11 @@ class Family:
             m = np.round(trials)
             k = np.round(trials * y)
             logp = (
-                special.gammaln(m + 1) - special.gammaln(k + 1) - special.gammaln(m - k + 1)
-                + special.xlogy(k, mu) + special.xlog1py(m - k, -mu)
+                special.gammaln(m + 1)
+                - special.gammaln(k + 1)
+                - special.gammaln(m - k + 1)
+                + special.xlogy(k, mu)
+                + special.xlog1py(m - k, -mu)
             )
             scale = np.where(m > 0, wt / np.where(m > 0, m, 1.0), 0.0)
             return -2.0 * scale * np.where(m > 0, logp, 0.0)

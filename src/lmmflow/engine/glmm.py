@@ -37,7 +37,7 @@ from lmmflow.blas import single_thread
 from lmmflow.design import Design, build_design
 from lmmflow.engine.families import Family, GLMMError, get_family
 from lmmflow.engine.glmm_blocks import BlockedStructure
-from lmmflow.model.response import glmm_response, offset_values, split_offsets, split_top_level
+from lmmflow.model.response import glmm_response, offset_values, split_offsets
 from lmmflow.parameters import default_start, lower_triangle_indices, theta_lower_bounds, theta_to_factors
 
 RESPONSE_COLUMN = "lmmflow_glmm_response"
@@ -73,8 +73,9 @@ class GLMMDesign:
         return tuple("(Intercept)" if n == "Intercept" else n for n in self.design.fixed_names)
 
 
-def glmm_design(formula: str, data: pd.DataFrame, family: str = "binomial", link: str | None = None,
-                weights=None) -> GLMMDesign:
+def glmm_design(
+    formula: str, data: pd.DataFrame, family: str = "binomial", link: str | None = None, weights=None
+) -> GLMMDesign:
     """Response, offset, prior weights and design matrices of a glmer formula on ``data``.
 
     Rows with a missing value in any model column (response, offset, weights included) are
@@ -100,9 +101,16 @@ def glmm_design(formula: str, data: pd.DataFrame, family: str = "binomial", link
     rows = design.rows
     design = _renamed(design, lhs)
     return GLMMDesign(
-        formula=formula, design=design, family=fam, y=design.y, weights=response.weights[rows],
-        trials=response.trials[rows], offset=offset[rows], offsets=tuple(offsets),
-        response_kind=response.kind, response_text=lhs,
+        formula=formula,
+        design=design,
+        family=fam,
+        y=design.y,
+        weights=response.weights[rows],
+        trials=response.trials[rows],
+        offset=offset[rows],
+        offsets=tuple(offsets),
+        response_kind=response.kind,
+        response_text=lhs,
     )
 
 
@@ -162,9 +170,7 @@ class GLMMProblem:
             from scipy import sparse
 
             S = self.structure
-            self._indicator = sparse.csr_matrix(
-                (np.ones(S.n), (S.codes1, np.arange(S.n))), shape=(S.n1, S.n)
-            )
+            self._indicator = sparse.csr_matrix((np.ones(S.n), (S.codes1, np.arange(S.n))), shape=(S.n1, S.n))
         return self._indicator
 
     # ----------------------------------------------------------------- PIRLS for u at (theta, beta)
@@ -221,8 +227,7 @@ class GLMMProblem:
         self.u = u
         self.n_evaluations += 1
         aic = float(self.sum_aic(mu))
-        return State(theta, beta, u, M1, vals2, eta, mu, w, dw, d1, hd2, F, aic + u @ u + F.logdet, pwrss,
-                     iterations)
+        return State(theta, beta, u, M1, vals2, eta, mu, w, dw, d1, hd2, F, aic + u @ u + F.logdet, pwrss, iterations)
 
     def deviance(self, params) -> float:
         theta, beta = params[: self.n_theta], params[self.n_theta :]
@@ -434,9 +439,15 @@ class GLMMFit:
     def record(self) -> dict:
         """What a fit.json stores about the fit: criterion, optimizer runs, checks."""
         return {
-            "family": self.family, "link": self.link, "nAGQ": self.nAGQ, "logLik": self.logLik,
-            "logLik_lme4_scale": self.logLik_lme4, "objective": self.objective,
-            "optimizer": self.optimizer, "verification": self.verification, "warnings": list(self.warnings),
+            "family": self.family,
+            "link": self.link,
+            "nAGQ": self.nAGQ,
+            "logLik": self.logLik,
+            "logLik_lme4_scale": self.logLik_lme4,
+            "objective": self.objective,
+            "optimizer": self.optimizer,
+            "verification": self.verification,
+            "warnings": list(self.warnings),
         }
 
 
@@ -487,8 +498,7 @@ def _fit_glmm(gd: GLMMDesign, nAGQ: int, start: dict | None) -> GLMMFit:
 
 
 def optimize_laplace(problem: GLMMProblem, start: dict | None = None):
-    """L-BFGS-B on the exact gradient from lme4's start, then Newton polish and a gradient check."""
-    nt = problem.n_theta
+    """BFGS on the exact gradient from lme4's start, then Newton polish and a gradient check."""
     theta0 = default_start(problem.sizes) if not start or "theta" not in start else np.asarray(start["theta"], float)
     beta0 = glm_start(problem.gd) if not start or "beta" not in start else np.asarray(start["beta"], float)
     # Unconstrained BFGS: the deviance is even in each diagonal entry of a term's factor T (the
@@ -508,14 +518,24 @@ def optimize_laplace(problem: GLMMProblem, start: dict | None = None):
     x = x0
     for attempt in range(4):
         result = optimize.minimize(
-            problem.value_and_gradient, x, jac=True, method="BFGS",
+            problem.value_and_gradient,
+            x,
+            jac=True,
+            method="BFGS",
             options={"maxiter": 3000, "gtol": BFGS_GTOL, "hess_inv0": hess_inv0, "xrtol": 1e-12},
         )
         x = canonical_signs(problem, np.array(result.x))
-        runs.append({"method": "BFGS (exact gradient, start inverse Hessian from differences)",
-                     "start": (x0 if attempt == 0 else runs[-1]["end"]), "end": x.tolist(),
-                     "fun": float(result.fun), "nit": int(result.nit), "nfev": int(result.nfev),
-                     "message": str(result.message)})
+        runs.append(
+            {
+                "method": "BFGS (exact gradient, start inverse Hessian from differences)",
+                "start": (x0 if attempt == 0 else runs[-1]["end"]),
+                "end": x.tolist(),
+                "fun": float(result.fun),
+                "nit": int(result.nit),
+                "nfev": int(result.nfev),
+                "message": str(result.message),
+            }
+        )
         runs[-1]["start"] = list(np.asarray(runs[-1]["start"], float))
         # a variance parameter at 0 has zero derivative (f is even in it): try moving it off
         moved = _off_boundary(problem, x, float(result.fun))
@@ -525,7 +545,7 @@ def optimize_laplace(problem: GLMMProblem, start: dict | None = None):
         x = moved[0]
         hess_inv0 = None
     x, newton = newton_polish(problem, x)
-    for restart in range(2):  # the check: restart BFGS from the end while the gradient is not ~0
+    for _ in range(2):  # the check: restart BFGS from the end while the gradient is not ~0
         f, g = problem.value_and_gradient(x)
         try:
             scaled = float(np.max(np.abs(np.linalg.solve(newton["hessian"], g))))
@@ -533,11 +553,25 @@ def optimize_laplace(problem: GLMMProblem, start: dict | None = None):
             scaled = np.inf
         if scaled < 1e-6:
             break
-        result = optimize.minimize(problem.value_and_gradient, x, jac=True, method="BFGS",
-                                   options={"maxiter": 3000, "gtol": BFGS_GTOL / 100, "xrtol": 1e-14})
-        runs.append({"method": "BFGS restart (gradient check failed)", "start": x.tolist(),
-                     "end": result.x.tolist(), "fun": float(result.fun), "nit": int(result.nit),
-                     "nfev": int(result.nfev), "message": str(result.message), "scaled_gradient_before": scaled})
+        result = optimize.minimize(
+            problem.value_and_gradient,
+            x,
+            jac=True,
+            method="BFGS",
+            options={"maxiter": 3000, "gtol": BFGS_GTOL / 100, "xrtol": 1e-14},
+        )
+        runs.append(
+            {
+                "method": "BFGS restart (gradient check failed)",
+                "start": x.tolist(),
+                "end": result.x.tolist(),
+                "fun": float(result.fun),
+                "nit": int(result.nit),
+                "nfev": int(result.nfev),
+                "message": str(result.message),
+                "scaled_gradient_before": scaled,
+            }
+        )
         x, newton = newton_polish(problem, canonical_signs(problem, result.x))
     return x, {"runs": runs, "newton": newton}
 
@@ -574,17 +608,6 @@ def _off_boundary(problem: GLMMProblem, x, f):
     return None
 
 
-def _preconditioner(problem: GLMMProblem, beta0: np.ndarray) -> np.ndarray:
-    gd = problem.gd
-    mu, mu_eta, *_ = gd.family.link.inverse(problem.X @ beta0 + gd.offset)
-    w = gd.weights * mu_eta**2 / gd.family.variance(mu)
-    try:
-        R = np.linalg.cholesky(2.0 * (problem.X * w[:, None]).T @ problem.X).T
-        return np.linalg.inv(R)
-    except np.linalg.LinAlgError:
-        return np.eye(problem.p)
-
-
 def newton_polish(problem: GLMMProblem, x, max_steps=5):
     """Newton steps on the Hessian from central differences of the exact gradient, kept inside
     the bounds and only when they lower the deviance; stops when a step moves less than 1e-8.
@@ -607,9 +630,14 @@ def newton_polish(problem: GLMMProblem, x, max_steps=5):
             if f_trial <= f + 1e-12:
                 accepted = True
                 break
-        steps.append({"step_max": float(np.max(np.abs(step))), "f_before": float(f),
-                      "f_after": float(f_trial) if accepted else None,
-                      "max_abs_gradient_before": float(np.max(np.abs(g)))})
+        steps.append(
+            {
+                "step_max": float(np.max(np.abs(step))),
+                "f_before": float(f),
+                "f_after": float(f_trial) if accepted else None,
+                "max_abs_gradient_before": float(np.max(np.abs(g))),
+            }
+        )
         if not accepted:
             problem.value_and_gradient(x)
             break
@@ -660,8 +688,8 @@ def summarize(problem: GLMMProblem, params, nAGQ: int, record: dict) -> GLMMFit:
     ranef, ranef_sd = conditional_modes(problem, st, inv)
     npar = nt + problem.p
     optimizer = {
-        "method": "lmmflow: BFGS on the exact gradient of the Laplace deviance + Newton polish" + (
-            f", then quasi-Newton on the nAGQ = {nAGQ} deviance (finite-difference gradient)" if nAGQ > 1 else ""),
+        "method": "lmmflow: BFGS on the exact gradient of the Laplace deviance + Newton polish"
+        + (f", then quasi-Newton on the nAGQ = {nAGQ} deviance (finite-difference gradient)" if nAGQ > 1 else ""),
         "runs": record["runs"],
         "newton_steps": record["newton"]["steps"],
         "agq_runs": (agq or {}).get("runs"),
@@ -676,12 +704,29 @@ def summarize(problem: GLMMProblem, params, nAGQ: int, record: dict) -> GLMMFit:
     }
     dev_resid = float(np.sum(gd.family.unit_deviance(gd.y, st.mu, gd.weights)))
     return GLMMFit(
-        formula=gd.formula, family=gd.family.name, link=gd.family.link.name, nAGQ=nAGQ, n=S.n,
+        formula=gd.formula,
+        family=gd.family.name,
+        link=gd.family.link.name,
+        nAGQ=nAGQ,
+        n=S.n,
         ngrps={b.label: b.n_levels for b in gd.design.blocks},
-        fixed_names=gd.fixed_names, beta=beta.copy(), vcov=vcov, theta=theta.copy(),
-        theta_names=theta_names(gd.design), varcorr=varcorr(gd.design, theta), logLik=logLik,
-        deviance_lme4=dev_resid, objective=objective, npar=npar, u=st.u.copy(), ranef=ranef,
-        ranef_sd=ranef_sd, eta=st.eta.copy(), mu=st.mu.copy(), optimizer=optimizer, logLik_lme4=logLik_lme4,
+        fixed_names=gd.fixed_names,
+        beta=beta.copy(),
+        vcov=vcov,
+        theta=theta.copy(),
+        theta_names=theta_names(gd.design),
+        varcorr=varcorr(gd.design, theta),
+        logLik=logLik,
+        deviance_lme4=dev_resid,
+        objective=objective,
+        npar=npar,
+        u=st.u.copy(),
+        ranef=ranef,
+        ranef_sd=ranef_sd,
+        eta=st.eta.copy(),
+        mu=st.mu.copy(),
+        optimizer=optimizer,
+        logLik_lme4=logLik_lme4,
         hessian=H,
     )
 
@@ -727,7 +772,9 @@ def theta_names(design: Design) -> tuple[str, ...]:
         effects = ["(Intercept)" if e == "Intercept" else e for e in block.effects]
         rows, cols = lower_triangle_indices(len(effects))
         for i, j in zip(rows, cols):
-            names.append(f"{block.group_var}.{effects[i]}" if i == j else f"{block.group_var}.{effects[i]}.{effects[j]}")
+            names.append(
+                f"{block.group_var}.{effects[i]}" if i == j else f"{block.group_var}.{effects[i]}.{effects[j]}"
+            )
     return tuple(names)
 
 
@@ -740,12 +787,21 @@ def varcorr(design: Design, theta: np.ndarray) -> list[dict]:
         effects = ["(Intercept)" if e == "Intercept" else e for e in block.effects]
         sd = np.sqrt(np.maximum(np.diag(cov), 0.0))
         for i, e in enumerate(effects):
-            rows_out.append({"grp": block.label, "var1": e, "var2": None, "vcov": float(cov[i, i]), "sdcor": float(sd[i])})
+            rows_out.append(
+                {"grp": block.label, "var1": e, "var2": None, "vcov": float(cov[i, i]), "sdcor": float(sd[i])}
+            )
         for j in range(len(effects)):
             for i in range(j + 1, len(effects)):
                 corr = cov[i, j] / (sd[i] * sd[j]) if sd[i] > 0 and sd[j] > 0 else float("nan")
-                rows_out.append({"grp": block.label, "var1": effects[j], "var2": effects[i], "vcov": float(cov[i, j]),
-                                 "sdcor": float(corr)})
+                rows_out.append(
+                    {
+                        "grp": block.label,
+                        "var1": effects[j],
+                        "var2": effects[i],
+                        "vcov": float(cov[i, j]),
+                        "sdcor": float(corr),
+                    }
+                )
     return rows_out
 
 
@@ -777,8 +833,16 @@ def _check_separation(problem: GLMMProblem, fit: GLMMFit) -> None:
         fit.warnings.append(message)
 
 
-def glmer(formula: str, data: pd.DataFrame, *, family: str = "binomial", link: str | None = None, nAGQ: int = 1,
-          weights=None, verify: bool = True) -> GLMMFit:
+def glmer(
+    formula: str,
+    data: pd.DataFrame,
+    *,
+    family: str = "binomial",
+    link: str | None = None,
+    nAGQ: int = 1,
+    weights=None,
+    verify: bool = True,
+) -> GLMMFit:
     """lme4's ``glmer(formula, data, family, nAGQ, weights)``: the fitted model at its optimum,
     with an independent re-evaluation of the Laplace deviance at the solution (``verify``)."""
     gd = glmm_design(formula, data, family, link, weights)

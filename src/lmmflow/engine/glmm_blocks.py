@@ -58,8 +58,8 @@ class BlockedStructure:
             # CSR pattern of L21 (m2 x n1 q1): pairs are sorted by row then level, each with q1 entries
             self.l21_indptr = np.concatenate([[0], np.cumsum(np.bincount(self.pair_rows, minlength=self.m2) * self.q1)])
             self.l21_indices = (self.pair_levels[:, None] * self.q1 + np.arange(self.q1)).ravel()
-            self.gather21 = (self.cols2[:, :, None] * self.n1q1 + self.idx1[:, None, :])  # n x r2 x q1
-            self.l21_flat = (np.repeat(np.arange(self.m2), np.diff(self.l21_indptr)) * self.n1q1 + self.l21_indices)
+            self.gather21 = self.cols2[:, :, None] * self.n1q1 + self.idx1[:, None, :]  # n x r2 x q1
+            self.l21_flat = np.repeat(np.arange(self.m2), np.diff(self.l21_indptr)) * self.n1q1 + self.l21_indices
             # L21 L21' dense (BLAS) when that costs less than ~50 sparse products per non-zero
             self.dense_l21 = self.m2 * self.m2 * self.n1q1 <= 50 * self.npairs * self.q1 * max(1, self.m2 // 8)
         self.theta_size = sum(block_theta_size(q) for q in self.sizes)

@@ -76,9 +76,9 @@ def fd_hessian(fun, x, rel=1e-3):
         for j in range(i):
             ej = np.zeros(k)
             ej[j] = steps[j]
-            H[i, j] = H[j, i] = (
-                fun(x + ei + ej) - fun(x + ei - ej) - fun(x - ei + ej) + fun(x - ei - ej)
-            ) / (4 * steps[i] * steps[j])
+            H[i, j] = H[j, i] = (fun(x + ei + ej) - fun(x + ei - ej) - fun(x - ei + ej) + fun(x - ei - ej)) / (
+                4 * steps[i] * steps[j]
+            )
     return H
 
 
@@ -98,11 +98,9 @@ def optimize_agq(problem, params, nAGQ: int, record: dict):
     x = np.asarray(params, float)
     f = fun(x)
     H = record["newton"]["hessian"]
-    hessian_is_agq = False
     for iteration in range(30):
         if H is None or iteration == 8:  # the Laplace Hessian is close; switch if convergence is slow
             H = fd_hessian(fun, x)
-            hessian_is_agq = True
         g = fd_gradient(fun, x)
         try:
             step = -np.linalg.solve(H, g)
@@ -115,8 +113,14 @@ def optimize_agq(problem, params, nAGQ: int, record: dict):
             if f_trial <= f:
                 accepted = True
                 break
-        runs.append({"method": "quasi-Newton (finite-difference gradient)", "fun": float(f_trial),
-                     "step_max": float(np.max(np.abs(step))), "accepted": accepted})
+        runs.append(
+            {
+                "method": "quasi-Newton (finite-difference gradient)",
+                "fun": float(f_trial),
+                "step_max": float(np.max(np.abs(step))),
+                "accepted": accepted,
+            }
+        )
         if not accepted:
             break
         moved = float(np.max(np.abs(trial - x)))
@@ -125,8 +129,9 @@ def optimize_agq(problem, params, nAGQ: int, record: dict):
             break
     g = fd_gradient(fun, x)
     if not np.max(np.abs(g)) < 1e-4:
-        result = optimize.minimize(fun, x, method="Nelder-Mead",
-                                   options={"xatol": 1e-10, "fatol": 1e-13, "maxfev": 20000})
+        result = optimize.minimize(
+            fun, x, method="Nelder-Mead", options={"xatol": 1e-10, "fatol": 1e-13, "maxfev": 20000}
+        )
         runs.append({"method": "Nelder-Mead", "fun": float(result.fun), "nfev": int(result.nfev)})
         if result.fun < f:
             x, f = result.x, float(result.fun)

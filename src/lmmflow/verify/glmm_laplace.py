@@ -61,7 +61,8 @@ def laplace_deviance(gd, theta, beta, tol=1e-12, max_iter=100) -> dict:
     fixed = gd.design.X @ np.asarray(beta, float) + gd.offset
     u = np.zeros(q)
     h = 1e-6
-    for iteration in range(max_iter):
+    iteration = 0
+    for iteration in range(max_iter):  # noqa: B007 (reported after the loop)
         eta = fixed + M @ u
         mu = _mean(family, link, eta)
         mu_eta = (_mean(family, link, eta + h) - _mean(family, link, eta - h)) / (2 * h)
@@ -102,15 +103,22 @@ def integrated_loglik(gd, theta, beta) -> float:
         rows = block.level_codes == level
         z = block.Z[rows, 0]
 
-        def loglik(b):
+        def loglik(b, rows=rows, z=z):
             mu = _mean(family, link, fixed[rows] + z * b)
             return float(np.sum(_loglik(family, gd.y[rows], mu, gd.weights[rows], gd.trials[rows])))
 
         grid = np.linspace(-8 * sd, 8 * sd, 161)
         peak = grid[np.argmax([loglik(b) + stats.norm.logpdf(b, 0, sd) for b in grid])]
         top = loglik(peak) + stats.norm.logpdf(peak, 0, sd)
-        value, _ = integrate.quad(lambda b: np.exp(loglik(b) + stats.norm.logpdf(b, 0, sd) - top),
-                                  peak - 12 * sd, peak + 12 * sd, epsabs=0, epsrel=1e-12, limit=200, points=[peak])
+        value, _ = integrate.quad(
+            lambda b, top=top: np.exp(loglik(b) + stats.norm.logpdf(b, 0, sd) - top),
+            peak - 12 * sd,
+            peak + 12 * sd,
+            epsabs=0,
+            epsrel=1e-12,
+            limit=200,
+            points=[peak],
+        )
         total += np.log(value) + top
     return total
 
