@@ -52,6 +52,8 @@ CASES = [
     ("y ~ x + (1 + x | g) + (1 | h)", "binomial", "logit"),
     ("y ~ x + (1 | h) + (1 + x | g)", "poisson", "log"),
     ("y ~ x + (x || g)", "binomial", "probit"),
+    ("y ~ x + (1 | g) + (1 + x | h)", "binomial", "cloglog"),
+    ("y ~ x + (1 + x | g) + (1 + x | h)", "poisson", "log"),
 ]
 
 
