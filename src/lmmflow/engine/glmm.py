@@ -160,7 +160,8 @@ class GLMMProblem:
         self.n_evaluations = 0
         self.n_gradients = 0
         self.pirls_iterations = 0
-        self.max_pirls_step = 0.0
+        self.pirls_failures = 0  # PIRLS runs stopped by max_iter (lme4: "pwrssUpdate did not converge")
+        self.last_converged = True
         self._tangent = None
         self.sum_deviance, self.sum_aic = gd.family.evaluators(gd.y, gd.weights, gd.trials)
 
@@ -223,7 +224,8 @@ class GLMMProblem:
             u, eta, pwrss = u_new, eta_new, pwrss_new
             mu, mu_eta, w, dw, d1, hd2 = pieces
         self.pirls_iterations += iterations
-        self.max_pirls_step = max(self.max_pirls_step, step_size) if iterations < max_iter else np.inf
+        self.last_converged = iterations < max_iter
+        self.pirls_failures += 0 if self.last_converged else 1
         self.u = u
         self.n_evaluations += 1
         aic = float(self.sum_aic(mu))
@@ -697,6 +699,8 @@ def summarize(problem: GLMMProblem, params, nAGQ: int, record: dict) -> GLMMFit:
         "n_gradients": problem.n_gradients,
         "pirls_iterations": problem.pirls_iterations,
         "pirls_tolerance": PIRLS_TOLERANCE,
+        "pirls_not_converged_runs": problem.pirls_failures,
+        "pirls_converged_at_solution": problem.last_converged,
         "max_abs_gradient": float(np.max(np.abs(grad))),
         "max_abs_scaled_gradient": float(np.max(np.abs(scaled))),
         "hessian_positive_definite": bool(np.all(np.linalg.eigvalsh(H) > 0)),
@@ -828,6 +832,11 @@ def _check_separation(problem: GLMMProblem, fit: GLMMFit) -> None:
                 f"random-effect SD of {row['var1']!r} in {row['grp']!r} is {row['sdcor']:.3g}: estimates grow without "
                 "bound (separation by that grouping factor)"
             )
+    if not problem.last_converged:
+        messages.append(
+            "PIRLS did not converge at the solution (lme4: 'pwrssUpdate did not converge'): the conditional modes "
+            "grow without bound, as under complete separation"
+        )
     for message in messages:
         warnings.warn(message, SeparationWarning, stacklevel=3)
         fit.warnings.append(message)
