@@ -43,6 +43,7 @@ from lmmflow.parameters import default_start, lower_triangle_indices, theta_lowe
 RESPONSE_COLUMN = "lmmflow_glmm_response"
 BFGS_GTOL = 1e-4  # max |gradient| where the Newton polish takes over
 PIRLS_TOLERANCE = 1e-11  # max |Newton step| of u at convergence (lme4's tolPwrss is 1e-7 on pwrss)
+PIRLS_MAX_ITER = 200
 
 
 class SeparationWarning(UserWarning):
@@ -163,6 +164,7 @@ class GLMMProblem:
         self.pirls_failures = 0  # PIRLS runs stopped by max_iter (lme4: "pwrssUpdate did not converge")
         self.last_converged = True
         self._tangent = None
+        self._cache = None  # (params, f, gradient, state, tangent) of the last value_and_gradient
         self.sum_deviance, self.sum_aic = gd.family.evaluators(gd.y, gd.weights, gd.trials)
 
     def group_indicator(self):
@@ -175,7 +177,7 @@ class GLMMProblem:
         return self._indicator
 
     # ----------------------------------------------------------------- PIRLS for u at (theta, beta)
-    def state(self, theta, beta, u0=None, tolerance=PIRLS_TOLERANCE, max_iter=200) -> State:
+    def state(self, theta, beta, u0=None, tolerance=PIRLS_TOLERANCE, max_iter=PIRLS_MAX_ITER) -> State:
         S, fam, gd = self.structure, self.family, self.gd
         theta = np.asarray(theta, float)
         beta = np.asarray(beta, float)
@@ -282,15 +284,28 @@ class GLMMProblem:
         return st.d1 @ s0 + trace + (h * st.dw) @ s
 
     def value_and_gradient(self, params):
+        params = np.asarray(params, float)
+        cached = self._cache
+        if cached is not None and np.array_equal(cached[0], params):
+            _, f, g, st, tangent = cached
+            self.u, self._tangent = st.u.copy(), tangent
+            return f, g.copy()
         theta, beta = params[: self.n_theta], params[self.n_theta :]
         try:
             st = self.state(theta, beta)
             if not np.isfinite(st.deviance):
                 return np.inf, np.zeros_like(params)
-            return st.deviance, self.gradient(st)
+            g = self.gradient(st)
+            self._cache = (params.copy(), st.deviance, g.copy(), st, self._tangent)
+            return st.deviance, g
         except (np.linalg.LinAlgError, FloatingPointError, ValueError):
             self.u = np.zeros_like(self.u)
             return np.inf, np.zeros_like(params)
+
+    def solution_state(self, params) -> tuple[State, np.ndarray]:
+        """The state and exact gradient at ``params`` (from the cache when just evaluated)."""
+        f, g = self.value_and_gradient(params)
+        return self._cache[3], g
 
     def hessian(self, params, relative_step=1e-4, central=True) -> np.ndarray:
         """Central (or forward) differences of the exact gradient (symmetrised)."""
@@ -662,9 +677,13 @@ def summarize(problem: GLMMProblem, params, nAGQ: int, record: dict) -> GLMMFit:
     gd, S = problem.gd, problem.structure
     nt = problem.n_theta
     theta, beta = params[:nt], params[nt:]
-    st = problem.state(theta, beta)
-    g = problem.gradient(st)
     agq = record.get("agq")
+    if agq is None:
+        st, g = problem.solution_state(np.asarray(params, float))
+    else:
+        st = problem.state(theta, beta)
+        g = problem.gradient(st)
+    problem.last_converged = st.iterations < PIRLS_MAX_ITER
     if agq is not None:
         H = agq["hessian"]
         objective = agq["objective"]
@@ -678,7 +697,6 @@ def summarize(problem: GLMMProblem, params, nAGQ: int, record: dict) -> GLMMFit:
         logLik = -0.5 * objective
         logLik_lme4 = None
         grad = g
-    problem.state(theta, beta)
     vcov, vcov_note = fixed_vcov(H, nt)
     if vcov is None:
         vcov = np.full((problem.p, problem.p), np.nan)
