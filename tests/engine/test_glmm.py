@@ -218,3 +218,20 @@ def test_proportion_with_weights_is_the_cbind_fit():
         b = glmer("p ~ x + (1 | g)", data, family="binomial", weights="n", verify=False)
     assert a.logLik == pytest.approx(b.logLik, abs=1e-9)
     assert np.allclose(a.beta, b.beta, atol=1e-7) and np.allclose(a.se, b.se, rtol=1e-5)
+
+
+def test_cbind_with_prior_weights_counts_each_row_weight_times():
+    """R: cbind(s, n - s) with weights w is the binomial likelihood of each row w times
+    (binomial()$aic: m = n, wt / m = w), the same as the rows repeated w times."""
+    rng = np.random.default_rng(8)
+    g = np.repeat(np.arange(12), 3)
+    n = rng.integers(2, 9, len(g)).astype(float)
+    s = rng.binomial(n.astype(int), 0.4).astype(float)
+    w = rng.integers(1, 3, len(g)).astype(float)
+    data = pd.DataFrame({"s": s, "n": n, "w": w, "g": g.astype(str), "x": rng.normal(size=len(g))})
+    repeated = data.loc[np.repeat(np.arange(len(data)), w.astype(int))].reset_index(drop=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = glmer("cbind(s, n - s) ~ x + (1 | g)", data, family="binomial", weights="w", verify=False)
+        b = glmer("cbind(s, n - s) ~ x + (1 | g)", repeated, family="binomial", verify=False)
+    assert a.logLik == pytest.approx(b.logLik, abs=1e-8)

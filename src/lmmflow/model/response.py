@@ -79,8 +79,9 @@ def offset_values(offsets: list[str], data: pd.DataFrame) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Response:
-    """``y`` the response (binomial: the proportion of successes), ``weights`` the prior weights,
-    ``trials`` the binomial m of R's aic (1 for 0/1 data); NaN where a value is missing."""
+    """``y`` the response (binomial: the proportion of successes), ``weights`` the prior weights
+    (cbind: times the trials), ``trials`` the binomial m of R's ``binomial()$aic`` (the trials of
+    a cbind if any exceeds 1, else the prior weights); NaN where a value is missing."""
 
     y: np.ndarray
     weights: np.ndarray
@@ -136,7 +137,9 @@ def binomial_response(text: str, data: pd.DataFrame, weights: np.ndarray | None 
         y = np.where(np.isnan(trials), np.nan, y)
         if np.any(np.abs(s[~np.isnan(s)] - np.round(s[~np.isnan(s)])) > 1e-7):
             warnings.warn(f"response {text!r}: non-integer #successes in a binomial glm!", stacklevel=3)
-        return Response(y=y, weights=prior * trials, trials=prior * trials, kind="cbind")
+        # R's binomial aic: m = n (the trials) if any n > 1, else the prior weights
+        m = trials if np.nanmax(trials, initial=0.0) > 1 else prior * trials
+        return Response(y=y, weights=prior * trials, trials=m, kind="cbind")
     series = _column_or_expression(text, data, "response")
     column = text.strip()
     if isinstance(series.dtype, pd.CategoricalDtype) or series.dtype == object or pd.api.types.is_string_dtype(series):
