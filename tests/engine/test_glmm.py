@@ -235,3 +235,11 @@ def test_cbind_with_prior_weights_counts_each_row_weight_times():
         a = glmer("cbind(s, n - s) ~ x + (1 | g)", data, family="binomial", weights="w", verify=False)
         b = glmer("cbind(s, n - s) ~ x + (1 | g)", repeated, family="binomial", verify=False)
     assert a.logLik == pytest.approx(b.logLik, abs=1e-8)
+
+
+def test_design_errors_name_the_users_formula_and_column():
+    data = simulated()
+    with pytest.raises(GLMMError, match=r"'y ~ x \+ \(1 \| nope\)'.*'nope'"):
+        glmer("y ~ x + (1 | nope)", data, family="binomial")
+    with pytest.raises(GLMMError, match="'g' has only one level"):
+        glmer("y ~ x + (1 | g)", data.assign(g="a"), family="binomial")

@@ -98,7 +98,12 @@ def glmm_design(
     if RESPONSE_COLUMN in frame.columns:
         raise GLMMError(f"data must not have a column named {RESPONSE_COLUMN!r}")
     frame[RESPONSE_COLUMN] = y
-    design = build_design(f"{RESPONSE_COLUMN} ~ {rhs}", frame, allow_n=True)
+    internal = f"{RESPONSE_COLUMN} ~ {rhs}"
+    try:
+        design = build_design(internal, frame, allow_n=True)
+    except ValueError as error:  # DesignError / FormulaError: name the user's formula, not ours
+        message = str(error).replace(repr(internal), repr(formula)).replace(RESPONSE_COLUMN, lhs)
+        raise GLMMError(message) from None
     rows = design.rows
     design = _renamed(design, lhs)
     return GLMMDesign(
