@@ -243,3 +243,22 @@ def test_design_errors_name_the_users_formula_and_column():
         glmer("y ~ x + (1 | nope)", data, family="binomial")
     with pytest.raises(GLMMError, match="'g' has only one level"):
         glmer("y ~ x + (1 | g)", data.assign(g="a"), family="binomial")
+
+
+def test_nagq0_is_lme4s_first_stage_and_two_stages_reach_the_same_optimum():
+    """nAGQ = 0: beta from joint PIRLS (the penalized deviance's beta score is 0 at the modes);
+    lme4's two stages (start="nAGQ0") end at the optimum of the default single-stage fit."""
+    from lmmflow.engine.glmm import fit_glmm
+
+    data = simulated(n_g=20, per=8, seed=9)
+    gd = glmm_design("y ~ x + (1 | g) + (1 | h)", data, "binomial")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        zero = fit_glmm(gd, nAGQ=0)
+        two = fit_glmm(gd, nAGQ=1, start="nAGQ0")
+        one = fit_glmm(gd, nAGQ=1)
+    mu = gd.family.link.inverse(zero.eta)[0]
+    assert np.max(np.abs(gd.design.X.T @ (gd.y - mu))) < 1e-8
+    assert zero.optimizer["max_abs_gradient"] < 1e-3
+    assert two.logLik == pytest.approx(one.logLik, abs=1e-9)
+    assert two.optimizer["runs"][0]["method"].startswith("nAGQ = 0 stage")
