@@ -132,6 +132,12 @@ def test_anova_tables(fits, name):
         assert fit.deviance == pytest.approx(row["deviance"], abs=2e-3)
         assert fit.AIC == pytest.approx(row["AIC"], abs=2e-3)
         assert fit.BIC == pytest.approx(row["BIC"], abs=2e-3)
+    from lmmflow.engine.glmm import glmm_anova
+
+    ours_table = glmm_anova({row["model"]: fit for row, fit in zip(rows, ours)})
+    assert list(ours_table.index) == [row["model"] for row in rows]
+    assert ours_table["Df"].iloc[1] == rows[1]["Df"]
+    assert ours_table["Chisq"].iloc[1] == pytest.approx(rows[1]["Chisq"], abs=2e-3)
     chisq = 2 * (ours[1].logLik - ours[0].logLik)
     assert chisq == pytest.approx(rows[1]["Chisq"], abs=2e-3)
     assert ours[1].npar - ours[0].npar == rows[1]["Df"]

@@ -1019,3 +1019,32 @@ def glmer(
 
         fit.verification = verify_fit(gd, fit)
     return fit
+
+
+def glmm_anova(fits: dict[str, GLMMFit]) -> pd.DataFrame:
+    """lme4's ``anova(m0, m1, ...)`` for GLMMs fitted to the same data: models ordered by npar,
+    columns npar, AIC, BIC, logLik, deviance (-2 logLik), Chisq, Df, Pr(>Chisq) (each against
+    the model before it)."""
+    if len({fit.n for fit in fits.values()}) > 1:
+        raise GLMMError("anova: the models were fitted to different numbers of observations")
+    ordered = sorted(fits.items(), key=lambda item: item[1].npar)
+    rows, previous = [], None
+    for name, fit in ordered:
+        row = {
+            "model": name,
+            "npar": fit.npar,
+            "AIC": fit.AIC,
+            "BIC": fit.BIC,
+            "logLik": fit.logLik,
+            "deviance": fit.deviance,
+            "Chisq": np.nan,
+            "Df": np.nan,
+            "Pr(>Chisq)": np.nan,
+        }
+        if previous is not None:
+            chisq = max(0.0, 2 * (fit.logLik - previous.logLik))
+            df = fit.npar - previous.npar
+            row.update({"Chisq": chisq, "Df": df, "Pr(>Chisq)": stats.chi2.sf(chisq, df) if df > 0 else np.nan})
+        rows.append(row)
+        previous = fit
+    return pd.DataFrame(rows).set_index("model")
