@@ -262,3 +262,17 @@ def test_nagq0_is_lme4s_first_stage_and_two_stages_reach_the_same_optimum():
     assert zero.optimizer["max_abs_gradient"] < 1e-3
     assert two.logLik == pytest.approx(one.logLik, abs=1e-9)
     assert two.optimizer["runs"][0]["method"].startswith("nAGQ = 0 stage")
+
+
+def test_singular_fit_reports_a_zero_variance_as_lme4():
+    """No group variation in the data: the SD of g is 0 at the optimum (lme4: boundary (singular) fit)."""
+    rng = np.random.default_rng(0)
+    g = np.repeat(np.arange(20), 10)
+    x = rng.normal(size=200)
+    y = rng.binomial(1, special.expit(0.3 + 0.5 * x)).astype(float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = glmer("y ~ x + (1 | g)", pd.DataFrame({"y": y, "x": x, "g": g.astype(str)}), family="binomial")
+    assert fit.theta[0] == 0.0 and fit.is_singular
+    assert fit.verification["agrees"]
+    assert np.all(np.isfinite(fit.se))

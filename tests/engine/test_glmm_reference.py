@@ -94,6 +94,7 @@ def test_variance_components(fits, key):
     for name, value in tight.items():
         assert ours[name] == pytest.approx(value, rel=2e-3)
     assert list(fit.theta_names) == list(model["theta"])
+    assert fit.is_singular == model["tight_tolPwrss_1e12"]["isSingular"]
 
 
 @pytest.mark.parametrize("key", MODELS)

@@ -485,6 +485,7 @@ class GLMMFit:
     warnings: list = field(default_factory=list)
     logLik_lme4: float | None = None  # lme4 1.1-31's nAGQ > 1 value (no normalising constant)
     hessian: np.ndarray | None = None
+    theta_diagonal: np.ndarray | None = None  # which entries of theta are diagonal (SD-like)
 
     @property
     def se(self) -> np.ndarray:
@@ -497,6 +498,11 @@ class GLMMFit:
     @property
     def p_values(self) -> np.ndarray:
         return 2 * stats.norm.sf(np.abs(self.z))
+
+    @property
+    def is_singular(self) -> bool:
+        """lme4's ``isSingular(m, tol = 1e-4)``: a diagonal entry of theta below 1e-4."""
+        return bool(np.any(np.abs(self.theta[self.theta_diagonal]) < 1e-4))
 
     @property
     def AIC(self) -> float:
@@ -552,6 +558,7 @@ class GLMMFit:
             "logLik_lme4_scale": self.logLik_lme4,
             "objective": self.objective,
             "optimizer": self.optimizer,
+            "is_singular": self.is_singular,
             "verification": self.verification,
             "warnings": list(self.warnings),
         }
@@ -721,7 +728,25 @@ def optimize_laplace(problem: GLMMProblem, start: dict | str | None = None):
             }
         )
         x, newton = newton_polish(problem, canonical_signs(problem, result.x))
+    x = _snap_to_boundary(problem, x)
     return x, {"runs": runs, "newton": newton}
+
+
+def _snap_to_boundary(problem: GLMMProblem, x):
+    """Diagonal entries of theta within 1e-7 of 0 are set to exactly 0 (lme4's boundary value,
+    a singular fit) when that does not raise the deviance by more than 1e-10: the deviance is
+    even in them, so it is flat to second order there."""
+    nt = problem.n_theta
+    small = [j for j in range(nt) if np.isfinite(problem.lower[j]) and 0 < abs(x[j]) < 1e-7]
+    if not small:
+        return x
+    f = problem.value_and_gradient(x)[0]
+    trial = x.copy()
+    trial[small] = 0.0
+    if problem.value_and_gradient(trial)[0] <= f + 1e-10:
+        return trial
+    problem.value_and_gradient(x)
+    return x
 
 
 def canonical_signs(problem: GLMMProblem, x) -> np.ndarray:
@@ -890,6 +915,7 @@ def summarize(problem: GLMMProblem, params, nAGQ: int, record: dict) -> GLMMFit:
         optimizer=optimizer,
         logLik_lme4=logLik_lme4,
         hessian=H,
+        theta_diagonal=np.isfinite(problem.lower[:nt]),
     )
 
 
