@@ -102,8 +102,11 @@ class DesignError(ValueError):
     """Data that cannot be used with a formula; the message names the term or column."""
 
 
-def build_design(formula: ModelFormula | str, data: pd.DataFrame) -> Design:
-    """Model matrices for ``formula`` on ``data``, dropping rows with missing model values as lme4 does."""
+def build_design(formula: ModelFormula | str, data: pd.DataFrame, *, allow_n: bool = False) -> Design:
+    """Model matrices for ``formula`` on ``data``, dropping rows with missing model values as lme4 does.
+
+    ``allow_n``: lme4's ``allow.n`` of checkNlevels/checkZdims, TRUE for glmer (a grouping factor
+    may have as many levels, and a term as many random effects, as there are observations)."""
     formula = parse_formula(formula) if isinstance(formula, str) else formula
     frame, rows, all_rows = model_frame(formula, data)
     y = evaluate(formula.response, frame, all_rows)
@@ -114,7 +117,7 @@ def build_design(formula: ModelFormula | str, data: pd.DataFrame) -> Design:
         warnings.warn(rank_deficiency_warning(len(dropped)), stacklevel=2)
         X, fixed_names = X[:, keep], tuple(fixed_names[j] for j in keep)
     blocks = _in_lme4_order([_random_block(term, frame, all_rows) for term in formula.random])
-    _check_levels(formula, blocks, len(y))
+    _check_levels(formula, blocks, len(y), allow_n)
     top = _nesting_factor(blocks)
     group_codes = group_levels = None
     if top is not None:
@@ -195,7 +198,7 @@ def _check_columns(formula: ModelFormula, data: pd.DataFrame) -> None:
             )
 
 
-def _check_levels(formula: ModelFormula, blocks: tuple[RandomBlock, ...], n_obs: int) -> None:
+def _check_levels(formula: ModelFormula, blocks: tuple[RandomBlock, ...], n_obs: int, allow_n: bool = False) -> None:
     """What lme4's checkNlevels and checkZdims refuse by default (lmerControl's "stop" checks)."""
     for block in blocks:
         if block.n_effects == 0:
@@ -206,13 +209,13 @@ def _check_levels(formula: ModelFormula, blocks: tuple[RandomBlock, ...], n_obs:
                 f"({block.levels[0]!r}) in the rows used; a random effect needs more than one level "
                 "(lme4: grouping factors must have > 1 sampled level)"
             )
-        if block.n_levels >= n_obs:
+        if block.n_levels > n_obs or (block.n_levels == n_obs and not allow_n):
             raise DesignError(
                 f"formula {formula.text!r}: grouping factor {block.group_var!r} has {block.n_levels} levels "
                 f"for {n_obs} observations (lme4: number of levels of each grouping factor must be < number "
                 "of observations)"
             )
-        if block.n_levels * block.n_effects >= n_obs:
+        if block.n_levels * block.n_effects > n_obs or (block.n_levels * block.n_effects == n_obs and not allow_n):
             raise DesignError(
                 f"formula {formula.text!r}: term {block.term} has {block.n_levels * block.n_effects} random "
                 f"effects for {n_obs} observations (lme4: number of observations <= number of random effects "
