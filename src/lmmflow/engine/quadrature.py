@@ -8,7 +8,7 @@ PIRLS at (theta, beta), the deviance is
 with devc_j(u) = u^2 + the group's sum of squared deviance residuals, z_k and w_k the nodes and
 weights of the Gauss-Hermite rule for the standard normal density (lme4's ``GHrule``). lme4
 1.1-31 reports -deviance / 2 as the logLik, WITHOUT the normalising constant of the family
-(lme4 issues #161, #567); ``lmmflow.engine.glmm.summarize`` adds it (the saturated log-likelihood)
+(lme4 issues #161, #567); ``lmmflow.engine.glmm_results.summarize`` adds it (the saturated log-likelihood)
 so that the logLik is on the usual scale.
 """
 

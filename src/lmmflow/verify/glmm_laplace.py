@@ -136,7 +136,7 @@ def integrated_loglik(gd, theta, beta) -> float:
 def verify_fit(gd, fit) -> dict:
     """Re-evaluate the fit's criterion at its solution by the independent path; ``agrees`` when
     the two Laplace deviances differ by less than 1e-8 (relative to max(1, |deviance|))."""
-    from lmmflow.engine.glmm import GLMMProblem
+    from lmmflow.engine.pirls import GLMMProblem
 
     independent = laplace_deviance(gd, fit.theta, fit.beta)
     if fit.nAGQ == 1:
