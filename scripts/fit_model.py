@@ -12,5 +12,9 @@ fit_and_write(
     formula=snakemake.params.formula,
     engine=snakemake.params.engine,
     reml=snakemake.params.reml,
+    family=snakemake.params.family,
+    link=snakemake.params.link,
+    nAGQ=snakemake.params.nAGQ,
+    weights=snakemake.params.weights,
     outputs=dict(snakemake.output.items()),
 )

@@ -155,10 +155,24 @@ def write_model_outputs(design: Design, fit: Estimates, summary: dict, outputs: 
 
 
 def fit_and_write(
-    data: pd.DataFrame, *, dataset: str, formula: str, engine: str, outputs: dict[str, str], reml: bool = True
+    data: pd.DataFrame,
+    *,
+    dataset: str,
+    formula: str,
+    engine: str,
+    outputs: dict[str, str],
+    reml: bool = True,
+    family: str = "gaussian",
+    **glmm,
 ) -> None:
     """Fit ``formula`` to ``data`` with ``engine`` by REML (or ML: ``reml=False``; ``fit_model``)
-    and write every output of the model (``write_model_outputs``; fit.json is ``tables.fit_summary``)."""
+    and write every output of the model (``write_model_outputs``; fit.json is ``tables.fit_summary``).
+    A binomial or poisson ``family`` is lme4's glmer, with ``glmm`` its link, nAGQ and weights
+    (``lmmflow.outputs.glmm_tables``)."""
+    if family != "gaussian":
+        from lmmflow.outputs.glmm_tables import glmm_fit_and_write
+
+        return glmm_fit_and_write(data, dataset=dataset, formula=formula, family=family, outputs=outputs, **glmm)
     design = build_design(formula, data)
     fit = fit_model(design, engine, reml=reml)
     summary = tables.fit_summary(design, fit, dataset=dataset, formula=formula)

@@ -322,10 +322,10 @@ def test_a_formula_syntax_error_is_named_by_model(config):
 
 
 def test_data_sets_share_a_file_name_only_with_its_source(config):
-    assert set(raw_sources(valid(config))) == {"gpa.RData", "pupils.RData", "sleepstudy.csv"}
+    assert set(raw_sources(valid(config))) == {"gpa.RData", "pupils.RData", "sleepstudy.csv", "speed_dating.RData"}
     same_file = {**CONFIG["datasets"]["gpa"], "source": {**CONFIG["datasets"]["gpa"]["source"], "object": "other"}}
     set_key(config, ("datasets", "gpa_again"), same_file)
-    assert set(raw_sources(valid(config))) == {"gpa.RData", "pupils.RData", "sleepstudy.csv"}
+    assert set(raw_sources(valid(config))) == {"gpa.RData", "pupils.RData", "sleepstudy.csv", "speed_dating.RData"}
     set_key(config, ("datasets", "gpa_local"), {"source": {"path": "elsewhere/gpa.RData"}})
     text = refused(raw_sources, valid(config))
     assert (
@@ -476,7 +476,7 @@ def test_pinned_sources_match_the_mirror_records():
     digests = dict(reversed(line.split()) for line in (MIRROR / "SHA256SUMS").read_text().splitlines() if line)
     documented = set(re.findall(r"https://\S+?(?= \|)", (MIRROR / "SOURCES.md").read_text()))
     raw = {name: dataset["source"] for name, dataset in CONFIG["datasets"].items() if "source" in dataset}
-    assert set(raw) == {"gpa", "pupils", "sleepstudy"}
+    assert set(raw) == {"gpa", "pupils", "sleepstudy", "speed_dating"}
     for name, source in raw.items():
         assert source["sha256"] == digests[raw_file_name(source)], name
         assert source["url"] in documented, name

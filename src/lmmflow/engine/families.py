@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special, stats
 
+from lmmflow.model.family_names import ALLOWED, CANONICAL
+
 EPS = np.finfo(float).eps
 _THRESH = 30.0  # R's family.c: logit_linkinv clips at |eta| > 30
 _INVEPS = 1.0 / EPS
@@ -190,10 +192,6 @@ class Family:
         else:
             half_d2 = w - wt * (y - mu) * (mu_eta2 / var - mu_eta * mu_eta * dvar / var**2)
         return mu, mu_eta, w, dw, d1, half_d2
-
-
-CANONICAL = {"binomial": "logit", "poisson": "log"}
-ALLOWED = {"binomial": ("logit", "probit", "cloglog"), "poisson": ("log",)}
 
 
 def get_family(family: str, link: str | None = None) -> Family:

@@ -115,12 +115,17 @@ def anova_table(models: Sequence[MLFit]) -> pd.DataFrame:
 def ml_fits(data: pd.DataFrame, models: Mapping[str, dict], solutions: Mapping[str, str], dataset: str) -> list[MLFit]:
     """The ML fit of each configured model (``models``: name -> its config entry), as lme4's
     ``anova()`` with ``refit = TRUE`` uses them: a model fitted by ML is read back from its
-    solution (``solutions``: name -> solution.json), a REML one is refitted by ML."""
+    solution (``solutions``: name -> solution.json), a REML one is refitted by ML; a GLMM is read
+    back as fitted (``lmmflow.inference.glmm_anova``)."""
     from lmmflow.fit import fit_model  # the fitting stack only where a refit needs it
+    from lmmflow.inference.glmm_anova import glmm_ml_fit, is_glmm
     from lmmflow.outputs.solution import read_fit
 
     fits = []
     for name, spec in models.items():
+        if is_glmm(spec):  # glmer fits: anova() uses them as fitted
+            fits.append(glmm_ml_fit(name, solutions[name], dataset))
+            continue
         if spec["reml"]:
             design = build_design(spec["formula"], data)
             fit = fit_model(design, spec["engine"], reml=False)

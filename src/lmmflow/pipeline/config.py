@@ -20,6 +20,7 @@ import yaml
 from lmmflow.data.acquire import local_origin, raw_file_name
 from lmmflow.data.prepare import PrepareError, check_columns, check_spec, list_columns
 from lmmflow.model.formula import FormulaError, parse_formula
+from lmmflow.pipeline.glmm_config import GLMMConfigError, check_glmm_models
 
 # Sections whose entries are named definitions (a data set, a model, ...): one name given in two
 # files is merged key by key, which `redefined_entries` reports.
@@ -56,6 +57,10 @@ def check_config(
     check_references(config)
     check_shared_datasets(config)
     check_formulas(config)
+    try:
+        check_glmm_models(config)
+    except GLMMConfigError as error:
+        raise ConfigError(str(error)) from None
     check_likelihood_ratio_tests(config)
     raw_sources(config)
     check_datasets(config, raw_dir)

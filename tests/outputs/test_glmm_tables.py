@@ -1,0 +1,73 @@
+"""A GLMM's outputs (lmmflow.outputs.glmm_tables) written in-process and checked against lme4 1.1-31
+at its optimum (../shared/reference/glmm; R calls in tests/engine/test_glmm_reference.py)."""
+
+import json
+
+import pandas as pd
+import pytest
+from engine.glmm_reference import assert_tables_match, model_call, model_data
+
+from lmmflow.engine.families import GLMMError
+from lmmflow.outputs.glmm_tables import glmm_fit_and_write
+
+FILES = [
+    "fit",
+    "solution",
+    "attempts",
+    "fixed_effects",
+    "variance_components",
+    "re_correlations",
+    "random_effects",
+    "random_coefficients",
+    "fitted",
+]
+
+
+def outputs_in(folder):
+    return {name: str(folder / (f"{name}.json" if name in ("fit", "solution") else f"{name}.csv")) for name in FILES}
+
+
+def write(key, folder, data=None, **changes):
+    call = model_call(key) | changes
+    glmm_fit_and_write(
+        model_data(key) if data is None else data,
+        dataset=key,
+        formula=call["formula"],
+        family=call["family"],
+        link=call["link"],
+        nAGQ=call["nAGQ"],
+        weights=None,
+        outputs=outputs_in(folder),
+    )
+    return {name: open(path, "rb").read() for name, path in outputs_in(folder).items()}
+
+
+@pytest.mark.parametrize("key", ["speed_dating", "cbpp_herd", "cbpp_pois_offset"])
+def test_written_tables_agree_with_lme4(tmp_path, key):
+    write(key, tmp_path)
+    fit = json.loads((tmp_path / "fit.json").read_text())
+    assert_tables_match(
+        key,
+        pd.read_csv(tmp_path / "fixed_effects.csv"),
+        pd.read_csv(tmp_path / "variance_components.csv"),
+        pd.read_csv(tmp_path / "random_effects.csv"),
+        fit["logLik"],
+    )
+    assert fit["engine"] == "glmm" and fit["converged"] and fit["verification_details"]["agrees"]
+    assert fit["verification_difference"] < 1e-8 * abs(fit["deviance"])
+    assert fit["REML"] is False and fit["K"] == len(fit["fixed_effects"]) + 1
+    fitted = pd.read_csv(tmp_path / "fitted.csv")
+    assert fitted.columns.tolist() == ["row", "fitted", "link", "residual"]
+    assert "seconds" not in json.dumps(fit)
+
+
+def test_reruns_are_byte_identical(tmp_path):
+    first = write("cbpp_herd", tmp_path / "a")
+    assert write("cbpp_herd", tmp_path / "b") == first
+
+
+def test_a_bad_response_names_the_column_and_leaves_nothing(tmp_path):
+    data = model_data("speed_dating").assign(attractive=lambda d: d["attractive"] * 3)
+    with pytest.raises(GLMMError, match="attractive"):
+        write("speed_dating", tmp_path, data=data, formula="attractive ~ sex + (1 | iid)")
+    assert list(tmp_path.iterdir()) == []
