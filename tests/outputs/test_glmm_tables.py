@@ -27,11 +27,11 @@ def outputs_in(folder):
     return {name: str(folder / (f"{name}.json" if name in ("fit", "solution") else f"{name}.csv")) for name in FILES}
 
 
-def write(key, folder, data=None, **changes):
+def write(key, folder, data=None, dataset=None, **changes):
     call = model_call(key) | changes
     glmm_fit_and_write(
         model_data(key) if data is None else data,
-        dataset=key,
+        dataset=dataset or key,
         formula=call["formula"],
         family=call["family"],
         link=call["link"],
