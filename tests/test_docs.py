@@ -23,6 +23,12 @@ def test_api_examples_run(monkeypatch, capsys):
     assert "-871.8141 1755.63" in printed
     assert "grouping factor 'Subject': ['999']" in printed
     assert "Linear mixed model fit by REML" in printed
+    # glmer(cbind(incidence, size - incidence) ~ period + (1 | herd), cbpp, binomial): lme4's
+    # tight optimum (tolPwrss = 1e-12) logLik, and anova(g0, g)'s Chisq (25.6099) and Df
+    assert abs(namespace["g"].loglik - -92.0262818745091) < 1e-4
+    assert "Generalized linear mixed model fit by maximum likelihood (Laplace Approximation)" in printed
+    anova = namespace["lmmflow"].anova(namespace["g0"], namespace["g"])
+    assert abs(anova["Chisq"].iloc[1] - 25.6099375959153) < 2e-3 and anova["Df"].iloc[1] == 3
 
 
 def test_readme_example_runs(monkeypatch, capsys):

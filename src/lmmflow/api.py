@@ -74,7 +74,8 @@ def model_data(formula: ModelFormula, data: pd.DataFrame) -> pd.DataFrame:
 
 def anova(*models: FittedModel, names: Sequence[str] | None = None) -> pd.DataFrame:
     """lme4's ``anova(m1, m2, ...)``: likelihood-ratio tests of models fitted to the same data,
-    REML fits refitted by ML first (``refit = TRUE``), rows by increasing number of parameters.
+    REML fits refitted by ML first (``refit = TRUE``), GLMMs (``glmer``) as fitted, rows by
+    increasing number of parameters.
 
     ``names`` label the rows (default ``model1``, ``model2``, ... in the order given). Columns:
     model, npar, AIC, BIC, logLik, deviance, Chisq, Df, p_value; ``table.attrs["note"]`` names
@@ -274,3 +275,12 @@ class FittedModel:
         """This model's entry in a likelihood-ratio test: its ML fit, a REML fit refitted by ML."""
         fit = fit_model(self.design, ENGINE, reml=False) if self.reml else self.fit
         return ml_fit(name, self.design, fit, refitted=self.reml)
+
+
+def __getattr__(name: str):
+    """``glmer`` and ``FittedGLMM`` (``lmmflow.glmm_api``), loaded on first use."""
+    if name in ("glmer", "FittedGLMM"):
+        from lmmflow import glmm_api
+
+        return getattr(glmm_api, name)
+    raise AttributeError(f"module 'lmmflow.api' has no attribute {name!r}")

@@ -83,11 +83,12 @@ def random_coefficients(gd: GLMMDesign, fit: GLMMFit) -> pd.DataFrame:
     """group_var, effect, group, value (fixed + random: lme4's ``coef``), as the LMM table."""
     from lmmflow.outputs.tables import random_coefficients as lmm_random_coefficients
 
-    return lmm_random_coefficients(gd.design, _AsEstimates(gd, fit))
+    return lmm_random_coefficients(gd.design, EstimatesView(gd, fit))
 
 
-class _AsEstimates:
-    """The two attributes ``tables.random_coefficients`` reads of a fit, from a GLMMFit's ranef."""
+class EstimatesView:
+    """What ``tables.random_coefficients`` and ``predictions.linear_predictor`` read of an LMM's
+    fit (beta, per-block modes and conditional SDs), from a GLMMFit."""
 
     def __init__(self, gd: GLMMDesign, fit: GLMMFit):
         self.beta = fit.beta
