@@ -200,5 +200,6 @@ class FittedGLMM:
 
     def ml_fit(self, name: str) -> MLFit:
         """This model's entry in ``lmmflow.anova``: its log-likelihood as fitted (no refit)."""
-        return MLFit(name=name, loglik=self.loglik, npar=self.fit.npar, n_obs=self.n_obs, response=self.gd.response_text)
-
+        return MLFit(
+            name=name, loglik=self.loglik, npar=self.fit.npar, n_obs=self.n_obs, response=self.gd.response_text
+        )
