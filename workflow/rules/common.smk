@@ -7,6 +7,7 @@ from snakemake.logging import logger
 
 from lmmflow.data.acquire import raw_file_name
 from lmmflow.pipeline.config import check_config, raw_datasets, raw_sources
+from lmmflow.pipeline.glmm_config import binomial_models
 
 RAW_DIR = "resources/raw"
 FIGURE_FORMATS = ["png", "svg"]
@@ -28,6 +29,7 @@ RAW_SOURCES = raw_sources(config)
 SHRINKAGE_SETTINGS = config["shrinkage"]["settings"]
 OBSERVED_SETTINGS = [name for name, spec in SHRINKAGE_SETTINGS.items() if "dataset" in spec]
 BOOTSTRAP = config["intervals"]["bootstrap"]
+BINOMIAL_MODELS = binomial_models(config)
 
 
 def name_pattern(names):
@@ -73,6 +75,7 @@ def get_result_outputs():
         + expand("results/lrt/{test}.csv", test=config["likelihood_ratio_tests"])
         + get_shrinkage_outputs()
         + get_interval_outputs()
+        + get_glmm_outputs()
     )
 
 
@@ -199,3 +202,8 @@ def get_bootstrap_chunks(wildcards):
     return expand(
         "results/intervals/{model}/bootstrap_chunk_{chunk}.csv", model=wildcards.model, chunk=range(BOOTSTRAP["chunks"])
     )
+
+
+def get_glmm_outputs():
+    """A binomial GLMM's figure of predicted probabilities."""
+    return expand("results/figures/{model}_probabilities.{ext}", model=BINOMIAL_MODELS, ext=FIGURE_FORMATS)

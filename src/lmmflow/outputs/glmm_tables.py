@@ -103,25 +103,22 @@ def fitted(gd: GLMMDesign, fit: GLMMFit) -> pd.DataFrame:
 
 
 def attempts(fit: GLMMFit) -> pd.DataFrame:
-    """One row per optimizer run: optimizer, criterion (the deviance minimized), grad_norm, converged."""
-    rows = [
+    """One row per optimizer run: optimizer, criterion (the deviance it reached), grad_norm,
+    converged; the last run's row, whose end was polished into the solution, has the checks at
+    the optimum (max |gradient| and ``converged``)."""
+    runs = fit.optimizer.get("runs") or [{"method": fit.optimizer["method"]}]
+    table = pd.DataFrame(
         {
-            "optimizer": run.get("method", ""),
-            "criterion": run.get("fun", np.nan),
-            "grad_norm": np.nan,  # the runs record no gradient; the final row has it
-            "converged": "success" in str(run.get("message", "")).lower(),
-        }
-        for run in fit.optimizer.get("runs", [])
-    ]
-    rows.append(
-        {
-            "optimizer": "final",
-            "criterion": fit.objective,
-            "grad_norm": fit.optimizer["max_abs_gradient"],
-            "converged": converged(fit),
+            "optimizer": [run.get("method", "") for run in runs],
+            "criterion": [run.get("fun", np.nan) for run in runs],
+            "grad_norm": np.nan,  # the runs record no gradient
+            "converged": ["success" in str(run.get("message", "")).lower() for run in runs],
         }
     )
-    return pd.DataFrame(rows, columns=["optimizer", "criterion", "grad_norm", "converged"])
+    last = table.index[-1]
+    table.loc[last, ["criterion", "grad_norm"]] = fit.objective, fit.optimizer["max_abs_gradient"]
+    table.loc[last, "converged"] = converged(fit)
+    return table
 
 
 def converged(fit: GLMMFit) -> bool:
@@ -184,7 +181,8 @@ def fit_summary(gd: GLMMDesign, fit: GLMMFit, *, dataset: str, formula: str, wei
         "verification": "glmm_laplace (sparse LU PIRLS)" if verification else None,
         "verification_difference": verification.get("abs_difference"),
         "verification_details": verification,
-        "optimizer": record["optimizer"],
+        "optimizer": attempts(fit)["optimizer"].iloc[-1],
+        "optimizer_record": record["optimizer"],
         "objective": record["objective"],
         "logLik_lme4_scale": record["logLik_lme4_scale"],
         "warnings": warnings,

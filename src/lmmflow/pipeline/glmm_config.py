@@ -29,6 +29,11 @@ def glmm_models(config: dict) -> dict[str, dict]:
     return {name: spec for name, spec in config["models"].items() if family_of(spec) != GAUSSIAN}
 
 
+def binomial_models(config: dict) -> list[str]:
+    """The binomial GLMMs: each gets a figure of predicted probabilities."""
+    return [name for name, spec in glmm_models(config).items() if spec["family"] == "binomial"]
+
+
 def check_glmm_models(config: dict) -> None:
     """Family, link and nAGQ of every model; GLMMs only where the workflow handles them."""
     for name, spec in config["models"].items():

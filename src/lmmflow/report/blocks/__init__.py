@@ -10,6 +10,7 @@ from lmmflow.report.blocks.comparisons import (
 )
 from lmmflow.report.blocks.diagnostics import diagnostics
 from lmmflow.report.blocks.figures import figure, interactive
+from lmmflow.report.blocks.glmm import glmm_value, odds_ratio_table
 from lmmflow.report.blocks.lrt import likelihood_ratio_tests
 from lmmflow.report.blocks.models import (
     coefficient_check,
@@ -47,4 +48,6 @@ BLOCKS = {
     "figure": figure,
     "interactive": interactive,
     "diagnostics": diagnostics,
+    "odds_ratios": odds_ratio_table,
+    "glmm_value": glmm_value,
 }

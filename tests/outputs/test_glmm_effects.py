@@ -1,0 +1,43 @@
+"""Odds ratios and the random intercept on the probability scale (lmmflow.outputs.glmm_effects)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lmmflow.outputs.glmm_effects import odds_ratios, person_spread, probability_curves, strongest_covariate
+
+FIXED = pd.DataFrame(
+    {
+        "term": ["Intercept", "sexMale", "x"],
+        "value": [-0.5, 0.2, 0.8],
+        "lower_2.5": [-0.7, -0.1, 0.6],
+        "upper_97.5": [-0.3, 0.5, 1.0],
+        "z": [-5.0, 1.0, 8.0],
+        "p_value": [1e-6, 0.3, 1e-15],
+    }
+)
+COMPONENTS = pd.DataFrame({"group": ["id"], "effect": ["Intercept"], "variance": [1.0], "sd": [1.0], "var_prop": [1.0]})
+
+
+def test_odds_ratios_exponentiate_estimates_and_interval_ends():
+    table = odds_ratios(FIXED)
+    assert np.allclose(table["odds_ratio"], np.exp(FIXED["value"]))
+    assert np.allclose(table["upper_97.5"], np.exp(FIXED["upper_97.5"]))
+
+
+def test_person_spread_on_the_probability_scale():
+    spread = person_spread(FIXED, COMPONENTS)
+    expit = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+    assert spread["group"] == "id" and spread["sd"] == 1.0
+    assert spread["p_typical"] == pytest.approx(expit(-0.5))
+    assert (spread["p_minus_1sd"], spread["p_plus_1sd"]) == pytest.approx((expit(-1.5), expit(0.5)))
+    # Merlo et al. (2006): MOR = exp(sqrt(2 sigma^2) * 0.6745) = 2.596 at sigma^2 = 1
+    assert spread["median_odds_ratio"] == pytest.approx(2.5962, abs=1e-4)
+
+
+def test_curves_and_the_strongest_numeric_covariate():
+    data = pd.DataFrame({"x": [0.0, 1.0], "sex": ["Female", "Male"]})
+    assert strongest_covariate(FIXED, data) == "x"
+    curves = probability_curves(FIXED, 1.0, "x", np.array([0.0, 1.0]))
+    assert curves["+0 SD"].tolist() == pytest.approx([1 / (1 + np.exp(0.5)), 1 / (1 + np.exp(-0.3))])
+    assert (curves["-2 SD"] < curves["+0 SD"]).all() and (curves["+0 SD"] < curves["+2 SD"]).all()
