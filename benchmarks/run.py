@@ -43,7 +43,10 @@ and reported by its module of this folder:
    the sparse-LU verification, peak MB and logLik against lme4's. statsmodels can express crossed
    factors only as variance components of one all-data group: it is fitted on 1% and 2% of the
    students and its full-size time predicted (a lower bound: linear in rows).
-Timings are of one run each (but InstEval's fit), on whatever machine runs this: read them as
+5. GLMMs (glmm.py; only with --glmm): every model of ../shared/reference/glmm fitted in-process,
+   best of 3, with its independent verification, beside lme4's and mixedlm's times and lme4's
+   optimum.
+Timings are of one run each (but InstEval's and the GLMMs' fits), on whatever machine runs this: read them as
 orders of magnitude.
 common.py holds what the sections share (paths, timing, child processes, tables); report_text.py
 assembles the report.
@@ -58,6 +61,7 @@ import tempfile
 from pathlib import Path
 
 import chapter_models
+import glmm
 import gpa_scaling
 import insteval
 import report_text
@@ -86,6 +90,7 @@ def arguments() -> argparse.ArgumentParser:
     parser.add_argument("--output", type=Path, default=RESULTS / "latest.md")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
     parser.add_argument("--insteval", action="store_true", help="also the crossed InstEval section (not by default)")
+    parser.add_argument("--glmm", action="store_true", help="also the GLMM section: lme4's reference glmer models")
     return parser
 
 
@@ -108,6 +113,8 @@ def main() -> None:
             sections.append(gpa_scaling.section(args.sizes, args.max_seconds, args.quick))
         if args.insteval:
             sections.append(insteval.section(mirror))
+        if args.glmm:
+            sections.append(glmm.section())
     finally:
         if args.keep:
             progress(f"scratch directory kept: {scratch}")
