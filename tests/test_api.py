@@ -280,8 +280,8 @@ def test_bad_calls_are_refused_clearly(sleep_model, sleep_raw):
         sleep_model.confint("bogus")
     with pytest.raises(ValueError, match="not found in data"):
         lmmflow.lmer("Reaction ~ Nights + (1 | Subject)", sleep_raw)
-    with pytest.raises(AttributeError, match="no attribute 'glmer'"):
-        lmmflow.glmer  # noqa: B018
+    with pytest.raises(AttributeError, match="no attribute 'glmr'"):
+        lmmflow.glmr  # noqa: B018
 
 
 def test_rows_with_missing_values_are_dropped_and_predictions_keep_the_data_index(sleep_raw):
