@@ -2,7 +2,9 @@
 at its optimum (../shared/reference/glmm; R calls in tests/engine/test_glmm_reference.py)."""
 
 import json
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from engine.glmm_reference import assert_tables_match, model_call, model_data
@@ -39,7 +41,7 @@ def write(key, folder, data=None, dataset=None, **changes):
         weights=None,
         outputs=outputs_in(folder),
     )
-    return {name: open(path, "rb").read() for name, path in outputs_in(folder).items()}
+    return {name: Path(path).read_bytes() for name, path in outputs_in(folder).items()}
 
 
 @pytest.mark.parametrize("key", ["speed_dating", "cbpp_herd", "cbpp_pois_offset"])
@@ -71,3 +73,19 @@ def test_a_bad_response_names_the_column_and_leaves_nothing(tmp_path):
     with pytest.raises(GLMMError, match="attractive"):
         write("speed_dating", tmp_path, data=data, formula="attractive ~ sex + (1 | iid)")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_warnings_reach_fit_json(tmp_path):
+    """Non-integer Poisson counts warn (R's dpois: non-integer x), as does complete separation
+    (lme4: 'pwrssUpdate did not converge'), naming the term: never silent."""
+    counts = model_data("cbpp_pois_offset").assign(inc=lambda d: d["incidence"] + 0.5)
+    with pytest.warns(UserWarning, match="non-integer"):
+        write("cbpp_pois_offset", tmp_path / "p", data=counts, formula="inc ~ period + offset(log(size)) + (1 | herd)")
+    assert any("non-integer" in w for w in json.loads((tmp_path / "p" / "fit.json").read_text())["warnings"])
+    rng = np.random.default_rng(1)
+    separated = pd.DataFrame({"x": rng.normal(size=200), "g": np.repeat(np.arange(20), 10).astype(str)})
+    separated["y"] = (separated["x"] > 0).astype(float)
+    with pytest.warns(UserWarning, match="separation"):
+        write("speed_dating", tmp_path / "s", data=separated, formula="y ~ x + (1 | g)")
+    warnings = json.loads((tmp_path / "s" / "fit.json").read_text())["warnings"]
+    assert any("separation" in w and "'x'" in w for w in warnings)

@@ -28,6 +28,7 @@ fitted model, lme4's anova); this module is the entry point, ``glmer``.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from lmmflow.engine.families import GLMMError
@@ -83,7 +84,17 @@ def glmer_with_design(
     gd = glmm_design(formula, data, family, link, weights)
     fit = fit_glmm(gd, nAGQ)
     if verify:
-        from lmmflow.verify.glmm_laplace import verify_fit
-
-        fit.verification = verify_fit(gd, fit)
+        fit.verification = _verification(gd, fit)
     return gd, fit
+
+
+def _verification(gd: GLMMDesign, fit: GLMMFit) -> dict:
+    """The independent re-evaluation, or why it could not run (a singular system, as under
+    complete separation): a warning, never a crash after a finished fit."""
+    from lmmflow.verify.glmm_laplace import verify_fit
+
+    try:
+        return verify_fit(gd, fit)
+    except (RuntimeError, ValueError, np.linalg.LinAlgError) as error:
+        fit.warnings.append(f"the deviance could not be re-evaluated independently at the solution: {error}")
+        return {"agrees": False, "error": str(error)}

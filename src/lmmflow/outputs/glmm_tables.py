@@ -178,7 +178,7 @@ def fit_summary(gd: GLMMDesign, fit: GLMMFit, *, dataset: str, formula: str, wei
         "converged": converged(fit),
         "singular": fit.is_singular,
         "engine": "glmm",
-        "verification": "glmm_laplace (sparse LU PIRLS)" if verification else None,
+        "verification": "glmm_laplace (sparse LU PIRLS)" if "laplace_deviance_independent" in verification else None,
         "verification_difference": verification.get("abs_difference"),
         "verification_details": verification,
         "optimizer": attempts(fit)["optimizer"].iloc[-1],
@@ -230,9 +230,17 @@ def glmm_fit_and_write(
 ) -> None:
     """Fit a GLMM (``lmmflow.engine.glmm.glmer``, verified) and write every output of the model;
     everything is computed before the first file is written, fit.json last."""
+    import warnings
+
     from lmmflow.engine.glmm import glmer_with_design
 
-    gd, fit = glmer_with_design(formula, data, family=family, link=link, nAGQ=nAGQ, weights=weights)
+    with warnings.catch_warnings(record=True) as seen:  # e.g. non-integer Poisson counts: into fit.json too
+        warnings.simplefilter("always")
+        gd, fit = glmer_with_design(formula, data, family=family, link=link, nAGQ=nAGQ, weights=weights)
+    stated = [str(w.message) for w in seen if not issubclass(w.category, RuntimeWarning)]  # not numpy's
+    fit.warnings.extend(message for message in dict.fromkeys(stated) if message not in fit.warnings)
+    for w in seen:  # and to the job's log, as they came
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     tables = {name: table(gd, fit) for name, table in TABLES.items()}
     tables["attempts"] = attempts(fit)
     summary = fit_summary(gd, fit, dataset=dataset, formula=formula, weights=weights)
