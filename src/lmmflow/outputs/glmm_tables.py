@@ -8,9 +8,12 @@ and the independent re-evaluation of the deviance at the solution.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
+from lmmflow.engine.families import GLMMError
 from lmmflow.engine.glmm_design import GLMMDesign
 from lmmflow.engine.glmm_results import GLMMFit
 from lmmflow.outputs import io
@@ -236,7 +239,10 @@ def glmm_fit_and_write(
 
     with warnings.catch_warnings(record=True) as seen:  # e.g. non-integer Poisson counts: into fit.json too
         warnings.simplefilter("always")
-        gd, fit = glmer_with_design(formula, data, family=family, link=link, nAGQ=nAGQ, weights=weights)
+        try:
+            gd, fit = glmer_with_design(formula, data, family=family, link=link, nAGQ=nAGQ, weights=weights)
+        except GLMMError as error:  # name the model: its folder, results/models/<model>/
+            raise GLMMError(f"model {Path(outputs['fit']).parent.name!r} (data set {dataset!r}): {error}") from None
     stated = [str(w.message) for w in seen if not issubclass(w.category, RuntimeWarning)]  # not numpy's
     fit.warnings.extend(message for message in dict.fromkeys(stated) if message not in fit.warnings)
     for w in seen:  # and to the job's log, as they came
