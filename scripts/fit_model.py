@@ -10,6 +10,7 @@ fit_and_write(
     read_prepared(snakemake.input.data, snakemake.input.schema),
     dataset=snakemake.params.dataset,
     formula=snakemake.params.formula,
+    weights=snakemake.params.weights,
     engine=snakemake.params.engine,
     reml=snakemake.params.reml,
     outputs=dict(snakemake.output.items()),

@@ -157,11 +157,19 @@ def write_model_outputs(design: Design, fit: Estimates, summary: dict, outputs: 
 
 
 def fit_and_write(
-    data: pd.DataFrame, *, dataset: str, formula: str, engine: str, outputs: dict[str, str], reml: bool = True
+    data: pd.DataFrame,
+    *,
+    dataset: str,
+    formula: str,
+    engine: str,
+    outputs: dict[str, str],
+    reml: bool = True,
+    weights: str | None = None,
 ) -> None:
-    """Fit ``formula`` to ``data`` with ``engine`` by REML (or ML: ``reml=False``; ``fit_model``)
-    and write every output of the model (``write_model_outputs``; fit.json is ``tables.fit_summary``)."""
-    design = build_design(formula, data)
+    """Fit ``formula`` to ``data`` (prior weights from column ``weights``, if any) with ``engine``
+    by REML (or ML: ``reml=False``; ``fit_model``) and write every output of the model
+    (``write_model_outputs``; fit.json is ``tables.fit_summary``)."""
+    design = build_design(formula, data, weights)
     fit = fit_model(design, engine, reml=reml)
     summary = tables.fit_summary(design, fit, dataset=dataset, formula=formula)
     write_model_outputs(design, fit, summary, outputs)

@@ -122,10 +122,10 @@ def ml_fits(data: pd.DataFrame, models: Mapping[str, dict], solutions: Mapping[s
     fits = []
     for name, spec in models.items():
         if spec["reml"]:
-            design = build_design(spec["formula"], data)
+            design = build_design(spec["formula"], data, spec.get("weights"))
             fit = fit_model(design, spec["engine"], reml=False)
         else:
-            design, fit = read_fit(data, spec["formula"], solutions[name])
+            design, fit = read_fit(data, spec["formula"], solutions[name], spec.get("weights"))
         fits.append(ml_fit(name, design, fit, dataset=dataset, refitted=spec["reml"]))
     return fits
 

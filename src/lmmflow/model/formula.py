@@ -24,6 +24,7 @@ from lmmflow.model.r_terms import RSyntaxError, r_label, term_label, to_formulai
 
 _NAME = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$")
 _QUOTED_NAMES = re.compile(r"`([^`]+)`")
+_OFFSET = re.compile(r"^offset\s*\((.*)\)$", re.DOTALL)
 
 
 class FormulaError(ValueError):
@@ -58,6 +59,7 @@ class ModelFormula:
     response: str
     fixed: str
     random: tuple[RandomTerm, ...]
+    offsets: tuple[str, ...] = ()
 
     @property
     def response_variables(self) -> set[str]:
@@ -65,7 +67,8 @@ class ModelFormula:
 
     @property
     def fixed_variables(self) -> set[str]:
-        return variables(self.fixed)
+        """The columns of the fixed part, its ``offset(...)`` terms included."""
+        return variables(self.fixed).union(*(variables(offset) for offset in self.offsets))
 
 
 def parse_formula(text: str) -> ModelFormula:
@@ -76,16 +79,43 @@ def parse_formula(text: str) -> ModelFormula:
     response, rhs = (part.strip() for part in text.split("~"))
     response = _response(response, text)
     fixed_terms, random_terms = [], []
-    for term in _split_top_level(rhs):
+    for term in split_top_level(rhs):
         if "|" in term:
             random_terms.extend(_parse_random_term(term, text))
         else:
             fixed_terms.append(term)
     if not random_terms:
         raise FormulaError(f"formula {text!r}: no random term such as (1 | group); fit it with OLS instead")
-    fixed = " + ".join(fixed_terms) if fixed_terms else "1"
+    fixed, offsets = split_offsets(fixed_terms)
     _check_fixed_syntax(fixed, text)
-    return ModelFormula(text=text, response=response, fixed=fixed, random=tuple(random_terms))
+    for offset in offsets:
+        _check_fixed_syntax(f"0 + I({offset})", text, f"offset({offset})")
+    return ModelFormula(text=text, response=response, fixed=fixed, random=tuple(random_terms), offsets=offsets)
+
+
+def split_offsets(terms: list[str]) -> tuple[str, tuple[str, ...]]:
+    """The fixed part without its ``offset(expr)`` terms, and each offset's ``expr``.
+
+    As in R's terms(): an offset is no model column, wherever it stands, and several offsets add
+    up (``lmmflow.model.design.offset_values`` evaluates them); a fixed part of offsets only keeps
+    its intercept (``y ~ offset(z)`` is ``y ~ 1 + offset(z)``). ``terms`` are the fixed part's
+    top-level '+' terms (an R expression ``a + offset(z)`` split with ``split_top_level``).
+    """
+    offsets = tuple(_OFFSET.match(term).group(1).strip() for term in terms if _is_offset(term))
+    kept = [term for term in terms if not _is_offset(term)]
+    return (" + ".join(kept) if kept else "1"), offsets
+
+
+def _is_offset(term: str) -> bool:
+    """``offset(...)`` as one whole term: the parenthesis opened after ``offset`` closes at its end."""
+    if not _OFFSET.match(term):
+        return False
+    depth = 0
+    for position, char in enumerate(term):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth == 0 and char == ")":
+            return position == len(term) - 1
+    return False
 
 
 def _response(response: str, text: str) -> str:
@@ -111,7 +141,7 @@ def _check_parentheses(text: str) -> None:
         raise FormulaError(f"formula {text!r}: {depth} unclosed '('")
 
 
-def _split_top_level(rhs: str) -> list[str]:
+def split_top_level(rhs: str) -> list[str]:
     """Split on '+' outside parentheses, so (1 + x | g) stays one term."""
     terms, depth, current = [], 0, ""
     for char in rhs:

@@ -14,15 +14,16 @@ if TYPE_CHECKING:  # only for annotations: focus-group tables read fitted values
 
 
 def conditional_fitted(design: Design, fit: Estimates) -> np.ndarray:
-    """X beta + sum over blocks of Z b[level], as lme4's ``fitted`` with all random effects."""
-    fitted = design.X @ fit.beta
+    """X beta + offset + sum over blocks of Z b[level], as lme4's ``fitted`` with all random effects."""
+    fitted = design.X @ fit.beta + design.linear_offset()
     for block, modes in zip(design.blocks, fit.modes):
         fitted += np.einsum("ij,ij->i", block.Z, modes[block.level_codes])
     return fitted
 
 
 def fitted_values(design: Design, fit: Estimates) -> pd.DataFrame:
-    """Per data row used (``row`` = position in the prepared data): fitted value and residual."""
+    """Per data row used (``row`` = position in the prepared data): fitted value and residual
+    (lme4's response residual, y - fitted, unweighted as ``residuals(fit)``)."""
     fitted = conditional_fitted(design, fit)
     return pd.DataFrame({"row": design.rows, "fitted": fitted, "residual": design.y - fitted})
 

@@ -1,0 +1,225 @@
+"""offset() terms and prior weights against lme4 1.1-31 and lmerTest (R 4.x), on sleepstudy and gpa.
+
+The oracle numbers below were computed by (data from /work/shared/data)::
+
+    library(lme4); library(lmerTest)
+    ss <- read.csv("sleepstudy.csv"); ss$Subject <- factor(ss$Subject)
+    ss$w <- 1 + (ss$rownames %% 3); ss$z <- 0.5 * ss$Days + (ss$rownames %% 5); ss$fDays <- factor(ss$Days)
+    gpa <- read.csv("gpa.csv"); gpa$w2 <- 1 + (gpa$student %% 4) / 2; gpa$student <- factor(gpa$student)
+    A  <- lmer(Reaction ~ Days + offset(z) + (Days | Subject), ss, weights = w)
+    B  <- lmer(Reaction ~ Days + offset(z) + (Days | Subject), ss, weights = w, REML = FALSE)
+    B0 <- lmer(Reaction ~ 1 + offset(z) + (Days | Subject), ss, weights = w, REML = FALSE)
+    C  <- lmer(gpa ~ occasion + sex + offset(0.1 * highgpa) + (1 | student), gpa, weights = w2)
+    D  <- lmer(Reaction ~ offset(log(Days + 1)) + Days + (1 | Subject) + (1 | fDays), ss, weights = w)
+    logLik(m); fixef(m); sqrt(diag(vcov(m))); as.data.frame(VarCorr(m))$vcov
+    fitted(m)[c(1, 2, 100)]; summary(m)$coefficients[, "df"]; anova(B0, B)
+    confint(lmer(Reaction ~ Days + offset(z) + (Days | Subject), ss), method = "profile", oldNames = FALSE)
+
+Tolerances are tests/lme4_agreement.py's: logLik 1e-4 absolute, fixed effects and SEs 1e-3
+relative, variances 1% relative or 1e-4 absolute, Satterthwaite df 1% relative.
+"""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lmmflow.engine.choice import fit_profiled
+from lmmflow.fit import fit_model
+from lmmflow.inference.bootstrap import simulate_response
+from lmmflow.inference.likelihood_ratio import anova_table, ml_fit
+from lmmflow.inference.profile_intervals import profile_intervals
+from lmmflow.inference.satterthwaite import fixed_effect_tests
+from lmmflow.model.design import DesignError, build_design, offset_values
+from lmmflow.model.formula import parse_formula, split_offsets
+from lmmflow.outputs.predictions import conditional_fitted
+from lmmflow.verify.sparse_lu import sparse_lu_deviance
+
+DATA = "/work/shared/data"
+
+ORACLE = {
+    "A": dict(
+        formula="Reaction ~ Days + offset(z) + (Days | Subject)",
+        data="sleep",
+        weights="w",
+        reml=True,
+        logLik=-873.983760361273,
+        beta=[249.28106449669170, 9.90036075653879],
+        se=[6.87707501285115, 1.51556449763910],
+        variances=[641.41836974562239, 33.95616016680287, 1203.35165852394948],  # (Int), Days, residual
+        fitted=[254.409699113828, 273.118003762568, 452.957669346312],
+        df=[17.1413379928752, 16.7400827089121],
+    ),
+    "B": dict(
+        formula="Reaction ~ Days + offset(z) + (Days | Subject)",
+        data="sleep",
+        weights="w",
+        reml=False,
+        logLik=-878.123533528956,
+        beta=[249.28457186494794, 9.89979107658163],
+        se=[6.68399859966918, 1.47202608640601],
+        variances=[594.33183758967061, 31.61660974289516, 1203.44897544882633],
+        fitted=[254.764436150595, 273.387356874193, 452.815177313728],
+    ),
+    "C": dict(
+        formula="gpa ~ occasion + sex + offset(0.1 * highgpa) + (1 | student)",
+        data="gpa",
+        weights="w2",
+        reml=True,
+        logLik=-228.017087305721,
+        beta=[2.373982042993614, 0.105453061224491, -0.154328441198273],
+        se=[0.02704921648236623, 0.00409179234329896, 0.03633389546057259],
+        variances=[0.0550966807027944, 0.1025494330566646],
+        fitted=[2.54271208991151, 2.64816515113600, 2.63242209606203],
+        df=[269.836767463756, 1001.804112464166, 199.539610747114],
+    ),
+    "D": dict(  # crossed Subject x fDays: the blocked engine; singular (fDays variance 0)
+        formula="Reaction ~ offset(log(Days + 1)) + Days + (1 | Subject) + (1 | fDays)",
+        data="sleep",
+        weights="w",
+        reml=True,
+        logLik=-894.505993401274,
+        beta=[250.6571216376066, 10.1742279491936],
+        se=[9.519277640260920, 0.770504708457426],
+        variances=[1326.50737529676, 0.0, 1760.96580233767],
+        fitted=[284.627422051813, 295.494797181566, 416.900595823769],
+        df=[22.5482329983771, 161.0323601814158],
+    ),
+}
+
+
+def sleep() -> pd.DataFrame:
+    data = pd.read_csv(f"{DATA}/sleepstudy.csv")
+    data["Subject"] = data["Subject"].astype(str)
+    data["w"] = 1 + data["rownames"] % 3
+    data["z"] = 0.5 * data["Days"] + data["rownames"] % 5
+    data["fDays"] = pd.Categorical(data["Days"])
+    return data
+
+
+def gpa() -> pd.DataFrame:
+    data = pd.read_csv(f"{DATA}/gpa.csv")
+    data["w2"] = 1 + (data["student"] % 4) / 2
+    data["sex"] = pd.Categorical(data["sex"])
+    return data
+
+
+def design_of(case: str):
+    spec = ORACLE[case]
+    data = sleep() if spec["data"] == "sleep" else gpa()
+    return build_design(spec["formula"], data, spec["weights"])
+
+
+def assert_matches(design, fit, spec: dict) -> None:
+    assert abs(fit.loglik - spec["logLik"]) < 1e-4
+    np.testing.assert_allclose(fit.beta, spec["beta"], rtol=1e-3)
+    np.testing.assert_allclose(np.sqrt(np.diag(fit.beta_cov)), spec["se"], rtol=1e-3)
+    ours = [v for cov in fit.covariances for v in np.diag(cov)] + [fit.sigma2]
+    np.testing.assert_allclose(ours, spec["variances"], rtol=1e-2, atol=1e-4)
+    np.testing.assert_allclose(conditional_fitted(design, fit)[[0, 1, 99]], spec["fitted"], rtol=1e-5)
+
+
+@pytest.mark.parametrize("case", sorted(ORACLE))
+def test_fit_matches_lme4(case):
+    design = design_of(case)
+    fit = fit_model(design, reml=ORACLE[case]["reml"])
+    assert_matches(design, fit, ORACLE[case])
+    assert fit.verification_difference < 1e-6
+
+
+@pytest.mark.parametrize("engine", ["groups-last", "blocked"])
+def test_both_engines_match_lme4(engine):
+    design = design_of("A")
+    assert_matches(design, fit_profiled(design, engine=engine), ORACLE["A"])
+
+
+@pytest.mark.parametrize("case", ["A", "C", "D"])
+def test_satterthwaite_df_match_lmertest(case):
+    design = design_of(case)
+    fit = fit_model(design)
+    np.testing.assert_allclose(fixed_effect_tests(design, fit)["df"], ORACLE[case]["df"], rtol=1e-2)
+
+
+def test_verifiers_agree_with_weights_and_offset():
+    design = design_of("D")
+    fit = fit_profiled(design)
+    assert abs(sparse_lu_deviance(design, fit.theta) + 2 * fit.loglik) < 1e-6
+
+
+def test_likelihood_ratio_test_with_offset_and_weights():
+    """anova(B0, B): Chisq 22.53348, Df 1, p 2.0651e-06; logLik -889.390272887 and -878.123533529."""
+    data = sleep()
+    fits = []
+    for name, formula in (("B0", "Reaction ~ 1 + offset(z) + (Days | Subject)"), ("B", ORACLE["B"]["formula"])):
+        design = build_design(formula, data, "w")
+        fits.append(ml_fit(name, design, fit_model(design, reml=False)))
+    table = anova_table(fits)
+    np.testing.assert_allclose(table["logLik"], [-889.390272887, -878.123533529], atol=1e-4)
+    assert abs(table["Chisq"].iloc[1] - 22.53348) < 1e-4
+    assert abs(table["p_value"].iloc[1] - 2.0651e-06) / 2.0651e-06 < 2e-2
+
+
+def test_profile_intervals_with_offset_match_lme4():
+    """confint(lmer(Reaction ~ Days + offset(z) + (Days | Subject), ss), method = "profile").
+
+    (With prior weights, lme4 1.1-31's profile of the fixed effects is wrong: it reports
+    non-monotonic profiles and intervals 0.8 wide for an SE of 6.9, so weights are not compared here.)"""
+    lme4 = {
+        "sd_(Intercept)|Subject": (14.283565869671, 37.681001706613),
+        "cor_Days.(Intercept)|Subject": (-0.480634325236, 0.692496442481),
+        "sd_Days|Subject": (3.788399128092, 8.748061942098),
+        "sigma": (23.032548203812, 29.027227253083),
+        "(Intercept)": (235.680695496164, 263.129514601736),
+        "Days": (6.858653269620, 13.075918744895),
+    }
+    design = build_design("Reaction ~ Days + offset(z) + (Days | Subject)", sleep())
+    table = profile_intervals(design, fit_model(design)).set_index("parameter")
+    for name, (lower, upper) in lme4.items():
+        np.testing.assert_allclose(table.loc[name, ["lower_2.5", "upper_97.5"]].astype(float), [lower, upper], rtol=2e-3)
+
+
+def test_simulation_adds_the_offset_and_scales_residuals_by_weights():
+    design = design_of("A")
+    fit = fit_model(design)
+    draws = np.array([simulate_response(design, fit, np.random.default_rng(seed)) for seed in range(400)])
+    mean_offset = (draws - design.X @ fit.beta).mean(axis=0)
+    assert abs(mean_offset.mean() - design.offset.mean()) < 2.0
+    # with the random effects' part removed per subject the residual variance is sigma^2 / w
+    within = draws - draws.mean(axis=0)
+    heavy, light = design.weights == 3, design.weights == 1
+    assert within[:, heavy].var() < within[:, light].var()
+
+
+def test_offsets_split_wherever_they_stand_and_add_up():
+    assert split_offsets(["offset(z)", "x", "offset(log(t + 1))"]) == ("x", ("z", "log(t + 1)"))
+    assert split_offsets(["offset(z)"]) == ("1", ("z",))
+    assert split_offsets(["0", "offset(z)"]) == ("0", ("z",))
+    assert split_offsets(["offset(a) * b"]) == ("offset(a) * b", ())  # not one whole offset term
+    formula = parse_formula("y ~ offset(a) + x + offset(2 * b^2) + (1 | g)")
+    assert formula.fixed == "x" and formula.offsets == ("a", "2 * b^2")
+    assert formula.fixed_variables == {"a", "b", "x"}
+    frame = pd.DataFrame({"a": [1.0, 2.0], "b": [1.0, 3.0]})
+    np.testing.assert_allclose(offset_values(formula.offsets, frame), [3.0, 20.0])
+
+
+def test_rows_with_a_missing_weight_or_offset_are_dropped_as_in_r():
+    data = sleep()
+    data.loc[3, "w"] = np.nan
+    data.loc[5, "z"] = np.nan
+    design = build_design("Reaction ~ Days + offset(z) + (Days | Subject)", data, "w")
+    assert design.n_obs == len(data) - 2 and 3 not in design.rows and 5 not in design.rows
+
+
+@pytest.mark.parametrize(
+    "value, column, message",
+    [
+        (0.0, "w", "weights column 'w' has the value 0.0; weights must be positive"),
+        (-1.0, "w", "weights column 'w' has the value -1.0; weights must be positive"),
+        (None, "nope", "weights names column(s) ['nope'] not found in data"),
+    ],
+)
+def test_bad_weights_are_refused_naming_the_column(value, column, message):
+    data = sleep()
+    if value is not None:
+        data.loc[7, "w"] = value
+    with pytest.raises(DesignError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
+        build_design("Reaction ~ Days + (Days | Subject)", data, column)
