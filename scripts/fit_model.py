@@ -11,6 +11,7 @@ fit_and_write(
     dataset=snakemake.params.dataset,
     formula=snakemake.params.formula,
     weights=snakemake.params.weights,
+    model=snakemake.wildcards.model,
     engine=snakemake.params.engine,
     reml=snakemake.params.reml,
     outputs=dict(snakemake.output.items()),

@@ -30,7 +30,7 @@ from lmmflow.inference.likelihood_ratio import anova_table, ml_fit
 from lmmflow.inference.profile_intervals import profile_intervals
 from lmmflow.inference.satterthwaite import fixed_effect_tests
 from lmmflow.model.design import DesignError, build_design, offset_values
-from lmmflow.model.formula import parse_formula, split_offsets
+from lmmflow.model.formula import FormulaError, parse_formula, split_offsets
 from lmmflow.outputs.predictions import conditional_fitted
 from lmmflow.verify.sparse_lu import sparse_lu_deviance
 
@@ -223,3 +223,69 @@ def test_bad_weights_are_refused_naming_the_column(value, column, message):
         data.loc[7, "w"] = value
     with pytest.raises(DesignError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
         build_design("Reaction ~ Days + (Days | Subject)", data, column)
+
+
+# --- R's model-frame rules (lme4 1.1-31; R calls in each docstring) ---
+
+
+def test_response_on_the_right_is_dropped_with_lmes_warning():
+    """lmer(Reaction ~ Reaction + Days + (1 | Subject), ss): fixef (Intercept), Days, and the
+    warning "the response appeared on the right-hand side and was dropped"."""
+    for formula in ("Reaction ~ Reaction + Days + (1 | Subject)", "log(Reaction) ~ Days + log(Reaction) + (1 | Subject)"):
+        design = build_design(formula, sleep())
+        assert design.fixed_names == ("Intercept", "Days")
+        assert design.warnings == ("the response appeared on the right-hand side and was dropped",)
+
+
+@pytest.mark.parametrize(
+    "formula, column, level",
+    [
+        ("Reaction ~ Days + one + (1 | Subject)", "one", "x"),
+        ("Reaction ~ Days * one + (1 | Subject)", "one", "x"),
+        ("Reaction ~ Days + part + (1 | Subject)", "part", "u"),  # the other level's rows lack Reaction
+    ],
+)
+def test_a_fixed_factor_with_one_level_in_the_rows_used_is_refused(formula, column, level):
+    """lmer(Reaction ~ Days + one + (1 | Subject), transform(ss, one = factor("x"))): "contrasts can
+    be applied only to factors with 2 or more levels"."""
+    data = sleep()
+    data["one"] = "x"
+    data["part"] = np.where(data["Days"] < 5, "u", "v")
+    data.loc[data["Days"] >= 5, "Reaction"] = np.nan
+    message = f"factor '{column}' of the fixed part has only the level '{level}' in the rows used"
+    with pytest.raises(DesignError, match=message):
+        build_design(formula, data)
+
+
+@pytest.mark.parametrize(
+    "formula, term",
+    [
+        ("Reaction ~ Days + (1 | Subject) + (1 | Subject)", r"\(1 \| Subject\)"),
+        ("Reaction ~ Days + (Days || Subject) + (0 + Days | Subject)", r"\(0 \+ Days \| Subject\)"),
+        ("Reaction ~ Days + (1 + Days | Subject) + (Days + 1 | Subject)", r"\(Days \+ 1 \| Subject\)"),
+    ],
+)
+def test_the_same_random_term_twice_is_refused(formula, term):
+    with pytest.raises(FormulaError, match=f"random term {term} is given twice"):
+        parse_formula(formula)
+
+
+@pytest.mark.parametrize(
+    "formula, names",
+    [
+        ("Reaction ~ Days + f:Days + (1 | Subject)", ("Intercept", "Days", "Days:flo")),
+        ("Reaction ~ f:Days + Days + (1 | Subject)", ("Intercept", "Days", "flo:Days")),
+        ("Reaction ~ g + f + f:g + (1 | Subject)", ("Intercept", "gb", "gc", "flo", "gb:flo", "gc:flo")),
+    ],
+)
+def test_interaction_names_order_variables_as_r(formula, names):
+    """fixef(lmer(Reaction ~ Days + f:Days + (1 | Subject), ss)) names Days:flo, with
+    f <- factor(ifelse(Days < 5, "lo", "hi")); f:Days + Days names flo:Days (first appearance)."""
+    data = sleep()
+    data["f"] = pd.Categorical(np.where(data["Days"] < 5, "lo", "hi"))
+    data["g"] = pd.Categorical(np.array(["a", "b", "c"])[data["Days"] % 3])
+    design = build_design(formula, data)
+    assert design.fixed_names == names
+    if names[-1] == "gc:flo":  # columns in R's order too: g varies fastest
+        expected = ((data["g"] == "c") & (data["f"] == "lo")).to_numpy(float)
+        np.testing.assert_array_equal(design.X[:, -1], expected)

@@ -18,7 +18,7 @@ import pandas as pd
 
 from lmmflow.model.formula import ModelFormula, RandomTerm, parse_formula
 from lmmflow.model.labels import single_factor
-from lmmflow.model.r_terms import evaluate, model_matrix
+from lmmflow.model.r_terms import evaluate, model_matrix, variables
 
 
 @dataclass(frozen=True)
@@ -143,6 +143,7 @@ def build_design(formula: ModelFormula | str, data: pd.DataFrame, weights: str |
     y = evaluate(formula.response, frame, all_rows)
     offset = offset_values(formula.offsets, frame, all_rows)
     prior_weights = None if weights is None else _prior_weights(formula, frame[weights], weights)
+    _check_fixed_factors(formula, frame)
     X, fixed_names = model_matrix(formula.fixed, frame, all_rows)
     keep = lme4_rank_columns(X)
     dropped = tuple(name for j, name in enumerate(fixed_names) if j not in keep)
@@ -170,6 +171,7 @@ def build_design(formula: ModelFormula | str, data: pd.DataFrame, weights: str |
         dropped_fixed=dropped,
         offset=offset,
         weights=prior_weights,
+        warnings=formula.warnings,
     )
 
 
@@ -245,6 +247,23 @@ def _check_columns(formula: ModelFormula, data: pd.DataFrame, weights: str | Non
         not pd.api.types.is_numeric_dtype(data[weights]) or pd.api.types.is_bool_dtype(data[weights])
     ):
         raise DesignError(f"formula {formula.text!r}: weights column {weights!r} must be numeric, found {data[weights].dtype}")
+
+
+def _check_fixed_factors(formula: ModelFormula, frame: pd.DataFrame) -> None:
+    """A categorical column of the fixed part with fewer than two levels in the rows used is refused,
+    as lme4 refuses it ("contrasts can be applied only to factors with 2 or more levels"; formulaic
+    would drop it without a word)."""
+    for column in sorted(variables(formula.fixed)):
+        values = frame[column]
+        if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+            continue
+        levels = single_factor(values)[1]
+        if len(levels) < 2:
+            raise DesignError(
+                f"formula {formula.text!r}: factor {column!r} of the fixed part has only the level "
+                f"{levels[0]!r} in the rows used; a factor needs 2 or more levels (lme4: contrasts can be "
+                "applied only to factors with 2 or more levels)"
+            )
 
 
 def _check_levels(formula: ModelFormula, blocks: tuple[RandomBlock, ...], n_obs: int) -> None:

@@ -44,7 +44,7 @@ class RandomTerm:
 
     @property
     def group_factors(self) -> tuple[str, ...]:
-        return tuple(self.group.split(":"))
+        return tuple(factor.strip("()") for factor in self.group.split(":"))  # lme4's a:(b:c) too
 
     @property
     def variables(self) -> set[str]:
@@ -60,6 +60,7 @@ class ModelFormula:
     fixed: str
     random: tuple[RandomTerm, ...]
     offsets: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
 
     @property
     def response_variables(self) -> set[str]:
@@ -86,11 +87,45 @@ def parse_formula(text: str) -> ModelFormula:
             fixed_terms.append(term)
     if not random_terms:
         raise FormulaError(f"formula {text!r}: no random term such as (1 | group); fit it with OLS instead")
+    _check_repeated_terms(random_terms, text)
+    warnings = ()
+    if response in map(r_label, fixed_terms):
+        # R's model.matrix drops a response term on the right, with this warning (lme4 passes it on)
+        fixed_terms = [term for term in fixed_terms if r_label(term) != response]
+        warnings = (RESPONSE_ON_RIGHT,)
     fixed, offsets = split_offsets(fixed_terms)
     _check_fixed_syntax(fixed, text)
     for offset in offsets:
         _check_fixed_syntax(f"0 + I({offset})", text, f"offset({offset})")
-    return ModelFormula(text=text, response=response, fixed=fixed, random=tuple(random_terms), offsets=offsets)
+    return ModelFormula(
+        text=text, response=response, fixed=fixed, random=tuple(random_terms), offsets=offsets, warnings=warnings
+    )
+
+
+RESPONSE_ON_RIGHT = "the response appeared on the right-hand side and was dropped"
+
+
+def _check_repeated_terms(terms: list[RandomTerm], text: str) -> None:
+    """The same random term twice (``(1 | a) + (1 | a)``, or ``(x || a)`` beside ``(0 + x | a)``)
+    is refused. lme4 fits it, with a non-identifiable split of one variance between two terms and
+    convergence warnings; lmmflow is stricter."""
+    seen: dict[tuple[str, str], RandomTerm] = {}
+    for term in terms:
+        key = (" + ".join(sorted(_effect_labels(term.expr))), term.group)
+        if key in seen:
+            first = seen[key].text
+            also = f" (from {first} and {term.text})" if first != term.text else ""
+            raise FormulaError(
+                f"formula {text!r}: random term ({term.expr} | {term.group}) is given twice{also}; "
+                "its variance is not identifiable (lme4 fits it with convergence warnings, lmmflow refuses it)"
+            )
+        seen[key] = term
+
+
+def _effect_labels(expr: str) -> list[str]:
+    """The effects of a random term's left-hand side, as R labels them ("1" for the intercept)."""
+    terms = list(formulaic.Formula(to_formulaic(expr)))
+    return [term_label(t) if t.degree > 0 else "1" for t in terms]
 
 
 def split_offsets(terms: list[str]) -> tuple[str, tuple[str, ...]]:
@@ -170,7 +205,7 @@ def _parse_random_term(term: str, text: str) -> list[RandomTerm]:
         raise FormulaError(f"formula {text!r}: term {term!r}: nothing left of '|'")
     _check_fixed_syntax(expr, text, term)
     groups = _expand_nesting(group, term, text)
-    for name in (factor for g in groups for factor in g.split(":")):
+    for name in (factor.strip("()") for g in groups for factor in g.split(":")):
         if not (_NAME.match(name) or name in _QUOTED_NAMES.findall(group)):
             raise FormulaError(
                 f"formula {text!r}: term {term!r}: grouping factor {name!r} must be a column name "
@@ -198,7 +233,16 @@ def _expand_nesting(group: str, term: str, text: str) -> list[str]:
     parts = [":".join(_unquoted(f.strip()) for f in p.split(":")) for p in group.split("/")]
     if any(not p for p in parts):
         raise FormulaError(f"formula {text!r}: term {term!r}: empty grouping factor")
-    return [":".join(reversed(parts[:i])) for i in range(len(parts), 0, -1)]
+    return [_nested_name(list(reversed(parts[:i]))) for i in range(len(parts), 0, -1)]
+
+
+def _nested_name(factors: list[str]) -> str:
+    """lme4's name of a nested factor, innermost first: ``c/b/a`` gives ``a:(b:c)``, ``b:c`` and ``c``
+    (findbars builds ``a:(b:c)`` from ``c/b/a`` recursively)."""
+    name = factors[-1]
+    for factor in reversed(factors[:-1]):
+        name = f"{factor}:({name})" if ":" in name else f"{factor}:{name}"
+    return name
 
 
 def _unquoted(name: str) -> str:

@@ -219,17 +219,38 @@ def model_matrix(
     else:
         spec = formulaic.model_matrix(text, all_rows, context=CONTEXT, na_action="ignore").model_spec
         matrix = spec.get_model_matrix(frame, context=CONTEXT)
-    names = {}
+    names, order = {}, []
+    appearance = list(dict.fromkeys(value for kind, value, _ in _classified(text) if kind == "variable"))
     for structure in matrix.model_spec.structure:
-        for column in structure.columns:
-            names[column] = _column_name(column, structure.term)
-    return np.asarray(matrix, dtype=float), tuple(names[column] for column in matrix.columns)
+        columns = _in_r_order(structure.columns, structure.term, appearance)
+        order += [column for column, _ in columns]
+        names |= dict(columns)
+    return np.asarray(matrix[order], dtype=float), tuple(names[column] for column in order)
 
 
-def _column_name(column: str, term: Term) -> str:
-    """``poly(x, 2)[1]:g[T.b]`` of the term ``poly(x, 2):g`` is R's ``poly(x, 2)1:gb``."""
+def _in_r_order(columns: list[str], term: Term, appearance: list[str]) -> list[tuple[str, str]]:
+    """A term's columns and R's names of them. R orders an interaction's variables as they first
+    appear in the formula (``x + f:x`` is ``x:flo``), its columns with the first variable varying
+    fastest; formulaic keeps them as written in the term."""
     if not term.factors or str(term) == "1":
-        return column  # the design calls the intercept "Intercept" (lmmflow.engine.parameters)
+        return [(column, column) for column in columns]  # the design calls the intercept "Intercept"
+    parts = {column: _column_parts(column, term) for column in columns}
+    rank = [min((appearance.index(v) for v in _factor_variables(f) if v in appearance), default=0) for f in term.factors]
+    permutation = sorted(range(len(rank)), key=rank.__getitem__)
+    if permutation == sorted(permutation):
+        return [(column, ":".join(parts[column])) for column in columns]
+    levels = [list(dict.fromkeys(parts[column][j] for column in columns)) for j in range(len(rank))]
+    fastest_first = sorted(columns, key=lambda c: [levels[j].index(parts[c][j]) for j in reversed(permutation)])
+    return [(column, ":".join(parts[column][j] for j in permutation)) for column in fastest_first]
+
+
+def _factor_variables(factor: Factor) -> list[str]:
+    name = str(factor)
+    return [name] if factor.eval_method == Factor.EvalMethod.LOOKUP else sorted(variables(name))
+
+
+def _column_parts(column: str, term: Term) -> list[str]:
+    """``poly(x, 2)[1]:g[T.b]`` of the term ``poly(x, 2):g`` is R's ``poly(x, 2)1`` and ``gb``."""
     parts, rest = [], column
     for factor in term.factors:
         name = str(factor)
@@ -242,7 +263,7 @@ def _column_name(column: str, term: Term) -> str:
             suffix, rest = rest[1:end].removeprefix("T."), rest[end + 1 :]
         parts.append(factor_label(factor) + suffix)
         rest = rest.removeprefix(":")
-    return ":".join(parts)
+    return parts
 
 
 def evaluate(expr: str, frame: pd.DataFrame, all_rows: pd.DataFrame | None = None) -> np.ndarray:
