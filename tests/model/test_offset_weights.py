@@ -174,7 +174,9 @@ def test_profile_intervals_with_offset_match_lme4():
     design = build_design("Reaction ~ Days + offset(z) + (Days | Subject)", sleep())
     table = profile_intervals(design, fit_model(design)).set_index("parameter")
     for name, (lower, upper) in lme4.items():
-        np.testing.assert_allclose(table.loc[name, ["lower_2.5", "upper_97.5"]].astype(float), [lower, upper], rtol=2e-3)
+        np.testing.assert_allclose(
+            table.loc[name, ["lower_2.5", "upper_97.5"]].astype(float), [lower, upper], rtol=2e-3
+        )
 
 
 def test_simulation_adds_the_offset_and_scales_residuals_by_weights():
@@ -231,7 +233,10 @@ def test_bad_weights_are_refused_naming_the_column(value, column, message):
 def test_response_on_the_right_is_dropped_with_lmes_warning():
     """lmer(Reaction ~ Reaction + Days + (1 | Subject), ss): fixef (Intercept), Days, and the
     warning "the response appeared on the right-hand side and was dropped"."""
-    for formula in ("Reaction ~ Reaction + Days + (1 | Subject)", "log(Reaction) ~ Days + log(Reaction) + (1 | Subject)"):
+    for formula in (
+        "Reaction ~ Reaction + Days + (1 | Subject)",
+        "log(Reaction) ~ Days + log(Reaction) + (1 | Subject)",
+    ):
         design = build_design(formula, sleep())
         assert design.fixed_names == ("Intercept", "Days")
         assert design.warnings == ("the response appeared on the right-hand side and was dropped",)
@@ -289,3 +294,41 @@ def test_interaction_names_order_variables_as_r(formula, names):
     if names[-1] == "gc:flo":  # columns in R's order too: g varies fastest
         expected = ((data["g"] == "c") & (data["f"] == "lo")).to_numpy(float)
         np.testing.assert_array_equal(design.X[:, -1], expected)
+
+
+# --- the report: likelihood-ratio tests only between nested models ---
+
+
+def test_a_step_of_zero_parameters_is_not_a_test():
+    """anova(ach_cat_re_3, ach_cat_re_1, ach_cat_re_2) in lme4 prints Df 0 and no p-value for
+    ach_cat_re_2 (as many parameters as ach_cat_re_1): the report says "not nested; compare by AICc"."""
+    from lmmflow.inference.likelihood_ratio import NOT_NESTED, MLFit, is_test
+    from lmmflow.report.blocks.lrt import likelihood_ratio_test
+
+    fits = [MLFit("small", -10.0, 3, 50), MLFit("big", -8.0, 5, 50), MLFit("other", -8.5, 5, 50)]
+    table = anova_table(fits)
+    assert [is_test(df) for df in table["Df"]] == [False, True, False]
+    table["fit"] = "ML fit"
+    table = table.astype({"Df": float})  # as the report reads it from the CSV
+
+    class Results:
+        def csv(self, path):
+            return table
+
+        def fit(self, model):
+            return {"formula": "y ~ x + (1 | g)"}
+
+    text = likelihood_ratio_test(Results(), "t")
+    other = next(line for line in text.splitlines() if line.startswith("| other"))
+    big = next(line for line in text.splitlines() if line.startswith("| big"))
+    assert other.endswith(f"| – | 0 | {NOT_NESTED} |") and NOT_NESTED not in big
+
+
+def test_a_focus_group_needs_one_grouping_factor():
+    from lmmflow.outputs.predictions import focus_grouping_factor
+
+    assert focus_grouping_factor("f", {"a": "school", "b": "school"}) == "school"
+    with pytest.raises(ValueError, match="focus group 'f': model 'b' has crossed grouping factors"):
+        focus_grouping_factor("f", {"a": "school", "b": None})
+    with pytest.raises(ValueError, match="focus group 'f': model 'b' nests in 'class', model 'a' in 'school'"):
+        focus_grouping_factor("f", {"a": "school", "b": "class"})

@@ -26,6 +26,9 @@ from lmmflow.outputs.tables import information_criteria, n_parameters
 
 COLUMNS = ["model", "npar", "AIC", "BIC", "logLik", "deviance", "Chisq", "Df", "p_value"]
 REFIT_NOTE = "refitted with ML (instead of REML)"
+# What a row that is no test says: lme4's anova() prints a step of Df 0 with no p-value (two models
+# with as many parameters cannot be nested in each other); information criteria compare them
+NOT_NESTED = "not nested; compare by AICc"
 # The last column of a written table: how each row's likelihood was obtained
 FIT_LABELS = {True: "ML refit of the REML fit", False: "ML fit"}
 
@@ -110,6 +113,12 @@ def anova_table(models: Sequence[MLFit]) -> pd.DataFrame:
     refitted = [model.name for model in ordered if model.refitted]
     table.attrs["note"] = f"{', '.join(refitted)} {REFIT_NOTE}" if refitted else ""
     return table
+
+
+def is_test(df) -> bool:
+    """Whether a row of ``anova_table`` with this ``Df`` tests nested models: the first row (NA)
+    is no test, and neither is a step of 0 parameters (``NOT_NESTED``)."""
+    return not pd.isna(df) and int(df) > 0
 
 
 def ml_fits(data: pd.DataFrame, models: Mapping[str, dict], solutions: Mapping[str, str], dataset: str) -> list[MLFit]:

@@ -191,7 +191,9 @@ def _prior_weights(formula: ModelFormula, values: pd.Series, column: str) -> np.
     weights = values.to_numpy(dtype=float)
     if not np.all(np.isfinite(weights) & (weights > 0)):
         bad = float(weights[~(np.isfinite(weights) & (weights > 0))][0])
-        raise DesignError(f"formula {formula.text!r}: weights column {column!r} has the value {bad!r}; weights must be positive")
+        raise DesignError(
+            f"formula {formula.text!r}: weights column {column!r} has the value {bad!r}; weights must be positive"
+        )
     return weights
 
 
@@ -236,8 +238,8 @@ def _check_columns(formula: ModelFormula, data: pd.DataFrame, weights: str | Non
     terms = [(f"response {formula.response!r}", response), (f"fixed part {formula.fixed!r}", formula.fixed_variables)]
     terms += [(f"term {term.text!r}", term.variables) for term in formula.random]
     terms += [("weights", {weights})] if weights is not None else []
-    for where, variables in terms:
-        missing = sorted(variables - set(data.columns))
+    for where, names in terms:
+        missing = sorted(names - set(data.columns))
         if missing:
             raise DesignError(
                 f"formula {formula.text!r}: {where} names column(s) {missing} not found in data "
@@ -246,7 +248,9 @@ def _check_columns(formula: ModelFormula, data: pd.DataFrame, weights: str | Non
     if weights is not None and (
         not pd.api.types.is_numeric_dtype(data[weights]) or pd.api.types.is_bool_dtype(data[weights])
     ):
-        raise DesignError(f"formula {formula.text!r}: weights column {weights!r} must be numeric, found {data[weights].dtype}")
+        raise DesignError(
+            f"formula {formula.text!r}: weights column {weights!r} must be numeric, found {data[weights].dtype}"
+        )
 
 
 def _check_fixed_factors(formula: ModelFormula, frame: pd.DataFrame) -> None:

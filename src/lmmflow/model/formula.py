@@ -20,9 +20,17 @@ from dataclasses import dataclass
 
 import formulaic
 
-from lmmflow.model.r_terms import RSyntaxError, r_label, term_label, to_formulaic, variables
+from lmmflow.model.r_terms import (
+    SUPPORTED_FUNCTIONS,
+    RSyntaxError,
+    functions,
+    r_label,
+    term_label,
+    to_formulaic,
+    variables,
+)
 
-_NAME = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$")
+_NAME = re.compile(r"^(?:[^\W\d]|\.)[\w.]*$")  # R's names: letters of any alphabet, dots, underscores
 _QUOTED_NAMES = re.compile(r"`([^`]+)`")
 _OFFSET = re.compile(r"^offset\s*\((.*)\)$", re.DOTALL)
 
@@ -75,6 +83,7 @@ class ModelFormula:
 def parse_formula(text: str) -> ModelFormula:
     """Split an lme4 formula into response, fixed part and random terms."""
     _check_parentheses(text)
+    _check_functions(text)
     if text.count("~") != 1:
         raise FormulaError(f"formula {text!r}: expected exactly one '~' between response and terms")
     response, rhs = (part.strip() for part in text.split("~"))
@@ -164,6 +173,20 @@ def _response(response: str, text: str) -> str:
             f"formula {text!r}: response {response!r} must be a column name or one expression of columns such as log(y)"
         ) from None
     return r_label(response)
+
+
+def _check_functions(text: str) -> None:
+    """Every function called is one lmmflow evaluates (formulaic would fail at fit time)."""
+    try:
+        called = functions(text.replace("~", "+").replace("|", "+"))
+    except RSyntaxError:
+        return  # the syntax checks below name the problem
+    for name in called:
+        if name not in SUPPORTED_FUNCTIONS:
+            raise FormulaError(
+                f"formula {text!r}: function {name!r} is not one lmmflow evaluates; "
+                f"supported: {', '.join(SUPPORTED_FUNCTIONS)}"
+            )
 
 
 def _check_parentheses(text: str) -> None:

@@ -24,7 +24,7 @@ _TOKEN = re.compile(
     r"""\s*(?:
     (?P<backquoted>`[^`]*`)
     |(?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?L?)
-    |(?P<name>[A-Za-z.][A-Za-z0-9._]*)
+    |(?P<name>(?:[^\W\d_]|\.)[\w.]*)
     |(?P<string>"[^"]*"|'[^']*')
     |(?P<operator>\*\*|%[^%]*%|==|!=|<=|>=|&&|\|\||[-+*/^:(),|~=<>!&$\[\]])
     )""",
@@ -33,7 +33,9 @@ _TOKEN = re.compile(
 _CONSTANTS = {"TRUE": "True", "FALSE": "False", "T": "True", "F": "False", "pi": "pi", "Inf": "inf"}
 _R_CONSTANTS = {"True": "TRUE", "False": "FALSE", "inf": "Inf"}
 _PYTHON_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_R_NAME = re.compile(r"^(?:[A-Za-z]|\.(?![0-9]))[A-Za-z0-9._]*$")
+# R's syntactic names: a letter of any alphabet (größe, età) or a dot not before a digit, then
+# letters, digits, dots and underscores
+_R_NAME = re.compile(r"^(?:[^\W\d_]|\.(?![0-9]))[\w.]*$")
 _UNSPACED = {"^", ":", "$", "(", ")", "[", "]", "!", "/"}
 _PYTHON_OPERATORS = {"^": "**", "&&": "and", "||": "or", "%%": "%", "%/%": "//"}
 
@@ -84,6 +86,16 @@ CONTEXT = {
     "center": _center,
     "poly": _poly,
 }
+
+
+# The functions a formula may call: CONTEXT's, formulaic's I() and C(), and offset() (split off
+# by lmmflow.model.formula.split_offsets)
+SUPPORTED_FUNCTIONS = tuple(sorted({name for name, value in CONTEXT.items() if callable(value)} | {"I", "C", "offset"}))
+
+
+def functions(text: str) -> list[str]:
+    """The functions an R expression calls, in order of first call."""
+    return list(dict.fromkeys(value for kind, value, _ in _classified(text) if kind == "function"))
 
 
 class RSyntaxError(ValueError):
@@ -235,7 +247,9 @@ def _in_r_order(columns: list[str], term: Term, appearance: list[str]) -> list[t
     if not term.factors or str(term) == "1":
         return [(column, column) for column in columns]  # the design calls the intercept "Intercept"
     parts = {column: _column_parts(column, term) for column in columns}
-    rank = [min((appearance.index(v) for v in _factor_variables(f) if v in appearance), default=0) for f in term.factors]
+    rank = [
+        min((appearance.index(v) for v in _factor_variables(f) if v in appearance), default=0) for f in term.factors
+    ]
     permutation = sorted(range(len(rank)), key=rank.__getitem__)
     if permutation == sorted(permutation):
         return [(column, ":".join(parts[column])) for column in columns]

@@ -28,6 +28,23 @@ def fitted_values(design: Design, fit: Estimates) -> pd.DataFrame:
     return pd.DataFrame({"row": design.rows, "fitted": fitted, "residual": design.y - fitted})
 
 
+def focus_grouping_factor(focus: str, factors: dict[str, str | None]) -> str:
+    """The one grouping factor the models of focus group ``focus`` nest in (``factors``: model ->
+    fit.json's ``grouping_factor``, None for crossed factors); refused naming the model otherwise."""
+    first = next(iter(factors))
+    for model, factor in factors.items():
+        if factor is None:
+            raise ValueError(
+                f"focus group {focus!r}: model {model!r} has crossed grouping factors; a focus group needs "
+                "models whose random terms all nest in one grouping factor"
+            )
+        if factor != factors[first]:
+            raise ValueError(
+                f"focus group {focus!r}: model {model!r} nests in {factor!r}, model {first!r} in {factors[first]!r}"
+            )
+    return factors[first]
+
+
 def group_predictions(
     data: pd.DataFrame, fitted: dict[str, pd.DataFrame], group_var: str, group: str, by: str
 ) -> pd.DataFrame:

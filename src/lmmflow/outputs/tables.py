@@ -214,7 +214,5 @@ def fit_summary(design: Design, fit: Estimates, *, dataset: str, formula: str) -
 def _offset_and_weights(design: Design) -> dict:
     """fit.json's record of an offset and prior weights, only when the model has them."""
     return {
-        key: True
-        for key, value in (("offset", design.offset), ("prior_weights", design.weights))
-        if value is not None
+        key: True for key, value in (("offset", design.offset), ("prior_weights", design.weights)) if value is not None
     }

@@ -64,8 +64,7 @@ def split_blocks(design: Design) -> tuple[int | None, list[int]]:
     """
     if design.weights is not None:
         raise UnsupportedByStatsmodels(
-            "prior weights (models.<model>.weights): statsmodels' MixedLM has no prior weights; "
-            "use engine: fast"
+            "prior weights (models.<model>.weights): statsmodels' MixedLM has no prior weights; use engine: fast"
         )
     if not design.nests_in_one_factor:
         raise UnsupportedByStatsmodels(
