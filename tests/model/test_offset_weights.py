@@ -22,11 +22,13 @@ relative, variances 1% relative or 1e-4 absolute, Satterthwaite df 1% relative.
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import MIRROR
+from offset_weights_oracle import ORACLE
 
 from lmmflow.engine.choice import fit_profiled
 from lmmflow.fit import fit_model
 from lmmflow.inference.bootstrap import simulate_response
-from lmmflow.inference.likelihood_ratio import anova_table, ml_fit
+from lmmflow.inference.likelihood_ratio import MLFit, anova_table, ml_fit
 from lmmflow.inference.profile_intervals import profile_intervals
 from lmmflow.inference.satterthwaite import fixed_effect_tests
 from lmmflow.model.design import DesignError, build_design, offset_values
@@ -34,57 +36,7 @@ from lmmflow.model.formula import FormulaError, parse_formula, split_offsets
 from lmmflow.outputs.predictions import conditional_fitted
 from lmmflow.verify.sparse_lu import sparse_lu_deviance
 
-DATA = "/work/shared/data"
-
-ORACLE = {
-    "A": dict(
-        formula="Reaction ~ Days + offset(z) + (Days | Subject)",
-        data="sleep",
-        weights="w",
-        reml=True,
-        logLik=-873.983760361273,
-        beta=[249.28106449669170, 9.90036075653879],
-        se=[6.87707501285115, 1.51556449763910],
-        variances=[641.41836974562239, 33.95616016680287, 1203.35165852394948],  # (Int), Days, residual
-        fitted=[254.409699113828, 273.118003762568, 452.957669346312],
-        df=[17.1413379928752, 16.7400827089121],
-    ),
-    "B": dict(
-        formula="Reaction ~ Days + offset(z) + (Days | Subject)",
-        data="sleep",
-        weights="w",
-        reml=False,
-        logLik=-878.123533528956,
-        beta=[249.28457186494794, 9.89979107658163],
-        se=[6.68399859966918, 1.47202608640601],
-        variances=[594.33183758967061, 31.61660974289516, 1203.44897544882633],
-        fitted=[254.764436150595, 273.387356874193, 452.815177313728],
-    ),
-    "C": dict(
-        formula="gpa ~ occasion + sex + offset(0.1 * highgpa) + (1 | student)",
-        data="gpa",
-        weights="w2",
-        reml=True,
-        logLik=-228.017087305721,
-        beta=[2.373982042993614, 0.105453061224491, -0.154328441198273],
-        se=[0.02704921648236623, 0.00409179234329896, 0.03633389546057259],
-        variances=[0.0550966807027944, 0.1025494330566646],
-        fitted=[2.54271208991151, 2.64816515113600, 2.63242209606203],
-        df=[269.836767463756, 1001.804112464166, 199.539610747114],
-    ),
-    "D": dict(  # crossed Subject x fDays: the blocked engine; singular (fDays variance 0)
-        formula="Reaction ~ offset(log(Days + 1)) + Days + (1 | Subject) + (1 | fDays)",
-        data="sleep",
-        weights="w",
-        reml=True,
-        logLik=-894.505993401274,
-        beta=[250.6571216376066, 10.1742279491936],
-        se=[9.519277640260920, 0.770504708457426],
-        variances=[1326.50737529676, 0.0, 1760.96580233767],
-        fitted=[284.627422051813, 295.494797181566, 416.900595823769],
-        df=[22.5482329983771, 161.0323601814158],
-    ),
-}
+DATA = MIRROR
 
 
 def sleep() -> pd.DataFrame:
@@ -302,12 +254,13 @@ def test_interaction_names_order_variables_as_r(formula, names):
 def test_a_step_of_zero_parameters_is_not_a_test():
     """anova(ach_cat_re_3, ach_cat_re_1, ach_cat_re_2) in lme4 prints Df 0 and no p-value for
     ach_cat_re_2 (as many parameters as ach_cat_re_1): the report says "not nested; compare by AICc"."""
-    from lmmflow.inference.likelihood_ratio import NOT_NESTED, MLFit, is_test
+    from lmmflow.inference.likelihood_ratio import NOT_NESTED, is_test
     from lmmflow.report.blocks.lrt import likelihood_ratio_test
 
     fits = [MLFit("small", -10.0, 3, 50), MLFit("big", -8.0, 5, 50), MLFit("other", -8.5, 5, 50)]
     table = anova_table(fits)
     assert [is_test(df) for df in table["Df"]] == [False, True, False]
+    assert is_test(2, ["Intercept"], ["Intercept", "x"]) and not is_test(2, ["Intercept", "z"], ["Intercept", "x", "w"])
     table["fit"] = "ML fit"
     table = table.astype({"Df": float})  # as the report reads it from the CSV
 
@@ -316,7 +269,7 @@ def test_a_step_of_zero_parameters_is_not_a_test():
             return table
 
         def fit(self, model):
-            return {"formula": "y ~ x + (1 | g)"}
+            return {"formula": "y ~ x + (1 | g)", "fixed_effects": ["Intercept", "x"]}
 
     text = likelihood_ratio_test(Results(), "t")
     other = next(line for line in text.splitlines() if line.startswith("| other"))
@@ -332,3 +285,23 @@ def test_a_focus_group_needs_one_grouping_factor():
         focus_grouping_factor("f", {"a": "school", "b": None})
     with pytest.raises(ValueError, match="focus group 'f': model 'b' nests in 'class', model 'a' in 'school'"):
         focus_grouping_factor("f", {"a": "school", "b": "class"})
+
+
+def test_models_whose_fixed_effects_are_not_nested_are_no_test():
+    """lme4's anova(lmer(Reaction ~ Days + (1 | Subject)), lmer(Reaction ~ f + g + (1 | Subject)))
+    prints Chisq on 1 Df and a p-value; the models are not nested, so the report gives none."""
+    from lmmflow.inference.likelihood_ratio import NOT_NESTED
+    from lmmflow.report.blocks.lrt import likelihood_ratio_test
+
+    table = anova_table([MLFit("days", -10.0, 4, 50), MLFit("factors", -9.0, 5, 50)]).astype({"Df": float})
+    table["fit"] = "ML fit"
+    fixed = {"days": ["Intercept", "Days"], "factors": ["Intercept", "flo", "gb"]}
+
+    class Results:
+        def csv(self, path):
+            return table
+
+        def fit(self, model):
+            return {"formula": "y", "fixed_effects": fixed[model]}
+
+    assert f"| 1 | {NOT_NESTED} |" in likelihood_ratio_test(Results(), "t")

@@ -115,10 +115,15 @@ def anova_table(models: Sequence[MLFit]) -> pd.DataFrame:
     return table
 
 
-def is_test(df) -> bool:
-    """Whether a row of ``anova_table`` with this ``Df`` tests nested models: the first row (NA)
-    is no test, and neither is a step of 0 parameters (``NOT_NESTED``)."""
-    return not pd.isna(df) and int(df) > 0
+def is_test(df, smaller_fixed: Sequence[str] | None = None, bigger_fixed: Sequence[str] | None = None) -> bool:
+    """Whether a row of ``anova_table`` with this ``Df`` tests nested models (else ``NOT_NESTED``):
+    the first row (NA) is no test; neither is a step of 0 parameters (lme4 prints no p-value), nor
+    one whose smaller model has a fixed effect the bigger one lacks (``smaller_fixed`` and
+    ``bigger_fixed``: the two models' fixed-effect names, when known), where lme4 prints a p-value
+    of models that are not nested."""
+    if pd.isna(df) or int(df) <= 0:
+        return False
+    return smaller_fixed is None or bigger_fixed is None or set(smaller_fixed) <= set(bigger_fixed)
 
 
 def ml_fits(data: pd.DataFrame, models: Mapping[str, dict], solutions: Mapping[str, str], dataset: str) -> list[MLFit]:

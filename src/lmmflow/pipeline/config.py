@@ -192,7 +192,7 @@ def _describe(error: jsonschema.ValidationError) -> str:
         return f"{_where(key, unknown[0])}: unknown key{also}; allowed: {', '.join(allowed)}"
     if "propertyNames" in error.schema_path:
         return (
-            f"{_where(key, _SHORT.repr(error.instance))}: not a valid name (a letter, then letters, digits "
+            f"{_where(key, _SHORT.repr(str(error.instance))[1:-1])}: not a valid name (a letter, then letters, digits "
             f"and underscores, at most {error.schema['maxLength']} characters: it names files and Snakemake wildcards)"
         )
     if error.validator == "oneOf":

@@ -20,7 +20,8 @@ def likelihood_ratio_test(results: Results, test: str) -> str:
     refitted = [code(m) for m, fit in zip(table["model"], table["fit"]) if fit.startswith("ML refit")]
     shown = table.drop(columns="fit").astype({"p_value": object})
     shown["p_value"] = [p if p != p else p_value(p) for p in shown["p_value"]]  # NaN stays "–"
-    not_nested = [i for i, df in enumerate(table["Df"]) if i > 0 and not is_test(df)]
+    fixed = [results.fit(m).get("fixed_effects") for m in table["model"]]
+    not_nested = [i for i, df in enumerate(table["Df"]) if i > 0 and not is_test(df, fixed[i - 1], fixed[i])]
     shown.loc[not_nested, "Chisq"] = float("nan")  # lme4: Df 0, no p-value
     shown.loc[not_nested, "p_value"] = NOT_NESTED
     refits = (
