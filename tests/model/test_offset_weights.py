@@ -11,6 +11,7 @@ The oracle numbers below were computed by (data from /work/shared/data)::
     B0 <- lmer(Reaction ~ 1 + offset(z) + (Days | Subject), ss, weights = w, REML = FALSE)
     C  <- lmer(gpa ~ occasion + sex + offset(0.1 * highgpa) + (1 | student), gpa, weights = w2)
     D  <- lmer(Reaction ~ offset(log(Days + 1)) + Days + (1 | Subject) + (1 | fDays), ss, weights = w)
+    E  <- lmer(Reaction ~ Days + offset(z) + (Days | Subject), ss)
     logLik(m); fixef(m); sqrt(diag(vcov(m))); as.data.frame(VarCorr(m))$vcov
     fitted(m)[c(1, 2, 100)]; summary(m)$coefficients[, "df"]; anova(B0, B)
     confint(lmer(Reaction ~ Days + offset(z) + (Days | Subject), ss), method = "profile", oldNames = FALSE)
@@ -78,13 +79,23 @@ def test_fit_matches_lme4(case):
     assert fit.verification_difference < 1e-6
 
 
+def test_statsmodels_fits_and_verifies_an_offset_and_refuses_weights():
+    design = design_of("E")
+    fit = fit_model(design, engine="statsmodels")
+    assert_matches(design, fit, ORACLE["E"])
+    assert fit_model(design).verification == "statsmodels"
+    assert fit_model(design).verification_difference < 1e-6
+    with pytest.raises(ValueError, match="prior weights .* statsmodels' MixedLM has no prior weights"):
+        fit_model(design_of("A"), engine="statsmodels")
+
+
 @pytest.mark.parametrize("engine", ["groups-last", "blocked"])
 def test_both_engines_match_lme4(engine):
     design = design_of("A")
     assert_matches(design, fit_profiled(design, engine=engine), ORACLE["A"])
 
 
-@pytest.mark.parametrize("case", ["A", "C", "D"])
+@pytest.mark.parametrize("case", ["A", "C", "D", "E"])
 def test_satterthwaite_df_match_lmertest(case):
     design = design_of(case)
     fit = fit_model(design)

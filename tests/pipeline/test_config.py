@@ -538,6 +538,11 @@ def test_weights_are_accepted(config):
     config["models"]["gpa_mixed"]["weights"] = "w"
     valid(config)
     assert config["models"]["gpa_mixed"]["weights"] == "w"
+    check_formulas(config)
+    config["models"]["gpa_mixed"]["engine"] = "statsmodels"
+    assert refused(check_formulas, config).startswith(
+        "models.gpa_mixed.weights: engine statsmodels cannot fit prior weights"
+    )
 
 
 def test_a_focus_group_model_without_the_grouping_factor_is_refused_naming_both(config):

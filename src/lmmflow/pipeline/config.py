@@ -276,12 +276,18 @@ def check_shared_datasets(config: dict) -> None:
 
 
 def check_formulas(config: dict) -> None:
-    """Every formula parses (its columns are checked against the data before fitting)."""
+    """Every formula parses (its columns are checked against the data before fitting); prior
+    weights are fitted by the fast engines only."""
     for model, spec in config["models"].items():
         try:
             parse_formula(spec["formula"])
         except FormulaError as error:
             raise ConfigError(f"models.{model}.formula: {error}") from None
+        if "weights" in spec and spec["engine"] == "statsmodels":
+            raise ConfigError(
+                f"models.{model}.weights: engine statsmodels cannot fit prior weights (MixedLM has none); "
+                "use engine: fast"
+            )
 
 
 def grouping_factors(formula: str) -> list[str]:
