@@ -316,3 +316,13 @@ def test_models_whose_fixed_effects_are_not_nested_are_no_test():
             return {"formula": "y", "fixed_effects": fixed[model]}
 
     assert f"| 1 | {NOT_NESTED} |" in likelihood_ratio_test(Results(), "t")
+
+
+@pytest.mark.parametrize("formula", ["y ~ offset(z) - 1 + (1 | g)", "y ~ x:offset(z) + (1 | g)"])
+def test_an_offset_inside_another_term_is_refused(formula):
+    with pytest.raises(FormulaError, match=r"offset\(...\) must be a term of its own in the fixed part"):
+        parse_formula(formula)
+
+
+def test_a_column_named_offset_is_a_column():
+    assert parse_formula("y ~ offset + (1 | g)").fixed == "offset"

@@ -97,13 +97,13 @@ def parse_formula(text: str) -> ModelFormula:
     if not random_terms:
         raise FormulaError(f"formula {text!r}: no random term such as (1 | group); fit it with OLS instead")
     _check_repeated_terms(random_terms, text)
-    warnings = ()
-    if response in map(r_label, fixed_terms):
-        # R's model.matrix drops a response term on the right, with this warning (lme4 passes it on)
-        fixed_terms = [term for term in fixed_terms if r_label(term) != response]
-        warnings = (RESPONSE_ON_RIGHT,)
-    fixed, offsets = split_offsets(fixed_terms)
+    kept = [term for term in fixed_terms if not _is_response(term, response)]
+    # R's model.matrix drops a response term on the right, with this warning (lme4 passes it on)
+    warnings = (RESPONSE_ON_RIGHT,) if len(kept) < len(fixed_terms) else ()
+    fixed, offsets = split_offsets(kept)
     _check_fixed_syntax(fixed, text)
+    if "offset(" in fixed.replace(" ", ""):
+        raise FormulaError(f"formula {text!r}: offset(...) must be a term of its own in the fixed part, added with '+'")
     for offset in offsets:
         _check_fixed_syntax(f"0 + I({offset})", text, f"offset({offset})")
     return ModelFormula(
@@ -112,6 +112,13 @@ def parse_formula(text: str) -> ModelFormula:
 
 
 RESPONSE_ON_RIGHT = "the response appeared on the right-hand side and was dropped"
+
+
+def _is_response(term: str, response: str) -> bool:
+    try:
+        return r_label(term) == response
+    except RSyntaxError:
+        return False  # not an R expression: the syntax check names it
 
 
 def _check_repeated_terms(terms: list[RandomTerm], text: str) -> None:
