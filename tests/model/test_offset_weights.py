@@ -193,16 +193,23 @@ def test_bad_weights_are_refused_naming_the_column(value, column, message):
 # --- R's model-frame rules (lme4 1.1-31; R calls in each docstring) ---
 
 
-def test_response_on_the_right_is_dropped_with_lmes_warning():
+@pytest.mark.parametrize(
+    "formula, names",
+    [
+        ("Reaction ~ Reaction + Days + (1 | Subject)", ("Intercept", "Days")),
+        ("log(Reaction) ~ Days + log(Reaction) + (1 | Subject)", ("Intercept", "Days")),
+        ("Reaction ~ Reaction*Days + (1 | Subject)", ("Intercept", "Days", "Reaction:Days")),
+        ("Reaction~Reaction+(1|Subject)", ("Intercept",)),
+    ],
+)
+def test_response_on_the_right_is_dropped_with_lmes_warning(formula, names):
     """lmer(Reaction ~ Reaction + Days + (1 | Subject), ss): fixef (Intercept), Days, and the
-    warning "the response appeared on the right-hand side and was dropped"."""
-    for formula in (
-        "Reaction ~ Reaction + Days + (1 | Subject)",
-        "log(Reaction) ~ Days + log(Reaction) + (1 | Subject)",
-    ):
-        design = build_design(formula, sleep())
-        assert design.fixed_names == ("Intercept", "Days")
-        assert design.warnings == ("the response appeared on the right-hand side and was dropped",)
+    warning "the response appeared on the right-hand side and was dropped";
+    lmer(Reaction ~ Reaction*Days + (1 | Subject), ss): (Intercept), Days, Reaction:Days."""
+    design = build_design(formula, sleep())
+    assert design.fixed_names == names
+    assert design.warnings == ("the response appeared on the right-hand side and was dropped",)
+    assert build_design("Reaction ~ Days + (1 | Subject)", sleep()).warnings == ()
 
 
 @pytest.mark.parametrize(
@@ -231,6 +238,8 @@ def test_a_fixed_factor_with_one_level_in_the_rows_used_is_refused(formula, colu
         ("Reaction ~ Days + (1 | Subject) + (1 | Subject)", r"\(1 \| Subject\)"),
         ("Reaction ~ Days + (Days || Subject) + (0 + Days | Subject)", r"\(0 \+ Days \| Subject\)"),
         ("Reaction ~ Days + (1 + Days | Subject) + (Days + 1 | Subject)", r"\(Days \+ 1 \| Subject\)"),
+        ("Reaction ~ Days + (1 | Subject:f) + (1 | f:Subject)", r"\(1 \| f:Subject\)"),
+        ("Reaction ~ Days + (Days || Subject) + (1 | Subject)", r"\(1 \| Subject\)"),
     ],
 )
 def test_the_same_random_term_twice_is_refused(formula, term):

@@ -97,11 +97,13 @@ def parse_formula(text: str) -> ModelFormula:
     if not random_terms:
         raise FormulaError(f"formula {text!r}: no random term such as (1 | group); fit it with OLS instead")
     _check_repeated_terms(random_terms, text)
-    kept = [term for term in fixed_terms if not _is_response(term, response)]
-    # R's model.matrix drops a response term on the right, with this warning (lme4 passes it on)
-    warnings = (RESPONSE_ON_RIGHT,) if len(kept) < len(fixed_terms) else ()
-    fixed, offsets = split_offsets(kept)
+    fixed, offsets = split_offsets(fixed_terms)
     _check_fixed_syntax(fixed, text)
+    warnings = ()
+    if response in _term_labels(fixed):
+        # R's model.matrix drops the response's own term from the right (of y * x, y; y:x stays),
+        # with this warning, which lme4 passes on
+        fixed, warnings = f"{fixed} - {response}", (RESPONSE_ON_RIGHT,)
     if "offset(" in fixed.replace(" ", ""):
         raise FormulaError(f"formula {text!r}: offset(...) must be a term of its own in the fixed part, added with '+'")
     for offset in offsets:
@@ -114,20 +116,18 @@ def parse_formula(text: str) -> ModelFormula:
 RESPONSE_ON_RIGHT = "the response appeared on the right-hand side and was dropped"
 
 
-def _is_response(term: str, response: str) -> bool:
-    try:
-        return r_label(term) == response
-    except RSyntaxError:
-        return False  # not an R expression: the syntax check names it
+def _term_labels(expr: str) -> list[str]:
+    """R's labels of the terms of a formula's right-hand side, expanded (``x * f``: ``x``, ``f``, ``x:f``)."""
+    return [term_label(term) for term in formulaic.Formula(to_formulaic(expr))]
 
 
 def _check_repeated_terms(terms: list[RandomTerm], text: str) -> None:
     """The same random term twice (``(1 | a) + (1 | a)``, or ``(x || a)`` beside ``(0 + x | a)``)
     is refused. lme4 fits it, with a non-identifiable split of one variance between two terms and
     convergence warnings; lmmflow is stricter."""
-    seen: dict[tuple[str, str], RandomTerm] = {}
-    for term in terms:
-        key = (" + ".join(sorted(_effect_labels(term.expr))), term.group)
+    seen: dict[tuple, RandomTerm] = {}
+    for term in terms:  # a:b and b:a group alike
+        key = (frozenset(_effect_labels(term.expr)), frozenset(term.group_factors))
         if key in seen:
             first = seen[key].text
             also = f" (from {first} and {term.text})" if first != term.text else ""
