@@ -335,3 +335,19 @@ def test_an_offset_inside_another_term_is_refused(formula):
 
 def test_a_column_named_offset_is_a_column():
     assert parse_formula("y ~ offset + (1 | g)").fixed == "offset"
+
+
+def test_interaction_order_with_backquoted_and_transformed_variables():
+    """R: names(fixef(lmer(Reaction ~ `my days` + f:`my days` + f:log(Days + 1) + (1 | Subject), ss)))
+    is (Intercept), `my days`, `my days`:flo, fhi:log(Days + 1), flo:log(Days + 1)."""
+    data = sleep()
+    data["my days"] = data["Days"]
+    data["f"] = pd.Categorical(np.where(data["Days"] < 5, "lo", "hi"))
+    design = build_design("Reaction ~ `my days` + f:`my days` + f:log(Days + 1) + (1 | Subject)", data)
+    assert design.fixed_names == (
+        "Intercept",
+        "`my days`",
+        "`my days`:flo",
+        "fhi:log(Days + 1)",
+        "flo:log(Days + 1)",
+    )

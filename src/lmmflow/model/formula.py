@@ -5,6 +5,13 @@ Random terms are expanded as lme4 expands them: ``(expr || g)`` into uncorrelate
 be crossed, partially crossed or nested; which it is, is a property of the data
 (``lmmflow.model.design``), not of the formula.
 
+``offset(expr)`` terms of the fixed part are split off (``split_offsets``; ``ModelFormula.offsets``)
+and evaluated by ``lmmflow.model.design.offset_values``, for LMMs and GLMMs alike. R's rules for
+the model frame are kept: the response's own term on the right is dropped with R's warning
+(``ModelFormula.warnings``), interaction variables are ordered as R orders them
+(``lmmflow.model.r_terms.model_matrix``), only functions lmmflow evaluates may be called
+(``r_terms.SUPPORTED_FUNCTIONS``), and, stricter than lme4, a random term given twice is refused.
+
 Only the bar terms are parsed here; the response, the fixed part and each term's left-hand
 expression are R expressions and Wilkinson formulas that formulaic evaluates once
 ``lmmflow.model.r_terms`` has put them in its dialect (``^`` in calls is power, dotted names). We do not use ``formulae``

@@ -232,7 +232,7 @@ def model_matrix(
         spec = formulaic.model_matrix(text, all_rows, context=CONTEXT, na_action="ignore").model_spec
         matrix = spec.get_model_matrix(frame, context=CONTEXT)
     names, order = {}, []
-    appearance = list(dict.fromkeys(value for kind, value, _ in _classified(text) if kind == "variable"))
+    appearance = list(dict.fromkeys(_name(value) for kind, value, _ in _classified(text) if kind == "variable"))
     for structure in matrix.model_spec.structure:
         columns = _in_r_order(structure.columns, structure.term, appearance)
         order += [column for column, _ in columns]
