@@ -157,6 +157,7 @@ def test_simulation_adds_the_offset_and_scales_residuals_by_weights():
 def test_offsets_split_wherever_they_stand_and_add_up():
     assert split_offsets(["offset(z)", "x", "offset(log(t + 1))"]) == ("x", ("z", "log(t + 1)"))
     assert split_offsets(["offset(z)"]) == ("1", ("z",))
+    assert split_offsets("x*f + offset( log(t) )") == ("x*f", ("log(t)",))
     assert split_offsets(["0", "offset(z)"]) == ("0", ("z",))
     assert split_offsets(["offset(a) * b"]) == ("offset(a) * b", ())  # not one whole offset term
     formula = parse_formula("y ~ offset(a) + x + offset(2 * b^2) + (1 | g)")

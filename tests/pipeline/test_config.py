@@ -549,6 +549,15 @@ def test_a_focus_group_model_without_the_grouping_factor_is_refused_naming_both(
     config["models"]["crossed"] = {"dataset": "pupils", "formula": "achievement ~ ses + (1 | secondary_school_id)"}
     config["focus_groups"]["school10"]["models"].append("crossed")
     assert refused(check_focus_groups, valid(config)) == (
-        "focus_groups.school10: model 'crossed' has no grouping factor 'primary_school_id' (the factor of "
-        "model 'ach_cat_re_1'); its grouping factors: secondary_school_id"
+        "focus_groups.school10: model 'crossed' has no grouping factor of model 'ach_cat_re_1' "
+        "(primary_school_id); its grouping factors: secondary_school_id"
     )
+
+
+def test_focus_group_models_sharing_a_grouping_factor_pass(config):
+    config["models"]["nested"] = {
+        "dataset": "pupils",
+        "formula": "achievement ~ ses + (1 | secondary_school_id) + (1 | primary_school_id)",
+    }
+    config["focus_groups"]["school10"]["models"].append("nested")
+    check_focus_groups(valid(config))

@@ -27,6 +27,9 @@ def formulas_run(tmp_path_factory):
     data["z"] = 0.5 * data["Days"] + data["rownames"] % 5
     data["one"] = "x"
     data.to_csv(workdir / "sleep_w.csv", index=False)
+    data.rename(columns={"Reaction": "größe", "Days": "älter", "Subject": "schüle"}).to_csv(
+        workdir / "sleep_umlaut.csv", index=False
+    )
     models = {
         "m_weighted": {"dataset": "sleep_w", "formula": WEIGHTED, "weights": "w"},
         "m_weighted_ml": {"dataset": "sleep_w", "formula": WEIGHTED, "weights": "w", "reml": False},
@@ -39,9 +42,13 @@ def formulas_run(tmp_path_factory):
         "m_response_right": {"dataset": "sleep_w", "formula": "Reaction ~ Reaction + Days + (1 | Subject)"},
         "m_one_level": {"dataset": "sleep_w", "formula": "Reaction ~ Days + one + (1 | Subject)"},
         "m_bad_weights": {"dataset": "sleep_w", "formula": WEIGHTED, "weights": "Subject"},
+        "m_umlaut": {"dataset": "sleep_umlaut", "formula": "größe ~ älter + (älter | schüle)"},
     }
     extra = {
-        "datasets": {"sleep_w": path_source(workdir / "sleep_w.csv")},
+        "datasets": {
+            "sleep_w": path_source(workdir / "sleep_w.csv"),
+            "sleep_umlaut": {"source": {"path": str(workdir / "sleep_umlaut.csv")}, "factors": ["schüle"]},
+        },
         "models": models,
         "likelihood_ratio_tests": {"weighted": ["m_null_ml", "m_weighted_ml"]},
         "intervals": {"models": ["m_weighted"], "bootstrap": {"replicates": 8, "chunks": 2, "seed": 1}},
@@ -79,6 +86,14 @@ def test_profile_bootstrap_and_lrt_of_the_weighted_model(formulas_run):
     assert profile.loc["sigma", "lower_2.5"] < sigma < profile.loc["sigma", "upper_97.5"]
     bootstrap = pd.read_csv(workdir / "results/intervals/m_weighted/bootstrap.csv").set_index("parameter")
     assert bootstrap.loc["Days", "lower_2.5"] < ORACLE["A"]["beta"][1] < bootstrap.loc["Days", "upper_97.5"]
+
+
+def test_column_names_in_any_alphabet_are_fitted_as_r_reads_them(formulas_run):
+    """größe ~ älter + (älter | schüle) is sleepstudy's Reaction ~ Days + (Days | Subject), renamed."""
+    workdir, _ = formulas_run
+    fit = json.loads((workdir / "results/models/m_umlaut/fit.json").read_text())
+    assert fit["fixed_effects"] == ["Intercept", "älter"] and fit["n_groups"] == {"schüle": 18}
+    assert abs(fit["logLik"] - -871.8141359792453) < 1e-4  # sleep_slopes' (lme4: -871.814135)
 
 
 def test_response_on_the_right_is_dropped_with_lme4s_warning_in_fit_json(formulas_run):
@@ -142,7 +157,8 @@ def test_fit_time_refusals_name_the_model_in_one_line_and_leave_nothing(formulas
                 },
                 "focus_groups": {"school10": {"models": ["ach_cat_re_1", "m_sleep"], "group": "10", "by": "ses"}},
             },
-            "focus_groups.school10: model 'm_sleep' has no grouping factor 'primary_school_id'",
+            "focus_groups.school10: model 'm_sleep' has no grouping factor of model 'ach_cat_re_1' "
+            "(primary_school_id); its grouping factors: secondary_school_id",
         ),
     ],
     ids=["unknown-function", "repeated-term", "long-name", "focus-group"],

@@ -151,14 +151,15 @@ def _effect_labels(expr: str) -> list[str]:
     return [term_label(t) if t.degree > 0 else "1" for t in terms]
 
 
-def split_offsets(terms: list[str]) -> tuple[str, tuple[str, ...]]:
+def split_offsets(terms: str | list[str]) -> tuple[str, tuple[str, ...]]:
     """The fixed part without its ``offset(expr)`` terms, and each offset's ``expr``.
 
     As in R's terms(): an offset is no model column, wherever it stands, and several offsets add
     up (``lmmflow.model.design.offset_values`` evaluates them); a fixed part of offsets only keeps
     its intercept (``y ~ offset(z)`` is ``y ~ 1 + offset(z)``). ``terms`` are the fixed part's
-    top-level '+' terms (an R expression ``a + offset(z)`` split with ``split_top_level``).
+    top-level '+' terms, or the fixed part itself (``"a + offset(z)"``, split by ``split_top_level``).
     """
+    terms = split_top_level(terms) if isinstance(terms, str) else terms
     offsets = tuple(_OFFSET.match(term).group(1).strip() for term in terms if _is_offset(term))
     kept = [term for term in terms if not _is_offset(term)]
     return (" + ".join(kept) if kept else "1"), offsets

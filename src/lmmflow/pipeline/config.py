@@ -296,19 +296,21 @@ def grouping_factors(formula: str) -> list[str]:
 
 
 def check_focus_groups(config: dict) -> None:
-    """Every model of a focus group groups by the factor its group is a level of: the first
-    model's first grouping factor (whether each model nests in it is a property of the data,
-    checked when the focus group's tables are made)."""
+    """The models of a focus group share a grouping factor, the one its group is a level of.
+    Which factor that is (the one every term nests in) is a property of the data: the focus
+    group's job refuses models that nest in none or in different ones
+    (``lmmflow.outputs.predictions.focus_grouping_factor``)."""
     for name, focus in config["focus_groups"].items():
-        models = focus["models"]
-        factor = grouping_factors(config["models"][models[0]]["formula"])[0]
-        for model in models[1:]:
+        first, *others = focus["models"]
+        shared = grouping_factors(config["models"][first]["formula"])
+        for model in others:
             factors = grouping_factors(config["models"][model]["formula"])
-            if factor not in factors:
+            if not set(shared) & set(factors):
                 raise ConfigError(
-                    f"focus_groups.{name}: model '{model}' has no grouping factor '{factor}' (the factor of "
-                    f"model '{models[0]}'); its grouping factors: {', '.join(factors)}"
+                    f"focus_groups.{name}: model '{model}' has no grouping factor of model '{first}' "
+                    f"({', '.join(shared)}); its grouping factors: {', '.join(factors)}"
                 )
+            shared = [factor for factor in shared if factor in factors]
 
 
 def check_likelihood_ratio_tests(config: dict) -> None:
