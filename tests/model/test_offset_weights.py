@@ -12,7 +12,7 @@ The oracle numbers below were computed by (data from /work/shared/data)::
     C  <- lmer(gpa ~ occasion + sex + offset(0.1 * highgpa) + (1 | student), gpa, weights = w2)
     D  <- lmer(Reaction ~ offset(log(Days + 1)) + Days + (1 | Subject) + (1 | fDays), ss, weights = w)
     E  <- lmer(Reaction ~ Days + offset(z) + (Days | Subject), ss)
-    logLik(m); fixef(m); sqrt(diag(vcov(m))); as.data.frame(VarCorr(m))$vcov
+    logLik(m); fixef(m); sqrt(diag(vcov(m))); as.data.frame(VarCorr(m))$vcov (and $sdcor: the correlation)
     fitted(m)[c(1, 2, 100)]; summary(m)$coefficients[, "df"]; anova(B0, B)
     confint(lmer(Reaction ~ Days + offset(z) + (Days | Subject), ss), method = "profile", oldNames = FALSE)
 
@@ -68,6 +68,9 @@ def assert_matches(design, fit, spec: dict) -> None:
     np.testing.assert_allclose(np.sqrt(np.diag(fit.beta_cov)), spec["se"], rtol=1e-3)
     ours = [v for cov in fit.covariances for v in np.diag(cov)] + [fit.sigma2]
     np.testing.assert_allclose(ours, spec["variances"], rtol=1e-2, atol=1e-4)
+    if "correlation" in spec:
+        cov = fit.covariances[0]
+        assert abs(cov[0, 1] / np.sqrt(cov[0, 0] * cov[1, 1]) - spec["correlation"]) < 0.01
     np.testing.assert_allclose(conditional_fitted(design, fit)[[0, 1, 99]], spec["fitted"], rtol=1e-5)
 
 
