@@ -197,7 +197,8 @@ def test_several_unknown_keys_are_named_together(config):
         (
             ("datasets", "bad name"),
             {"source": {"path": "x.csv"}},
-            "'datasets.bad name': not a valid name (must match ^[A-Za-z][A-Za-z0-9_]*$)",
+            "'datasets.bad name': not a valid name (a letter, then letters, digits and underscores, at most 100 "
+            "characters: it names files and Snakemake wildcards)",
         ),
         (
             ("shrinkage", "settings", "more_variance"),
