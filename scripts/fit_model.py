@@ -10,6 +10,8 @@ fit_and_write(
     read_prepared(snakemake.input.data, snakemake.input.schema),
     dataset=snakemake.params.dataset,
     formula=snakemake.params.formula,
+    weights=snakemake.params.weights,
+    model=snakemake.wildcards.model,
     engine=snakemake.params.engine,
     reml=snakemake.params.reml,
     outputs=dict(snakemake.output.items()),

@@ -30,7 +30,8 @@ import pandas as pd
 from lmmflow.engine.blocked import DesignTooLarge
 from lmmflow.engine.choice import fit_profiled, profiled_criterion
 from lmmflow.engine.estimates import Estimates
-from lmmflow.model.design import Design, build_design
+from lmmflow.model.design import Design, DesignError, build_design
+from lmmflow.model.formula import FormulaError
 from lmmflow.outputs import io, tables
 from lmmflow.outputs.predictions import fitted_values
 from lmmflow.outputs.solution import solution_of, write_solution
@@ -155,11 +156,24 @@ def write_model_outputs(design: Design, fit: Estimates, summary: dict, outputs: 
 
 
 def fit_and_write(
-    data: pd.DataFrame, *, dataset: str, formula: str, engine: str, outputs: dict[str, str], reml: bool = True
+    data: pd.DataFrame,
+    *,
+    dataset: str,
+    formula: str,
+    engine: str,
+    outputs: dict[str, str],
+    reml: bool = True,
+    weights: str | None = None,
+    model: str | None = None,
 ) -> None:
-    """Fit ``formula`` to ``data`` with ``engine`` by REML (or ML: ``reml=False``; ``fit_model``)
-    and write every output of the model (``write_model_outputs``; fit.json is ``tables.fit_summary``)."""
-    design = build_design(formula, data)
+    """Fit ``formula`` to ``data`` (prior weights from column ``weights``, if any) with ``engine``
+    by REML (or ML: ``reml=False``; ``fit_model``) and write every output of the model
+    (``write_model_outputs``; fit.json is ``tables.fit_summary``). Data the formula cannot use is
+    refused in one line naming ``model``."""
+    try:
+        design = build_design(formula, data, weights)
+    except (DesignError, FormulaError) as error:
+        raise DesignError(f"model {model!r}: {error}" if model else str(error)) from None
     fit = fit_model(design, engine, reml=reml)
     summary = tables.fit_summary(design, fit, dataset=dataset, formula=formula)
     write_model_outputs(design, fit, summary, outputs)

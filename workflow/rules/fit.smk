@@ -30,6 +30,7 @@ rule fit_model:
     params:
         dataset=lookup(dpath="models/{model}/dataset", within=config),
         formula=lookup(dpath="models/{model}/formula", within=config),
+        weights=model_weights,
         engine=lookup(dpath="models/{model}/engine", within=config),
         reml=lookup(dpath="models/{model}/reml", within=config),
     script:
