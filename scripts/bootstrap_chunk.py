@@ -13,7 +13,7 @@ send_stderr_to_log(snakemake.log[0])
 
 settings = snakemake.params.bootstrap
 data = read_prepared(snakemake.input.data, snakemake.input.schema)
-design, fit = read_fit(data, snakemake.params.formula, snakemake.input.solution)
+design, fit = read_fit(data, snakemake.params.formula, snakemake.input.solution, snakemake.params.weights)
 chunk = int(snakemake.wildcards.chunk)
 table = bootstrap_chunk(design, fit, settings["seed"], settings["replicates"], settings["chunks"], chunk)
 io.write_csv(table, snakemake.output[0])

@@ -10,11 +10,12 @@ fit_and_write(
     read_prepared(snakemake.input.data, snakemake.input.schema),
     dataset=snakemake.params.dataset,
     formula=snakemake.params.formula,
+    weights=snakemake.params.weights,
+    model=snakemake.wildcards.model,
     engine=snakemake.params.engine,
     reml=snakemake.params.reml,
     family=snakemake.params.family,
     link=snakemake.params.link,
     nAGQ=snakemake.params.nAGQ,
-    weights=snakemake.params.weights,
     outputs=dict(snakemake.output.items()),
 )

@@ -11,7 +11,7 @@ from lmmflow.pipeline.scripting import send_stderr_to_log
 send_stderr_to_log(snakemake.log[0])
 
 data = read_prepared(snakemake.input.data, snakemake.input.schema)
-design, fit = read_fit(data, snakemake.params.formula, snakemake.input.solution)
+design, fit = read_fit(data, snakemake.params.formula, snakemake.input.solution, snakemake.params.weights)
 table = profile_intervals(design, fit)
 io.write_csv(table, snakemake.output[0])
 print(f"{snakemake.wildcards.model}: profiled {len(table)} parameters", file=sys.stderr)

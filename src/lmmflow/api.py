@@ -256,7 +256,7 @@ class FittedModel:
         if newdata is None:
             X, Z = self.design.X, [block.Z for block in self.design.blocks]
             codes = [block.level_codes for block in self.design.blocks]
-            index = self._index[self.design.rows]
+            index, offset = self._index[self.design.rows], self.design.linear_offset()
         else:
             new = new_design(self.formula, self._frame, self.design, newdata)
             if new.new_levels and random_effects and not allow_new_levels:
@@ -265,8 +265,8 @@ class FittedModel:
                     f"predict: new levels not seen in fitting ({found}); pass allow_new_levels=True "
                     "to predict them with zero random effects"
                 )
-            X, Z, codes, index = new.X, new.Z, new.level_codes, newdata.index
-        values = linear_predictor(X, Z, codes if random_effects else None, self.fit)
+            X, Z, codes, index, offset = new.X, new.Z, new.level_codes, newdata.index, new.offset
+        values = linear_predictor(X, Z, codes if random_effects else None, self.fit) + offset
         return pd.Series(values, index=index, name="prediction")
 
     # -- comparisons

@@ -30,7 +30,8 @@ import pandas as pd
 from lmmflow.engine.blocked import DesignTooLarge
 from lmmflow.engine.choice import fit_profiled, profiled_criterion
 from lmmflow.engine.estimates import Estimates
-from lmmflow.model.design import Design, build_design
+from lmmflow.model.design import Design, DesignError, build_design
+from lmmflow.model.formula import FormulaError
 from lmmflow.outputs import io, tables
 from lmmflow.outputs.predictions import fitted_values
 from lmmflow.outputs.solution import solution_of, write_solution
@@ -162,18 +163,26 @@ def fit_and_write(
     engine: str,
     outputs: dict[str, str],
     reml: bool = True,
+    weights: str | None = None,
+    model: str | None = None,
     family: str = "gaussian",
     **glmm,
 ) -> None:
-    """Fit ``formula`` to ``data`` with ``engine`` by REML (or ML: ``reml=False``; ``fit_model``)
-    and write every output of the model (``write_model_outputs``; fit.json is ``tables.fit_summary``).
-    A binomial or poisson ``family`` is lme4's glmer, with ``glmm`` its link, nAGQ and weights
-    (``lmmflow.outputs.glmm_tables``)."""
+    """Fit ``formula`` to ``data`` (prior weights from column ``weights``, if any) with ``engine``
+    by REML (or ML: ``reml=False``; ``fit_model``) and write every output of the model
+    (``write_model_outputs``; fit.json is ``tables.fit_summary``). Data the formula cannot use is
+    refused in one line naming ``model``. A binomial or poisson ``family`` is lme4's glmer, with
+    ``glmm`` its link and nAGQ (``lmmflow.outputs.glmm_tables``)."""
     if family != "gaussian":
         from lmmflow.outputs.glmm_tables import glmm_fit_and_write
 
-        return glmm_fit_and_write(data, dataset=dataset, formula=formula, family=family, outputs=outputs, **glmm)
-    design = build_design(formula, data)
+        return glmm_fit_and_write(
+            data, dataset=dataset, formula=formula, family=family, weights=weights, model=model, outputs=outputs, **glmm
+        )
+    try:
+        design = build_design(formula, data, weights)
+    except (DesignError, FormulaError) as error:
+        raise DesignError(f"model {model!r}: {error}" if model else str(error)) from None
     fit = fit_model(design, engine, reml=reml)
     summary = tables.fit_summary(design, fit, dataset=dataset, formula=formula)
     write_model_outputs(design, fit, summary, outputs)

@@ -26,9 +26,13 @@ def test_intercept_only_fixed_part():
 
 
 def test_slash_expands_to_nested_terms_named_as_lme4_names_them():
-    """lme4's findbars: g/h is (1 | h:g) + (1 | g), innermost first, inner factor first."""
+    """lme4's findbars: g/h is (1 | h:g) + (1 | g), innermost first, inner factor first; g/h/k's
+    innermost is k:(h:g): names(ranef(lmer(Reaction ~ Days + (1 | c/b/a), ss))) is
+    "a:(b:c)" "b:c" "c" in lme4 1.1-31."""
     assert [t.group for t in parse_formula("y ~ x + (1 | g/h)").random] == ["h:g", "g"]
-    assert [t.group for t in parse_formula("y ~ x + (1 | g/h/k)").random] == ["k:h:g", "h:g", "g"]
+    assert [t.group for t in parse_formula("y ~ x + (1 | g/h/k)").random] == ["k:(h:g)", "h:g", "g"]
+    assert [t.group for t in parse_formula("y ~ x + (1 | a/b/c/d)").random][0] == "d:(c:(b:a))"
+    assert parse_formula("y ~ x + (1 | g/h/k)").random[0].group_factors == ("k", "h", "g")
 
 
 def _terms(text: str) -> list[tuple[str, str]]:

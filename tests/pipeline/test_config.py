@@ -17,6 +17,7 @@ from lmmflow.pipeline.config import (
     check_config,
     check_datasets,
     check_duplicate_keys,
+    check_focus_groups,
     check_formulas,
     check_likelihood_ratio_tests,
     check_references,
@@ -196,7 +197,8 @@ def test_several_unknown_keys_are_named_together(config):
         (
             ("datasets", "bad name"),
             {"source": {"path": "x.csv"}},
-            "'datasets.bad name': not a valid name (must match ^[A-Za-z][A-Za-z0-9_]*$)",
+            "'datasets.bad name': not a valid name (a letter, then letters, digits and underscores, at most 100 "
+            "characters: it names files and Snakemake wildcards)",
         ),
         (
             ("shrinkage", "settings", "more_variance"),
@@ -480,3 +482,83 @@ def test_pinned_sources_match_the_mirror_records():
     for name, source in raw.items():
         assert source["sha256"] == digests[raw_file_name(source)], name
         assert source["url"] in documented, name
+
+
+# --- issue 22: names, functions, focus groups, weights, files given twice ------------------------
+
+
+def test_a_file_given_twice_overrides_nothing(tmp_path):
+    base, extra = tmp_path / "config.yaml", tmp_path / "extra.yaml"
+    base.write_text("models: {m: {dataset: d, formula: y ~ x}}\n")
+    extra.write_text("models: {m: {formula: y ~ z}}\n")
+    assert redefined_entries([base, base]) == []
+    assert redefined_entries([base, extra, extra]) == [
+        "config key 'models.m' is given in config.yaml and extra.yaml; merged key by key, extra.yaml wins"
+    ]
+    copy_ = tmp_path / "copy.yaml"
+    copy_.write_text(base.read_text())
+    assert redefined_entries([base, copy_]) == []  # the same entry in two files changes nothing
+
+
+@pytest.mark.parametrize("section", ["models", "datasets"])
+@pytest.mark.parametrize("name, ok", [("m" * 100, True), ("m" * 101, False), ("a-b", False), ("a.b", False)])
+def test_names_are_limited_in_length_and_characters(config, section, name, ok):
+    entry = config[section][next(iter(config[section]))]
+    config[section][name] = entry
+    if ok:
+        valid(config)
+    else:
+        message = refused(validate, config, SCHEMA)
+        assert f"config key '{section}." in message and "at most 100 characters" in message
+        assert "\n" not in message
+
+
+def test_a_test_name_is_limited_too(config):
+    config["likelihood_ratio_tests"]["t" * 101] = ["gpa_null", "gpa_mixed"]
+    assert "at most 100 characters" in refused(validate, config, SCHEMA)
+
+
+@pytest.mark.parametrize("function", ["foo", "factor", "ns"])
+def test_an_unknown_function_is_refused_naming_it_and_the_supported_ones(config, function):
+    config["models"]["gpa_mixed"]["formula"] = f"gpa ~ {function}(occasion) + (1 | student)"
+    message = refused(check_formulas, config)
+    assert message.startswith(f"models.gpa_mixed.formula: formula 'gpa ~ {function}(occasion) + (1 | student)'")
+    assert f"function '{function}' is not one lmmflow evaluates; supported: C, I, abs, cbind, center" in message
+
+
+@pytest.mark.parametrize(
+    "formula",
+    ["größe ~ älter + (1 | schüle)", "y.1 ~ x_2 + .z + `a b` + (1 | `my group`)", "ŷ ~ log(x) + offset(z) + (1 | g)"],
+)
+def test_column_names_as_r_allows_them(config, formula):
+    config["models"]["gpa_mixed"]["formula"] = formula
+    check_formulas(config)
+
+
+def test_weights_are_accepted(config):
+    config["models"]["gpa_mixed"]["weights"] = "w"
+    valid(config)
+    assert config["models"]["gpa_mixed"]["weights"] == "w"
+    check_formulas(config)
+    config["models"]["gpa_mixed"]["engine"] = "statsmodels"
+    assert refused(check_formulas, config).startswith(
+        "models.gpa_mixed.weights: engine statsmodels cannot fit prior weights"
+    )
+
+
+def test_a_focus_group_model_without_the_grouping_factor_is_refused_naming_both(config):
+    config["models"]["crossed"] = {"dataset": "pupils", "formula": "achievement ~ ses + (1 | secondary_school_id)"}
+    config["focus_groups"]["school10"]["models"].append("crossed")
+    assert refused(check_focus_groups, valid(config)) == (
+        "focus_groups.school10: model 'crossed' has no grouping factor of model 'ach_cat_re_1' "
+        "(primary_school_id); its grouping factors: secondary_school_id"
+    )
+
+
+def test_focus_group_models_sharing_a_grouping_factor_pass(config):
+    config["models"]["nested"] = {
+        "dataset": "pupils",
+        "formula": "achievement ~ ses + (1 | secondary_school_id) + (1 | primary_school_id)",
+    }
+    config["focus_groups"]["school10"]["models"].append("nested")
+    check_focus_groups(valid(config))

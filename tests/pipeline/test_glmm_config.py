@@ -73,3 +73,8 @@ def test_glmms_are_refused_where_the_workflow_handles_lmms_only(config):
 def test_models_of_different_families_are_not_compared(config):
     config["likelihood_ratio_tests"]["mixed"] = ["gpa_null", "speed_dating"]
     assert "likelihood_ratio_tests.mixed: models of different families" in refused(config)
+
+
+def test_a_cbind_response_needs_the_binomial_family(config):
+    config["models"]["gpa_mixed"]["formula"] = "cbind(gpa, 4 - gpa) ~ occasion + (1 | student)"
+    assert "models.gpa_mixed.formula: a cbind(successes, failures) response needs family: binomial" in refused(config)

@@ -47,6 +47,11 @@ wildcard_constraints:
     plot=name_pattern(config["scatter_plots"]),
 
 
+def model_weights(wildcards):
+    """The model's prior-weights column (models.<model>.weights), None without one."""
+    return config["models"][wildcards.model].get("weights")
+
+
 def get_final_outputs():
     """Everything `snakemake` builds by default."""
     return get_result_outputs() + ["results/report/report.html"]

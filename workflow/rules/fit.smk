@@ -30,11 +30,11 @@ rule fit_model:
     params:
         dataset=lookup(dpath="models/{model}/dataset", within=config),
         formula=lookup(dpath="models/{model}/formula", within=config),
+        weights=model_weights,
         engine=lookup(dpath="models/{model}/engine", within=config),
         reml=lookup(dpath="models/{model}/reml", within=config),
         family=lookup(dpath="models/{model}/family", within=config),
         link=lookup(dpath="models/{model}/link", within=config, default=None),
         nAGQ=lookup(dpath="models/{model}/nAGQ", within=config, default=1),
-        weights=lookup(dpath="models/{model}/weights", within=config, default=None),
     script:
         "../../scripts/fit_model.py"

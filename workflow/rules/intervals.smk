@@ -26,6 +26,7 @@ rule profile_intervals:
         "../envs/lmmflow.yaml"
     params:
         formula=lookup(dpath="models/{model}/formula", within=config),
+        weights=model_weights,
     script:
         "../../scripts/profile_intervals.py"
 
@@ -44,6 +45,7 @@ rule bootstrap_chunk:
         "../envs/lmmflow.yaml"
     params:
         formula=lookup(dpath="models/{model}/formula", within=config),
+        weights=model_weights,
         bootstrap=BOOTSTRAP,
     script:
         "../../scripts/bootstrap_chunk.py"

@@ -94,7 +94,9 @@ class BlockedCriterion:
     """
 
     def __init__(self, design: Design, reml: bool = True):
-        self.design, self.reml = design, reml
+        # offset and prior weights enter as lme4's lmerResp: a whitened response and sum(log w)
+        self.design, self.reml, self.log_weight_sum = design.whitened(), reml, design.log_weight_sum
+        design = self.design
         self._last: tuple[bytes, dict] | None = None  # the last factor (``_factor``) and its theta
         self.sizes = [block.n_effects for block in design.blocks]
         self.lower_bounds = theta_lower_bounds(self.sizes)  # one per theta entry
@@ -200,7 +202,7 @@ class BlockedCriterion:
             deviance += 2.0 * np.log(np.diag(R)[:p]).sum()
         beta = linalg.solve_triangular(R[:p, :p], R[:p, p])  # relative to the OLS offset
         pieces |= dict(factor=factor, U=U, W2=factor[:q2, q2:], F=R.T @ R, r2=r2, dof=dof, beta=beta, R=R)
-        pieces |= dict(deviance=float(deviance), logdet=float(logdet))
+        pieces |= dict(deviance=float(deviance) - self.log_weight_sum, logdet=float(logdet))
         self._last = (theta.tobytes(), pieces)
         return pieces
 

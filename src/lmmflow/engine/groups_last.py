@@ -116,7 +116,9 @@ class GroupsLastCriterion:
     """
 
     def __init__(self, design: Design, reml: bool = True):
-        self.design = design
+        # offset and prior weights enter as lme4's lmerResp: a whitened response and sum(log w)
+        self.design, self.log_weight_sum = design.whitened(), design.log_weight_sum
+        design = self.design
         self.reml = reml
         self.sizes = [block.n_effects for block in design.blocks]
         self.n_theta = sum(block_theta_size(q) for q in self.sizes)
@@ -197,7 +199,16 @@ class GroupsLastCriterion:
         if self.reml:
             deviance += 2.0 * np.log(np.diag(RX)).sum()
         return dict(
-            lam=lam, L=L, W=W, gram=gram, F=F, RX=RX, beta=beta, r2=r2, logdet_L=logdet_L, deviance=float(deviance)
+            lam=lam,
+            L=L,
+            W=W,
+            gram=gram,
+            F=F,
+            RX=RX,
+            beta=beta,
+            r2=r2,
+            logdet_L=logdet_L,
+            deviance=float(deviance) - self.log_weight_sum,
         )
 
     def deviance(self, theta: np.ndarray) -> float:

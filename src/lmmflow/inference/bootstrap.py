@@ -40,12 +40,14 @@ def chunk_replicates(n_replicates: int, n_chunks: int, chunk: int) -> np.ndarray
 
 
 def simulate_response(design: Design, fit: Estimates, rng: np.random.Generator) -> np.ndarray:
-    """lme4's ``simulate(fit, use.u = FALSE)``: new random effects and residuals from the fitted model."""
-    y = design.X @ fit.beta
+    """lme4's ``simulate(fit, use.u = FALSE)``: new random effects and residuals from the fitted
+    model, the offset added and each residual's SD sigma / sqrt(w) under prior weights w."""
+    y = design.X @ fit.beta + design.linear_offset()
     for block, cov in zip(design.blocks, fit.covariances):
         effects = rng.standard_normal((block.n_levels, block.n_effects)) @ safe_cholesky(cov).T
         y = y + np.einsum("ij,ij->i", np.asarray(block.Z, float), effects[np.asarray(block.level_codes)])
-    return y + np.sqrt(fit.sigma2) * rng.standard_normal(design.n_obs)
+    residuals = np.sqrt(fit.sigma2) * rng.standard_normal(design.n_obs)
+    return y + (residuals if design.weights is None else residuals / np.sqrt(design.weights))
 
 
 def bootstrap_replicates(

@@ -26,6 +26,9 @@ from lmmflow.outputs.tables import information_criteria, n_parameters
 
 COLUMNS = ["model", "npar", "AIC", "BIC", "logLik", "deviance", "Chisq", "Df", "p_value"]
 REFIT_NOTE = "refitted with ML (instead of REML)"
+# What a row that is no test says: lme4's anova() prints a step of Df 0 with no p-value (two models
+# with as many parameters cannot be nested in each other); information criteria compare them
+NOT_NESTED = "not nested; compare by AICc"
 # The last column of a written table: how each row's likelihood was obtained
 FIT_LABELS = {True: "ML refit of the REML fit", False: "ML fit"}
 
@@ -112,6 +115,17 @@ def anova_table(models: Sequence[MLFit]) -> pd.DataFrame:
     return table
 
 
+def is_test(df, smaller_fixed: Sequence[str] | None = None, bigger_fixed: Sequence[str] | None = None) -> bool:
+    """Whether a row of ``anova_table`` with this ``Df`` tests nested models (else ``NOT_NESTED``):
+    the first row (NA) is no test; neither is a step of 0 parameters (lme4 prints no p-value), nor
+    one whose smaller model has a fixed effect the bigger one lacks (``smaller_fixed`` and
+    ``bigger_fixed``: the two models' fixed-effect names, when known), where lme4 prints a p-value
+    of models that are not nested."""
+    if pd.isna(df) or int(df) <= 0:
+        return False
+    return smaller_fixed is None or bigger_fixed is None or set(smaller_fixed) <= set(bigger_fixed)
+
+
 def ml_fits(data: pd.DataFrame, models: Mapping[str, dict], solutions: Mapping[str, str], dataset: str) -> list[MLFit]:
     """The ML fit of each configured model (``models``: name -> its config entry), as lme4's
     ``anova()`` with ``refit = TRUE`` uses them: a model fitted by ML is read back from its
@@ -127,10 +141,10 @@ def ml_fits(data: pd.DataFrame, models: Mapping[str, dict], solutions: Mapping[s
             fits.append(glmm_ml_fit(name, solutions[name], dataset))
             continue
         if spec["reml"]:
-            design = build_design(spec["formula"], data)
+            design = build_design(spec["formula"], data, spec.get("weights"))
             fit = fit_model(design, spec["engine"], reml=False)
         else:
-            design, fit = read_fit(data, spec["formula"], solutions[name])
+            design, fit = read_fit(data, spec["formula"], solutions[name], spec.get("weights"))
         fits.append(ml_fit(name, design, fit, dataset=dataset, refitted=spec["reml"]))
     return fits
 

@@ -18,7 +18,7 @@ import pandas as pd
 
 from lmmflow.model.formula import ModelFormula, RandomTerm, parse_formula
 from lmmflow.model.labels import single_factor
-from lmmflow.model.r_terms import evaluate, model_matrix
+from lmmflow.model.r_terms import evaluate, model_matrix, variables
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,12 @@ class Design:
 
     ``group_var``, ``group_codes`` (per row) and ``group_levels`` describe the top-level factor
     every term nests in; all three are None when the grouping factors are crossed.
+
+    ``offset`` (per row, the sum of the formula's ``offset(expr)`` terms) and ``weights`` (lme4's
+    prior weights: row i's residual variance is sigma^2 / w_i) are None when the model has none.
+    The engines fit ``whitened()``, the same model with neither (lme4's criterion differs from its
+    criterion by ``log_weight_sum``); fitted values, predictions and simulations use them as they are.
+    ``warnings`` are lme4's warnings about the model frame (a response also on the right).
     """
 
     response: str
@@ -78,10 +84,32 @@ class Design:
     rows: np.ndarray
     n_dropped: int = 0
     dropped_fixed: tuple[str, ...] = ()
+    offset: np.ndarray | None = None
+    weights: np.ndarray | None = None
+    warnings: tuple[str, ...] = ()
 
     @property
     def n_obs(self) -> int:
         return len(self.y)
+
+    @property
+    def log_weight_sum(self) -> float:
+        """sum(log w): lme4's (RE)ML deviance is the whitened design's less this (lmerResp's ldW)."""
+        return 0.0 if self.weights is None else float(np.log(self.weights).sum())
+
+    def linear_offset(self) -> np.ndarray | float:
+        """What the offset adds to each row's linear predictor (0 without one)."""
+        return 0.0 if self.offset is None else self.offset
+
+    def whitened(self) -> Design:
+        """The same model without offset and weights: y - offset, then every row of y, X and Z
+        times sqrt(w), so that its residuals have a common variance sigma^2. Itself when it has neither."""
+        if self.offset is None and self.weights is None:
+            return self
+        scale = np.ones(self.n_obs) if self.weights is None else np.sqrt(self.weights)
+        blocks = tuple(replace(block, Z=block.Z * scale[:, None]) for block in self.blocks)
+        y = (self.y - self.linear_offset()) * scale
+        return replace(self, y=y, X=self.X * scale[:, None], blocks=blocks, offset=None, weights=None)
 
     @property
     def nests_in_one_factor(self) -> bool:
@@ -102,14 +130,20 @@ class DesignError(ValueError):
     """Data that cannot be used with a formula; the message names the term or column."""
 
 
-def build_design(formula: ModelFormula | str, data: pd.DataFrame, *, allow_n: bool = False) -> Design:
+def build_design(
+    formula: ModelFormula | str, data: pd.DataFrame, weights: str | None = None, *, allow_n: bool = False
+) -> Design:
     """Model matrices for ``formula`` on ``data``, dropping rows with missing model values as lme4 does.
 
+    ``weights`` names the column of prior weights (lme4's ``lmer(weights = )``), None for none.
     ``allow_n``: lme4's ``allow.n`` of checkNlevels/checkZdims, TRUE for glmer (a grouping factor
     may have as many levels, and a term as many random effects, as there are observations)."""
     formula = parse_formula(formula) if isinstance(formula, str) else formula
-    frame, rows, all_rows = model_frame(formula, data)
+    frame, rows, all_rows = model_frame(formula, data, weights)
     y = evaluate(formula.response, frame, all_rows)
+    offset = offset_values(formula.offsets, frame, all_rows)
+    prior_weights = None if weights is None else _prior_weights(formula, frame[weights], weights)
+    _check_fixed_factors(formula, frame)
     X, fixed_names = model_matrix(formula.fixed, frame, all_rows)
     keep = lme4_rank_columns(X)
     dropped = tuple(name for j, name in enumerate(fixed_names) if j not in keep)
@@ -135,18 +169,45 @@ def build_design(formula: ModelFormula | str, data: pd.DataFrame, *, allow_n: bo
         rows=rows,
         n_dropped=len(data) - len(rows),
         dropped_fixed=dropped,
+        offset=offset,
+        weights=prior_weights,
+        warnings=formula.warnings,
     )
 
 
-def model_frame(formula: ModelFormula, data: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame | None]:
-    """R's model frame: the model's columns on the rows without missing values, those rows'
-    positions in ``data``, and, when rows were dropped, the columns on every row of ``data``
-    (where R evaluates ``scale(x)``; ``lmmflow.model.r_terms.model_matrix``), else None."""
-    _check_columns(formula, data)
-    frame, rows = _complete_cases(formula, data)
+def model_frame(
+    formula: ModelFormula, data: pd.DataFrame, weights: str | None = None
+) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame | None]:
+    """R's model frame: the model's columns (and the ``weights`` column) on the rows without missing
+    values, those rows' positions in ``data``, and, when rows were dropped, the columns on every row
+    of ``data`` (where R evaluates ``scale(x)``; ``lmmflow.model.r_terms.model_matrix``), else None."""
+    _check_columns(formula, data, weights)
+    frame, rows = _complete_cases(formula, data, weights)
     if frame.empty:
         raise DesignError(f"formula {formula.text!r}: no rows left after dropping rows with missing values")
     return frame, rows, _all_rows(data, frame) if len(rows) < len(data) else None
+
+
+def offset_values(offsets: tuple[str, ...], frame: pd.DataFrame, all_rows: pd.DataFrame | None = None):
+    """The sum of the ``offset(expr)`` terms' values per row of ``frame`` (``all_rows`` as for
+    ``model_matrix``: R evaluates ``offset(scale(z))`` on every row, then drops rows), None without
+    offsets. ``offsets`` are the expressions of ``lmmflow.model.formula.split_offsets``."""
+    if not offsets:
+        return None
+    # I(): inside offset() the expression is R arithmetic (0.1 * z), not formula operators
+    return np.sum([evaluate(f"I({offset})", frame, all_rows) for offset in offsets], axis=0)
+
+
+def _prior_weights(formula: ModelFormula, values: pd.Series, column: str) -> np.ndarray:
+    """lme4's prior weights: finite and positive (lme4 refuses negative ones; a zero weight makes
+    its criterion infinite)."""
+    weights = values.to_numpy(dtype=float)
+    if not np.all(np.isfinite(weights) & (weights > 0)):
+        bad = float(weights[~(np.isfinite(weights) & (weights > 0))][0])
+        raise DesignError(
+            f"formula {formula.text!r}: weights column {column!r} has the value {bad!r}; weights must be positive"
+        )
+    return weights
 
 
 def lme4_rank_columns(X: np.ndarray, tol: float = 1e-7) -> list[int]:
@@ -178,7 +239,7 @@ def rank_deficiency_warning(n_dropped: int) -> str:
     return f"fixed-effect model matrix is rank deficient so dropping {n_dropped} columns / coefficients"
 
 
-def _check_columns(formula: ModelFormula, data: pd.DataFrame) -> None:
+def _check_columns(formula: ModelFormula, data: pd.DataFrame, weights: str | None = None) -> None:
     response = formula.response_variables
     if not response - set(data.columns):
         for column in sorted(response):
@@ -189,12 +250,36 @@ def _check_columns(formula: ModelFormula, data: pd.DataFrame) -> None:
                 )
     terms = [(f"response {formula.response!r}", response), (f"fixed part {formula.fixed!r}", formula.fixed_variables)]
     terms += [(f"term {term.text!r}", term.variables) for term in formula.random]
-    for where, variables in terms:
-        missing = sorted(variables - set(data.columns))
+    terms += [("weights", {weights})] if weights is not None else []
+    for where, names in terms:
+        missing = sorted(names - set(data.columns))
         if missing:
             raise DesignError(
                 f"formula {formula.text!r}: {where} names column(s) {missing} not found in data "
                 f"(columns: {list(data.columns)})"
+            )
+    if weights is not None and (
+        not pd.api.types.is_numeric_dtype(data[weights]) or pd.api.types.is_bool_dtype(data[weights])
+    ):
+        raise DesignError(
+            f"formula {formula.text!r}: weights column {weights!r} must be numeric, found {data[weights].dtype}"
+        )
+
+
+def _check_fixed_factors(formula: ModelFormula, frame: pd.DataFrame) -> None:
+    """A categorical column of the fixed part with fewer than two levels in the rows used is refused,
+    as lme4 refuses it ("contrasts can be applied only to factors with 2 or more levels"; formulaic
+    would drop it without a word)."""
+    for column in sorted(variables(formula.fixed)):
+        values = frame[column]
+        if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+            continue
+        levels = single_factor(values)[1]
+        if len(levels) < 2:
+            raise DesignError(
+                f"formula {formula.text!r}: factor {column!r} of the fixed part has only the level "
+                f"{levels[0]!r} in the rows used; a factor needs 2 or more levels (lme4: contrasts can be "
+                "applied only to factors with 2 or more levels)"
             )
 
 
@@ -224,9 +309,11 @@ def _check_levels(formula: ModelFormula, blocks: tuple[RandomBlock, ...], n_obs:
             )
 
 
-def _complete_cases(formula: ModelFormula, data: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
-    """The rows without missing model values, and their positions in ``data``."""
-    columns = formula.response_variables | formula.fixed_variables
+def _complete_cases(
+    formula: ModelFormula, data: pd.DataFrame, weights: str | None = None
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """The rows without missing model values (weights included, as in R's model frame), and their positions in ``data``."""
+    columns = formula.response_variables | formula.fixed_variables | ({weights} if weights else set())
     columns |= {variable for term in formula.random for variable in term.variables}
     complete = data[sorted(columns)].notna().all(axis=1).to_numpy()
     frame = data.loc[complete, sorted(columns)].reset_index(drop=True)

@@ -5,6 +5,13 @@ Random terms are expanded as lme4 expands them: ``(expr || g)`` into uncorrelate
 be crossed, partially crossed or nested; which it is, is a property of the data
 (``lmmflow.model.design``), not of the formula.
 
+``offset(expr)`` terms of the fixed part are split off (``split_offsets``; ``ModelFormula.offsets``)
+and evaluated by ``lmmflow.model.design.offset_values``, for LMMs and GLMMs alike. R's rules for
+the model frame are kept: the response's own term on the right is dropped with R's warning
+(``ModelFormula.warnings``), interaction variables are ordered as R orders them
+(``lmmflow.model.r_terms.model_matrix``), only functions lmmflow evaluates may be called
+(``r_terms.SUPPORTED_FUNCTIONS``), and, stricter than lme4, a random term given twice is refused.
+
 Only the bar terms are parsed here; the response, the fixed part and each term's left-hand
 expression are R expressions and Wilkinson formulas that formulaic evaluates once
 ``lmmflow.model.r_terms`` has put them in its dialect (``^`` in calls is power, dotted names). We do not use ``formulae``
@@ -20,10 +27,19 @@ from dataclasses import dataclass
 
 import formulaic
 
-from lmmflow.model.r_terms import RSyntaxError, deparse, term_label, to_formulaic, variables
+from lmmflow.model.r_terms import (
+    SUPPORTED_FUNCTIONS,
+    RSyntaxError,
+    deparse,
+    functions,
+    term_label,
+    to_formulaic,
+    variables,
+)
 
-_NAME = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$")
+_NAME = re.compile(r"^(?:[^\W\d]|\.)[\w.]*$")  # R's names: letters of any alphabet, dots, underscores
 _QUOTED_NAMES = re.compile(r"`([^`]+)`")
+_OFFSET = re.compile(r"^offset\s*\((.*)\)$", re.DOTALL)
 
 
 class FormulaError(ValueError):
@@ -43,7 +59,7 @@ class RandomTerm:
 
     @property
     def group_factors(self) -> tuple[str, ...]:
-        return tuple(self.group.split(":"))
+        return tuple(factor.strip("()") for factor in self.group.split(":"))  # lme4's a:(b:c) too
 
     @property
     def variables(self) -> set[str]:
@@ -58,6 +74,8 @@ class ModelFormula:
     response: str
     fixed: str
     random: tuple[RandomTerm, ...]
+    offsets: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
 
     @property
     def response_variables(self) -> set[str]:
@@ -65,27 +83,98 @@ class ModelFormula:
 
     @property
     def fixed_variables(self) -> set[str]:
-        return variables(self.fixed)
+        """The columns of the fixed part, its ``offset(...)`` terms included."""
+        return variables(self.fixed).union(*(variables(offset) for offset in self.offsets))
 
 
 def parse_formula(text: str) -> ModelFormula:
     """Split an lme4 formula into response, fixed part and random terms."""
     _check_parentheses(text)
+    _check_functions(text)
     if text.count("~") != 1:
         raise FormulaError(f"formula {text!r}: expected exactly one '~' between response and terms")
     response, rhs = (part.strip() for part in text.split("~"))
     response = _response(response, text)
     fixed_terms, random_terms = [], []
-    for term in _split_top_level(rhs):
+    for term in split_top_level(rhs):
         if "|" in term:
             random_terms.extend(_parse_random_term(term, text))
         else:
             fixed_terms.append(term)
     if not random_terms:
         raise FormulaError(f"formula {text!r}: no random term such as (1 | group); fit it with OLS instead")
-    fixed = " + ".join(fixed_terms) if fixed_terms else "1"
+    _check_repeated_terms(random_terms, text)
+    fixed, offsets = split_offsets(fixed_terms)
     _check_fixed_syntax(fixed, text)
-    return ModelFormula(text=text, response=response, fixed=fixed, random=tuple(random_terms))
+    warnings = ()
+    if response in _term_labels(fixed):
+        # R's model.matrix drops the response's own term from the right (of y * x, y; y:x stays),
+        # with this warning, which lme4 passes on
+        fixed, warnings = f"{fixed} - {response}", (RESPONSE_ON_RIGHT,)
+    if "offset(" in fixed.replace(" ", ""):
+        raise FormulaError(f"formula {text!r}: offset(...) must be a term of its own in the fixed part, added with '+'")
+    for offset in offsets:
+        _check_fixed_syntax(f"0 + I({offset})", text, f"offset({offset})")
+    return ModelFormula(
+        text=text, response=response, fixed=fixed, random=tuple(random_terms), offsets=offsets, warnings=warnings
+    )
+
+
+RESPONSE_ON_RIGHT = "the response appeared on the right-hand side and was dropped"
+
+
+def _term_labels(expr: str) -> list[str]:
+    """R's labels of the terms of a formula's right-hand side, expanded (``x * f``: ``x``, ``f``, ``x:f``)."""
+    return [term_label(term) for term in formulaic.Formula(to_formulaic(expr))]
+
+
+def _check_repeated_terms(terms: list[RandomTerm], text: str) -> None:
+    """The same random term twice (``(1 | a) + (1 | a)``, or ``(x || a)`` beside ``(0 + x | a)``)
+    is refused. lme4 fits it, with a non-identifiable split of one variance between two terms and
+    convergence warnings; lmmflow is stricter."""
+    seen: dict[tuple, RandomTerm] = {}
+    for term in terms:  # a:b and b:a group alike
+        key = (frozenset(_effect_labels(term.expr)), frozenset(term.group_factors))
+        if key in seen:
+            first = seen[key].text
+            also = f" (from {first} and {term.text})" if first != term.text else ""
+            raise FormulaError(
+                f"formula {text!r}: random term ({term.expr} | {term.group}) is given twice{also}; "
+                "its variance is not identifiable (lme4 fits it with convergence warnings, lmmflow refuses it)"
+            )
+        seen[key] = term
+
+
+def _effect_labels(expr: str) -> list[str]:
+    """The effects of a random term's left-hand side, as R labels them ("1" for the intercept)."""
+    terms = list(formulaic.Formula(to_formulaic(expr)))
+    return [term_label(t) if t.degree > 0 else "1" for t in terms]
+
+
+def split_offsets(terms: str | list[str]) -> tuple[str, tuple[str, ...]]:
+    """The fixed part without its ``offset(expr)`` terms, and each offset's ``expr``.
+
+    As in R's terms(): an offset is no model column, wherever it stands, and several offsets add
+    up (``lmmflow.model.design.offset_values`` evaluates them); a fixed part of offsets only keeps
+    its intercept (``y ~ offset(z)`` is ``y ~ 1 + offset(z)``). ``terms`` are the fixed part's
+    top-level '+' terms, or the fixed part itself (``"a + offset(z)"``, split by ``split_top_level``).
+    """
+    terms = split_top_level(terms) if isinstance(terms, str) else terms
+    offsets = tuple(_OFFSET.match(term).group(1).strip() for term in terms if _is_offset(term))
+    kept = [term for term in terms if not _is_offset(term)]
+    return (" + ".join(kept) if kept else "1"), offsets
+
+
+def _is_offset(term: str) -> bool:
+    """``offset(...)`` as one whole term: the parenthesis opened after ``offset`` closes at its end."""
+    if not _OFFSET.match(term):
+        return False
+    depth = 0
+    for position, char in enumerate(term):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth == 0 and char == ")":
+            return position == len(term) - 1
+    return False
 
 
 def _response(response: str, text: str) -> str:
@@ -101,6 +190,20 @@ def _response(response: str, text: str) -> str:
     return deparse(response)
 
 
+def _check_functions(text: str) -> None:
+    """Every function called is one lmmflow evaluates (formulaic would fail at fit time)."""
+    try:
+        called = functions(text.replace("~", "+").replace("|", "+"))
+    except RSyntaxError:
+        return  # the syntax checks below name the problem
+    for name in called:
+        if name not in SUPPORTED_FUNCTIONS:
+            raise FormulaError(
+                f"formula {text!r}: function {name!r} is not one lmmflow evaluates; "
+                f"supported: {', '.join(SUPPORTED_FUNCTIONS)}"
+            )
+
+
 def _check_parentheses(text: str) -> None:
     depth = 0
     for position, char in enumerate(text):
@@ -111,7 +214,7 @@ def _check_parentheses(text: str) -> None:
         raise FormulaError(f"formula {text!r}: {depth} unclosed '('")
 
 
-def _split_top_level(rhs: str) -> list[str]:
+def split_top_level(rhs: str) -> list[str]:
     """Split on '+' outside parentheses, so (1 + x | g) stays one term."""
     terms, depth, current = [], 0, ""
     for char in rhs:
@@ -140,7 +243,7 @@ def _parse_random_term(term: str, text: str) -> list[RandomTerm]:
         raise FormulaError(f"formula {text!r}: term {term!r}: nothing left of '|'")
     _check_fixed_syntax(expr, text, term)
     groups = _expand_nesting(group, term, text)
-    for name in (factor for g in groups for factor in g.split(":")):
+    for name in (factor.strip("()") for g in groups for factor in g.split(":")):
         if not (_NAME.match(name) or name in _QUOTED_NAMES.findall(group)):
             raise FormulaError(
                 f"formula {text!r}: term {term!r}: grouping factor {name!r} must be a column name "
@@ -168,7 +271,16 @@ def _expand_nesting(group: str, term: str, text: str) -> list[str]:
     parts = [":".join(_unquoted(f.strip()) for f in p.split(":")) for p in group.split("/")]
     if any(not p for p in parts):
         raise FormulaError(f"formula {text!r}: term {term!r}: empty grouping factor")
-    return [":".join(reversed(parts[:i])) for i in range(len(parts), 0, -1)]
+    return [_nested_name(list(reversed(parts[:i]))) for i in range(len(parts), 0, -1)]
+
+
+def _nested_name(factors: list[str]) -> str:
+    """lme4's name of a nested factor, innermost first: ``c/b/a`` gives ``a:(b:c)``, ``b:c`` and ``c``
+    (findbars builds ``a:(b:c)`` from ``c/b/a`` recursively)."""
+    name = factors[-1]
+    for factor in reversed(factors[:-1]):
+        name = f"{factor}:({name})" if ":" in name else f"{factor}:{name}"
+    return name
 
 
 def _unquoted(name: str) -> str:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from lmmflow.model.design import Design, model_frame
+from lmmflow.model.design import Design, model_frame, offset_values
 from lmmflow.model.formula import ModelFormula
 from lmmflow.model.labels import value_labels
 from lmmflow.model.r_terms import model_spec, spec_matrix
@@ -30,12 +30,14 @@ class NewDataError(ValueError):
 class NewDesign:
     """``X`` has the fit's fixed-effect columns; ``Z[b]`` and ``level_codes[b]`` are block b's
     effect columns and each row's index into ``Design.blocks[b].levels`` (-1: a level not seen
-    in fitting); ``new_levels`` maps a grouping factor to its unseen levels, in order of appearance."""
+    in fitting); ``new_levels`` maps a grouping factor to its unseen levels, in order of appearance;
+    ``offset`` is what the formula's ``offset()`` terms add to each row (0 without them)."""
 
     X: np.ndarray
     Z: tuple[np.ndarray, ...]
     level_codes: tuple[np.ndarray, ...]
     new_levels: dict[str, list[str]]
+    offset: np.ndarray | float = 0.0
 
 
 def new_design(formula: ModelFormula, data: pd.DataFrame, design: Design, newdata: pd.DataFrame) -> NewDesign:
@@ -45,20 +47,23 @@ def new_design(formula: ModelFormula, data: pd.DataFrame, design: Design, newdat
     effects = formula.fixed_variables | {v for term in formula.random for v in _effect_variables(term)}
     grouping = {factor for term in formula.random for factor in term.group_factors}
     new = _matched(newdata, learnt, effects, grouping)
-    X, names = spec_matrix(model_spec(formula.fixed, learnt), new)
+    X, names = spec_matrix(model_spec(formula.fixed, learnt), new, formula.fixed)
     X = X[:, [names.index(name) for name in design.fixed_names]]
     terms = {f"({term.expr} | {term.group})": term for term in formula.random}
     Z, codes, unseen = [], [], {}
     for block in design.blocks:
         term = terms[block.term]
-        Z.append(spec_matrix(model_spec(term.expr, learnt), new)[0])
+        Z.append(spec_matrix(model_spec(term.expr, learnt), new, term.expr)[0])
         labels = _group_labels(new, term.group_factors)
         position = {level: k for k, level in enumerate(block.levels)}
         codes.append(np.array([position.get(label, -1) for label in labels], dtype=np.int64))
         missing = [label for label in dict.fromkeys(labels) if label not in position]
         if missing:
             unseen[block.group_var] = missing
-    return NewDesign(X=X, Z=tuple(Z), level_codes=tuple(codes), new_levels=unseen)
+    offset = offset_values(formula.offsets, new)
+    return NewDesign(
+        X=X, Z=tuple(Z), level_codes=tuple(codes), new_levels=unseen, offset=0.0 if offset is None else offset
+    )
 
 
 def _effect_variables(term) -> set[str]:

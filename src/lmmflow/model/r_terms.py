@@ -24,7 +24,7 @@ _TOKEN = re.compile(
     r"""\s*(?:
     (?P<backquoted>`[^`]*`)
     |(?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?L?)
-    |(?P<name>[A-Za-z.][A-Za-z0-9._]*)
+    |(?P<name>(?:[^\W\d_]|\.)[\w.]*)
     |(?P<string>"[^"]*"|'[^']*')
     |(?P<operator>\*\*|%[^%]*%|==|!=|<=|>=|&&|\|\||[-+*/^:(),|~=<>!&$\[\]])
     )""",
@@ -33,7 +33,9 @@ _TOKEN = re.compile(
 _CONSTANTS = {"TRUE": "True", "FALSE": "False", "T": "True", "F": "False", "pi": "pi", "Inf": "inf"}
 _R_CONSTANTS = {"True": "TRUE", "False": "FALSE", "inf": "Inf"}
 _PYTHON_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_R_NAME = re.compile(r"^(?:[A-Za-z]|\.(?![0-9]))[A-Za-z0-9._]*$")
+# R's syntactic names: a letter of any alphabet (größe, età) or a dot not before a digit, then
+# letters, digits, dots and underscores
+_R_NAME = re.compile(r"^(?:[^\W\d_]|\.(?![0-9]))[\w.]*$")
 _UNSPACED = {"^", ":", "$", "(", ")", "[", "]", "!", "/"}
 _PYTHON_OPERATORS = {"^": "**", "&&": "and", "||": "or", "%%": "%", "%/%": "//"}
 
@@ -84,6 +86,19 @@ CONTEXT = {
     "center": _center,
     "poly": _poly,
 }
+
+
+# The functions a formula may call: CONTEXT's, formulaic's I() and C(), offset() (split off
+# by lmmflow.model.formula.split_offsets) and cbind() (a binomial GLMM's response, read by
+# lmmflow.model.response; lmmflow.pipeline.glmm_config refuses it in an LMM)
+SUPPORTED_FUNCTIONS = tuple(
+    sorted({name for name, value in CONTEXT.items() if callable(value)} | {"I", "C", "offset", "cbind"})
+)
+
+
+def functions(text: str) -> list[str]:
+    """The functions an R expression calls, in order of first call."""
+    return list(dict.fromkeys(value for kind, value, _ in _classified(text) if kind == "function"))
 
 
 class RSyntaxError(ValueError):
@@ -213,10 +228,9 @@ def model_matrix(
     ``all_rows``, when rows with missing values were dropped to make ``frame``, is the data
     before the drop: R's model.frame evaluates ``scale(x)`` or ``poly(x, 2)`` on every row and
     drops rows after, so their means, SDs and polynomial coefficients come from ``all_rows``."""
-    text = to_formulaic(expr)
     if all_rows is None:
-        return named_matrix(formulaic.model_matrix(text, frame, context=CONTEXT, na_action="raise"))
-    return spec_matrix(model_spec(expr, all_rows), frame)
+        return named_matrix(formulaic.model_matrix(to_formulaic(expr), frame, context=CONTEXT, na_action="raise"), expr)
+    return spec_matrix(model_spec(expr, all_rows), frame, expr)
 
 
 def model_spec(expr: str, data: pd.DataFrame) -> formulaic.ModelSpec:
@@ -225,24 +239,48 @@ def model_spec(expr: str, data: pd.DataFrame) -> formulaic.ModelSpec:
     return formulaic.model_matrix(to_formulaic(expr), data, context=CONTEXT, na_action="ignore").model_spec
 
 
-def spec_matrix(spec: formulaic.ModelSpec, data: pd.DataFrame) -> tuple[np.ndarray, tuple[str, ...]]:
-    """The model matrix of ``spec`` on ``data``, with R's column names (``model_matrix``)."""
-    return named_matrix(spec.get_model_matrix(data, context=CONTEXT))
+def spec_matrix(spec: formulaic.ModelSpec, data: pd.DataFrame, expr: str) -> tuple[np.ndarray, tuple[str, ...]]:
+    """The model matrix of ``spec`` (learnt from ``expr``) on ``data``, as ``model_matrix`` gives it."""
+    return named_matrix(spec.get_model_matrix(data, context=CONTEXT), expr)
 
 
-def named_matrix(matrix) -> tuple[np.ndarray, tuple[str, ...]]:
-    """A formulaic model matrix as an array and R's names of its columns."""
-    names = {}
+def named_matrix(matrix, expr: str) -> tuple[np.ndarray, tuple[str, ...]]:
+    """A formulaic model matrix of ``expr`` as an array, its columns in R's order, and R's names of them."""
+    names, order = {}, []
+    text = to_formulaic(expr)
+    appearance = list(dict.fromkeys(_name(value) for kind, value, _ in _classified(text) if kind == "variable"))
     for structure in matrix.model_spec.structure:
-        for column in structure.columns:
-            names[column] = _column_name(column, structure.term)
-    return np.asarray(matrix, dtype=float), tuple(names[column] for column in matrix.columns)
+        columns = _in_r_order(structure.columns, structure.term, appearance)
+        order += [column for column, _ in columns]
+        names |= dict(columns)
+    return np.asarray(matrix[order], dtype=float), tuple(names[column] for column in order)
 
 
-def _column_name(column: str, term: Term) -> str:
-    """``poly(x, 2)[1]:g[T.b]`` of the term ``poly(x, 2):g`` is R's ``poly(x, 2)1:gb``."""
+def _in_r_order(columns: list[str], term: Term, appearance: list[str]) -> list[tuple[str, str]]:
+    """A term's columns and R's names of them. R orders an interaction's variables as they first
+    appear in the formula (``x + f:x`` is ``x:flo``), its columns with the first variable varying
+    fastest; formulaic keeps them as written in the term."""
     if not term.factors or str(term) == "1":
-        return column  # the design calls the intercept "Intercept" (lmmflow.engine.parameters)
+        return [(column, column) for column in columns]  # the design calls the intercept "Intercept"
+    parts = {column: _column_parts(column, term) for column in columns}
+    rank = [
+        min((appearance.index(v) for v in _factor_variables(f) if v in appearance), default=0) for f in term.factors
+    ]
+    permutation = sorted(range(len(rank)), key=rank.__getitem__)
+    if permutation == sorted(permutation):
+        return [(column, ":".join(parts[column])) for column in columns]
+    levels = [list(dict.fromkeys(parts[column][j] for column in columns)) for j in range(len(rank))]
+    fastest_first = sorted(columns, key=lambda c: [levels[j].index(parts[c][j]) for j in reversed(permutation)])
+    return [(column, ":".join(parts[column][j] for j in permutation)) for column in fastest_first]
+
+
+def _factor_variables(factor: Factor) -> list[str]:
+    name = str(factor)
+    return [name] if factor.eval_method == Factor.EvalMethod.LOOKUP else sorted(variables(name))
+
+
+def _column_parts(column: str, term: Term) -> list[str]:
+    """``poly(x, 2)[1]:g[T.b]`` of the term ``poly(x, 2):g`` is R's ``poly(x, 2)1`` and ``gb``."""
     parts, rest = [], column
     for factor in term.factors:
         name = str(factor)
@@ -255,7 +293,7 @@ def _column_name(column: str, term: Term) -> str:
             suffix, rest = rest[1:end].removeprefix("T."), rest[end + 1 :]
         parts.append(factor_label(factor) + suffix)
         rest = rest.removeprefix(":")
-    return ":".join(parts)
+    return parts
 
 
 def evaluate(expr: str, frame: pd.DataFrame, all_rows: pd.DataFrame | None = None) -> np.ndarray:

@@ -230,6 +230,7 @@ def glmm_fit_and_write(
     nAGQ: int,
     weights: str | None,
     outputs: dict[str, str],
+    model: str | None = None,
 ) -> None:
     """Fit a GLMM (``lmmflow.engine.glmm.glmer``, verified) and write every output of the model;
     everything is computed before the first file is written, fit.json last."""
@@ -241,8 +242,10 @@ def glmm_fit_and_write(
         warnings.simplefilter("always")
         try:
             gd, fit = glmer_with_design(formula, data, family=family, link=link, nAGQ=nAGQ, weights=weights)
-        except GLMMError as error:  # name the model: its folder, results/models/<model>/
-            raise GLMMError(f"model {Path(outputs['fit']).parent.name!r} (data set {dataset!r}): {error}") from None
+        except GLMMError as error:
+            raise GLMMError(
+                f"model {model or Path(outputs['fit']).parent.name!r} (data set {dataset!r}): {error}"
+            ) from None
     stated = [str(w.message) for w in seen if not issubclass(w.category, RuntimeWarning)]  # not numpy's
     fit.warnings.extend(message for message in dict.fromkeys(stated) if message not in fit.warnings)
     for w in seen:  # and to the job's log, as they came

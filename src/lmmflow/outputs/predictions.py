@@ -15,18 +15,18 @@ if TYPE_CHECKING:  # only for annotations: focus-group tables read fitted values
 
 
 def conditional_fitted(design: Design, fit: Estimates) -> np.ndarray:
-    """X beta + sum over blocks of Z b[level], as lme4's ``fitted`` with all random effects."""
-    return linear_predictor(
-        design.X, [block.Z for block in design.blocks], [block.level_codes for block in design.blocks], fit
-    )
+    """X beta + offset + sum over blocks of Z b[level], as lme4's ``fitted`` with all random effects."""
+    codes = [block.level_codes for block in design.blocks]
+    return linear_predictor(design.X, [block.Z for block in design.blocks], codes, fit) + design.linear_offset()
 
 
 def linear_predictor(
     X: np.ndarray, Z: Sequence[np.ndarray], level_codes: Sequence[np.ndarray] | None, fit: Estimates
 ) -> np.ndarray:
     """X beta + sum over blocks of Z_b times the conditional modes of each row's level, as lme4's
-    ``predict``; a level code -1 (a level not seen in fitting) adds nothing, as lme4's
-    ``allow.new.levels = TRUE``. ``level_codes`` None: the population level (``re.form = NA``)."""
+    ``predict`` (an offset is the caller's); a level code -1 (a level not seen in fitting) adds
+    nothing, as lme4's ``allow.new.levels = TRUE``. ``level_codes`` None: the population level
+    (``re.form = NA``)."""
     values = X @ fit.beta
     for Z_b, codes, modes in zip(Z, level_codes or [], fit.modes):
         seen = codes >= 0
@@ -38,9 +38,27 @@ def linear_predictor(
 
 
 def fitted_values(design: Design, fit: Estimates) -> pd.DataFrame:
-    """Per data row used (``row`` = position in the prepared data): fitted value and residual."""
+    """Per data row used (``row`` = position in the prepared data): fitted value and residual
+    (lme4's response residual, y - fitted, unweighted as ``residuals(fit)``)."""
     fitted = conditional_fitted(design, fit)
     return pd.DataFrame({"row": design.rows, "fitted": fitted, "residual": design.y - fitted})
+
+
+def focus_grouping_factor(focus: str, factors: dict[str, str | None]) -> str:
+    """The one grouping factor the models of focus group ``focus`` nest in (``factors``: model ->
+    fit.json's ``grouping_factor``, None for crossed factors); refused naming the model otherwise."""
+    first = next(iter(factors))
+    for model, factor in factors.items():
+        if factor is None:
+            raise ValueError(
+                f"focus group {focus!r}: model {model!r} has crossed grouping factors; a focus group needs "
+                "models whose random terms all nest in one grouping factor"
+            )
+        if factor != factors[first]:
+            raise ValueError(
+                f"focus group {focus!r}: model {model!r} nests in {factor!r}, model {first!r} in {factors[first]!r}"
+            )
+    return factors[first]
 
 
 def group_predictions(

@@ -123,7 +123,10 @@ def estimates_from_solution(design: Design, solution: SolutionArtefact) -> Estim
     )
 
 
-def read_fit(data: pd.DataFrame, formula: str, path: str | os.PathLike) -> tuple[Design, Estimates]:
-    """The design of ``formula`` on ``data`` and its fit rebuilt from the solution at ``path``."""
-    design = build_design(formula, data)
+def read_fit(
+    data: pd.DataFrame, formula: str, path: str | os.PathLike, weights: str | None = None
+) -> tuple[Design, Estimates]:
+    """The design of ``formula`` (prior weights from column ``weights``, if any) on ``data`` and
+    its fit rebuilt from the solution at ``path``."""
+    design = build_design(formula, data, weights)
     return design, estimates_from_solution(design, read_solution(path))

@@ -188,7 +188,7 @@ def fit_summary(design: Design, fit: Estimates, *, dataset: str, formula: str) -
     the aliased fixed-effect columns dropped as lme4 drops them (``design.lme4_rank_columns``).
     """
     k = n_parameters(design)
-    warnings = list(fit.warnings)
+    warnings = [*design.warnings, *fit.warnings]
     if design.n_dropped:
         warnings.append(f"{design.n_dropped} rows with missing values in model columns were dropped")
     if design.dropped_fixed:
@@ -218,4 +218,11 @@ def fit_summary(design: Design, fit: Estimates, *, dataset: str, formula: str) -
         "statsmodels_logLik": fit.statsmodels_loglik,
         "optimizer": fit.optimizer,
         "warnings": warnings,
+    } | _offset_and_weights(design)
+
+
+def _offset_and_weights(design: Design) -> dict:
+    """fit.json's record of an offset and prior weights, only when the model has them."""
+    return {
+        key: True for key, value in (("offset", design.offset), ("prior_weights", design.weights)) if value is not None
     }

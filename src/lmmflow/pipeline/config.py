@@ -50,13 +50,14 @@ def check_config(
 
     ``files``: the configuration files in the order Snakemake merged them (later ones win).
     """
-    files = list(files)
+    files = distinct_files(files)
     check_duplicate_keys(files)
     notes = redefined_entries(files)
     validate(config, _read(schema_path)[1])
     check_references(config)
     check_shared_datasets(config)
     check_formulas(config)
+    check_focus_groups(config)
     try:
         check_glmm_models(config)
     except GLMMConfigError as error:
@@ -122,6 +123,13 @@ def check_duplicate_keys(paths: Iterable) -> None:
         )
 
 
+def distinct_files(paths: Iterable) -> list[str]:
+    """Each file once, at its last place (the one that wins the merge): a configuration file
+    given twice (``--configfile c.yaml c.yaml``, or config.yaml again) overrides nothing."""
+    real = [os.path.realpath(path) for path in paths]
+    return list(reversed(dict.fromkeys(reversed(real))))
+
+
 def redefined_entries(paths: Iterable) -> list[str]:
     """A note per named entry (data set, model, comparison, ...) given in several of ``paths``.
 
@@ -130,16 +138,19 @@ def redefined_entries(paths: Iterable) -> list[str]:
     so it is reported, not refused.
     """
     defined_in: dict[str, list[str]] = {}
-    for path in paths:
+    values: dict[str, list] = {}
+    for path in distinct_files(paths):
         content = _read(path)[1]
         for section in NAMED_SECTIONS:
             entries = _section(content, section)
             for name in entries if isinstance(entries, dict) else ():
-                defined_in.setdefault(".".join([*section, str(name)]), []).append(Path(path).name)
-    return [
+                key = ".".join([*section, str(name)])
+                defined_in.setdefault(key, []).append(Path(path).name)
+                values.setdefault(key, []).append(entries[name])
+    return [  # an entry given alike in several files changes nothing: no note
         f"config key '{key}' is given in {' and '.join(files)}; merged key by key, {files[-1]} wins"
         for key, files in defined_in.items()
-        if len(files) > 1
+        if len(files) > 1 and any(value != values[key][0] for value in values[key])
     ]
 
 
@@ -185,7 +196,10 @@ def _describe(error: jsonschema.ValidationError) -> str:
         also = f" (also unknown: {', '.join(unknown[1:])})" if unknown[1:] else ""
         return f"{_where(key, unknown[0])}: unknown key{also}; allowed: {', '.join(allowed)}"
     if "propertyNames" in error.schema_path:
-        return f"{_where(key, error.instance)}: not a valid name (must match {error.schema['pattern']})"
+        return (
+            f"{_where(key, _SHORT.repr(str(error.instance))[1:-1])}: not a valid name (a letter, then letters, digits "
+            f"and underscores, at most {error.schema['maxLength']} characters: it names files and Snakemake wildcards)"
+        )
     if error.validator == "oneOf":
         closest = _closest_alternative(error)
         if closest is not None:
@@ -267,12 +281,41 @@ def check_shared_datasets(config: dict) -> None:
 
 
 def check_formulas(config: dict) -> None:
-    """Every formula parses (its columns are checked against the data before fitting)."""
+    """Every formula parses (its columns are checked against the data before fitting); prior
+    weights are fitted by the fast engines only."""
     for model, spec in config["models"].items():
         try:
             parse_formula(spec["formula"])
         except FormulaError as error:
             raise ConfigError(f"models.{model}.formula: {error}") from None
+        if "weights" in spec and spec["engine"] == "statsmodels":
+            raise ConfigError(
+                f"models.{model}.weights: engine statsmodels cannot fit prior weights (MixedLM has none); "
+                "use engine: fast"
+            )
+
+
+def grouping_factors(formula: str) -> list[str]:
+    """The columns ``formula``'s random terms group by, in order of first use."""
+    return list(dict.fromkeys(factor for term in parse_formula(formula).random for factor in term.group_factors))
+
+
+def check_focus_groups(config: dict) -> None:
+    """The models of a focus group share a grouping factor, the one its group is a level of.
+    Which factor that is (the one every term nests in) is a property of the data: the focus
+    group's job refuses models that nest in none or in different ones
+    (``lmmflow.outputs.predictions.focus_grouping_factor``)."""
+    for name, focus in config["focus_groups"].items():
+        first, *others = focus["models"]
+        shared = grouping_factors(config["models"][first]["formula"])
+        for model in others:
+            factors = grouping_factors(config["models"][model]["formula"])
+            if not set(shared) & set(factors):
+                raise ConfigError(
+                    f"focus_groups.{name}: model '{model}' has no grouping factor of model '{first}' "
+                    f"({', '.join(shared)}); its grouping factors: {', '.join(factors)}"
+                )
+            shared = [factor for factor in shared if factor in factors]
 
 
 def check_likelihood_ratio_tests(config: dict) -> None:

@@ -45,6 +45,8 @@ def check_glmm_models(config: dict) -> None:
 
 
 def _check_gaussian(name: str, spec: dict) -> None:
+    if parse_formula(spec["formula"]).response.replace(" ", "").startswith("cbind("):
+        raise GLMMConfigError(f"models.{name}.formula: a cbind(successes, failures) response needs family: binomial")
     if spec.get("link") not in (None, "identity"):
         raise GLMMConfigError(f"models.{name}.link: {spec['link']!r} needs a family (binomial or poisson)")
     if spec.get("nAGQ") not in (None, 1):

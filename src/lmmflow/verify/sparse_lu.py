@@ -36,7 +36,9 @@ def z_lambda(design: Design, theta: np.ndarray) -> sparse.csc_matrix:
 
 
 def sparse_lu_deviance(design: Design, theta: np.ndarray, reml: bool = True) -> float:
-    """Profiled REML (or ML) deviance at theta, -2 logLik with beta and sigma profiled out."""
+    """Profiled REML (or ML) deviance at theta, -2 logLik with beta and sigma profiled out; an
+    offset and prior weights as lme4 takes them (the whitened design's deviance less sum(log w))."""
+    log_weight_sum, design = design.log_weight_sum, design.whitened()
     ZL = z_lambda(design, theta)
     A = (ZL.T @ ZL + sparse.identity(ZL.shape[1])).tocsc()
     XY = np.column_stack([design.X, design.y])
@@ -48,4 +50,4 @@ def sparse_lu_deviance(design: Design, theta: np.ndarray, reml: bool = True) -> 
     n, p = design.X.shape
     dof = n - p if reml else n
     deviance = logdet_A + dof * (1.0 + LOG_2PI + np.log(R[p, p] ** 2 / dof))
-    return float(deviance + (2.0 * np.log(np.diag(R)[:p]).sum() if reml else 0.0))
+    return float(deviance + (2.0 * np.log(np.diag(R)[:p]).sum() if reml else 0.0)) - log_weight_sum

@@ -62,6 +62,10 @@ def split_blocks(design: Design) -> tuple[int | None, list[int]]:
     must be an iid variance component, i.e. a single effect. The non-nested block with the most
     effects takes ``exog_re``. Crossed grouping factors have no top-level group: refused.
     """
+    if design.weights is not None:
+        raise UnsupportedByStatsmodels(
+            "prior weights (models.<model>.weights): statsmodels' MixedLM has no prior weights; use engine: fast"
+        )
     if not design.nests_in_one_factor:
         raise UnsupportedByStatsmodels(
             f"grouping factors {', '.join(design.grouping_factors)} are crossed: statsmodels' MixedLM "
@@ -120,6 +124,7 @@ def to_mixedlm(design: Design, re_rotation: np.ndarray | None = None, reml: bool
     that a covariance can be passed in its eigenbasis (see ``statsmodels_loglike``).
     """
     re_index, vc_indices = split_blocks(design)
+    design = design.whitened()  # the offset off the response (prior weights are refused above)
     exog_re = None if re_index is None else design.blocks[re_index].Z
     if exog_re is not None and re_rotation is not None:
         exog_re = exog_re @ re_rotation
