@@ -1,36 +1,70 @@
+# Model fits: small models of a data set share a job (a batch), the others have one each
+# (lmmflow.pipeline.batches plans which; lmmflow.pipeline.fit_job is the command of both).
+
+import json
+import sys
+
+from lmmflow.pipeline.batches import plan_from_config
+from lmmflow.pipeline.fit_job import model_log, model_outputs
+
+FIT_PLAN = plan_from_config(config)
+# A conda (or container) environment's own Python, else Snakemake's, as for `script:` jobs.
+PYTHON = "python" if workflow.deployment_settings.deployment_method else sys.executable
+FIT_COMMAND = "{PYTHON} -m lmmflow.pipeline.fit_job {input.data:q} {input.schema:q} {params.models:q}"
+
+
+def fit_outputs(model):
+    """A model's outputs (its name or `{model}`); fixed effects and variance components in the report."""
+    outputs = model_outputs(model)
+    for table in ("fixed_effects", "variance_components"):
+        outputs[table] = report(
+            outputs[table], caption=f"../report/{table}.rst", category="Models", subcategory=model
+        )
+    return outputs
+
+
+def fitted_models(models):
+    """The command's MODELS_JSON: each model's entry in the configuration."""
+    return json.dumps({model: config["models"][model] for model in models}, sort_keys=True)
+
+
 rule fit_model:
     input:
         unpack(get_model_data),
     output:
-        fit="results/models/{model}/fit.json",
-        solution="results/models/{model}/solution.json",
-        attempts="results/models/{model}/attempts.csv",
-        fixed_effects=report(
-            "results/models/{model}/fixed_effects.csv",
-            caption="../report/fixed_effects.rst",
-            category="Models",
-            subcategory="{model}",
-        ),
-        variance_components=report(
-            "results/models/{model}/variance_components.csv",
-            caption="../report/variance_components.rst",
-            category="Models",
-            subcategory="{model}",
-        ),
-        re_correlations="results/models/{model}/re_correlations.csv",
-        random_effects="results/models/{model}/random_effects.csv",
-        random_coefficients="results/models/{model}/random_coefficients.csv",
-        fitted="results/models/{model}/fitted.csv",
+        **fit_outputs("{model}"),
     log:
-        "logs/fit/{model}.log",
+        model_log("{model}"),
     benchmark:
         "results/benchmarks/fit/{model}.tsv"
+    wildcard_constraints:
+        model=name_pattern(FIT_PLAN.solo),
     conda:
         "../envs/lmmflow.yaml"
     params:
-        dataset=lookup(dpath="models/{model}/dataset", within=config),
-        formula=lookup(dpath="models/{model}/formula", within=config),
-        engine=lookup(dpath="models/{model}/engine", within=config),
-        reml=lookup(dpath="models/{model}/reml", within=config),
-    script:
-        "../../scripts/fit_model.py"
+        models=lambda wildcards: fitted_models([wildcards.model]),
+    shell:
+        FIT_COMMAND
+
+
+# One rule per batch: a job's outputs are its models' outputs, its params their configuration
+# entries, so that changing one model's formula reruns its batch and nothing else.
+for batch, members in FIT_PLAN.batches.items():
+
+    rule:
+        name:
+            f"fit_batch_{batch}"
+        input:
+            **prepared_data(config["models"][members[0]]["dataset"]),
+        output:
+            **{f"{model}_{name}": path for model in members for name, path in fit_outputs(model).items()},
+        log:
+            [model_log(model) for model in members],
+        benchmark:
+            f"results/benchmarks/fit_batch/{batch}.tsv"
+        conda:
+            "../envs/lmmflow.yaml"
+        params:
+            models=fitted_models(members),
+        shell:
+            FIT_COMMAND
