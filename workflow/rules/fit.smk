@@ -17,9 +17,7 @@ def fit_outputs(model):
     """A model's outputs (its name or `{model}`); fixed effects and variance components in the report."""
     outputs = model_outputs(model)
     for table in ("fixed_effects", "variance_components"):
-        outputs[table] = report(
-            outputs[table], caption=f"../report/{table}.rst", category="Models", subcategory=model
-        )
+        outputs[table] = report(outputs[table], caption=f"../report/{table}.rst", category="Models", subcategory=model)
     return outputs
 
 

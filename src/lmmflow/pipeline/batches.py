@@ -40,11 +40,15 @@ class FitPlan:
 
 
 def formula_terms(formula: str) -> int:
-    """The formula's terms, an estimate of its columns: the fixed part's terms (intercept
-    included) and each random term's (``(1 + x | g)`` counts 2)."""
+    """The formula's terms, an estimate of its columns: the fixed part's and each random term's,
+    an intercept counted unless removed (``(1 + x | g)`` counts 2, ``(0 + x | g)`` 1)."""
     parsed = parse_formula(formula)
-    fixed = len(parsed.fixed.split("+")) + 1
-    return fixed + sum(len(term.expr.split("+")) + 1 for term in parsed.random)
+    return _terms(parsed.fixed) + sum(_terms(term.expr) for term in parsed.random)
+
+
+def _terms(expression: str) -> int:
+    items = {item.strip() for item in expression.split("+")}
+    return len(items - {"0", "1", "-1"}) + (not items & {"0", "-1"})
 
 
 def model_size(formula: str, rows: int | None) -> int | None:

@@ -16,6 +16,8 @@ from __future__ import annotations
 import json
 import sys
 import time
+import traceback
+from contextlib import redirect_stderr
 
 # fit.py's outputs of a model (MODEL_TABLES, attempts, solution, fit), each file's name
 OUTPUT_FILES = {
@@ -47,8 +49,7 @@ def fit_models(data_path: str, schema_path: str, models: dict[str, dict]) -> Non
 
     data = read_prepared(data_path, schema_path)
     for model, spec in models.items():
-        with open(model_log(model), "w", buffering=1) as log:
-            sys.stderr = log
+        with open(model_log(model), "w", buffering=1) as log, redirect_stderr(log):
             started = time.perf_counter()
             try:
                 fit_and_write(
@@ -60,12 +61,8 @@ def fit_models(data_path: str, schema_path: str, models: dict[str, dict]) -> Non
                     outputs=model_outputs(model),
                 )
             except Exception as error:
-                import traceback
-
                 traceback.print_exc()
                 raise ModelFailed(f"model {model}: {type(error).__name__}: {error}") from None
-            finally:
-                sys.stderr = sys.__stderr__
             print(
                 f"{model}: fitted in {time.perf_counter() - started:.2f} s, one of {len(models)} in this job", file=log
             )
