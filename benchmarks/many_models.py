@@ -2,7 +2,7 @@
 benchmark of the whole `snakemake` call for their fit.json files.
 
     python benchmarks/many_models.py write DIR [--models 150] [--seed 23]  # DIR/config.yaml + DIR/many.csv
-    python benchmarks/many_models.py [--models 150] [--seed 23] [--unbatched] [--floor]  # the benchmark
+    python benchmarks/many_models.py [--models 150] [--seed 23] [--size N] [--unbatched] [--floor]
 
 The benchmark, in a fresh scratch directory, on whatever machine runs it (the load average is
 printed beside each run: on a shared machine read the seconds as upper bounds, the CPU seconds
@@ -112,8 +112,9 @@ def models(count: int, seed: int) -> dict[str, dict]:
     return chosen
 
 
-def write_config(directory: Path, count: int, seed: int) -> Path:
-    """``directory``/many.csv and ``directory``/config.yaml (the data set read from that path)."""
+def write_config(directory: Path, count: int, seed: int, batch_size: int | None = None) -> Path:
+    """``directory``/many.csv and ``directory``/config.yaml (the data set read from that path;
+    ``batches.size`` set if ``batch_size`` is given, else the workflow's default)."""
     directory.mkdir(parents=True, exist_ok=True)
     columns = simulate(seed)
     lines = [",".join(columns)] + [",".join(map(str, row)) for row in zip(*columns.values())]
@@ -125,6 +126,8 @@ def write_config(directory: Path, count: int, seed: int) -> Path:
         },
         "models": models(count, seed),
     }
+    if batch_size is not None:
+        config["batches"] = {"size": batch_size}
     path = directory / "config.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
@@ -152,10 +155,10 @@ def snakemake(workdir: Path, *args: str) -> dict:
     return {"seconds": seconds, "cpu": cpu, "jobs": len(rules), "rules": rules, "load": load}
 
 
-def benchmark(scratch: Path, count: int, seed: int, unbatched: bool, floor: bool) -> list[list]:
+def benchmark(scratch: Path, count: int, seed: int, size: int | None, unbatched: bool, floor: bool) -> list[list]:
     """The rows of the report (module docstring)."""
     workdir = scratch / "batched"
-    config = write_config(workdir, count, seed)
+    config = write_config(workdir, count, seed, size)
     targets = fit_targets(config)
     runs = [("clean", snakemake(workdir, *targets))]
     runs.append(("no-op rerun", snakemake(workdir, *targets)))
@@ -165,9 +168,7 @@ def benchmark(scratch: Path, count: int, seed: int, unbatched: bool, floor: bool
     runs.append((f"{first}'s formula changed", snakemake(workdir, *targets, "--configfile", str(override))))
     if unbatched:
         alone = scratch / "unbatched"
-        alone_config = write_config(alone, count, seed)
-        with alone_config.open("a") as file:
-            file.write("batches: {size: 1}\n")
+        write_config(alone, count, seed, batch_size=1)
         runs.append(("clean, one job per model (batches.size: 1)", snakemake(alone, *targets)))
     rows = [[name, run["seconds"], run["cpu"], run["jobs"], describe(run["rules"]), run["load"]] for name, run in runs]
     if floor:
@@ -189,9 +190,10 @@ def describe(rules: list[str]) -> str:
     return ", ".join(f"{rule} x{n}" for rule, n in counts.items()) or "none"
 
 
-def report(rows: list[list], count: int, seed: int) -> str:
+def report(rows: list[list], count: int, seed: int, size: int | None) -> str:
+    batches = "the default batches" if size is None else f"batches.size: {size}"
     lines = [
-        f"# Many models: {count} models on one {ROWS:,}-row data set (seed {seed}), `snakemake --cores 2`",
+        f"# Many models: {count} models on one {ROWS:,}-row data set (seed {seed}), {batches}, `snakemake --cores 2`",
         "",
         "| run | seconds | CPU seconds | jobs | jobs by rule | load average before |",
         "|---|---|---|---|---|---|",
@@ -209,15 +211,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("directory", nargs="?", type=Path, help="write: where config.yaml and the data go")
     parser.add_argument("--models", type=int, default=150)
     parser.add_argument("--seed", type=int, default=23)
+    parser.add_argument("--size", type=int, help="batches.size (default: the workflow's)")
     parser.add_argument("--unbatched", action="store_true", help="also the clean call with one job per model")
     parser.add_argument("--floor", action="store_true", help="also Snakemake's floor for as many jobs")
     args = parser.parse_args(argv)
     if args.command == "write":
-        print(write_config(args.directory, args.models, args.seed))
+        print(write_config(args.directory, args.models, args.seed, args.size))
         return
     with tempfile.TemporaryDirectory(prefix="lmmflow_many_") as scratch:
-        rows = benchmark(Path(scratch), args.models, args.seed, args.unbatched, args.floor)
-    text = report(rows, args.models, args.seed)
+        rows = benchmark(Path(scratch), args.models, args.seed, args.size, args.unbatched, args.floor)
+    text = report(rows, args.models, args.seed, args.size)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "many_models.md").write_text(text)
     print(text)
