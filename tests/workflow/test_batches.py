@@ -67,9 +67,9 @@ def test_changing_one_formula_reruns_its_batch_only(runs):
     override = {"models": {CHANGED: {"formula": "y ~ x + (1 | pupil) + (1 | rater)"}}}
     for workdir in (batched, alone):
         (workdir / "override.yaml").write_text(yaml.safe_dump(override))
-    assert fits_run(snakemake(batched, *targets, "--configfile", "override.yaml")) == ["fit_batch_many_1"]
+    assert fits_run(snakemake(batched, *targets, "--configfile", batched / "override.yaml")) == ["fit_batch_many_1"]
     changed = f"results/models/{CHANGED}/fit.json"
-    assert fits_run(snakemake(alone, changed, "--configfile", "override.yaml")) == ["fit_model"]
+    assert fits_run(snakemake(alone, changed, "--configfile", alone / "override.yaml")) == ["fit_model"]
     assert model_files(batched, CHANGED) == model_files(alone, CHANGED)
     assert b"(1 | rater)" in model_files(batched, CHANGED)["fit.json"]
     rerun = {target for target in targets if (batched / target).stat().st_mtime_ns != clock[target]}
