@@ -23,6 +23,7 @@ def models(*datasets):
 
 def test_small_models_fill_fixed_slots_per_data_set():
     specs = models("a", "a", "a", "b", "a", "b", "a")
+    specs = dict(reversed(specs.items()))  # name order, not the configuration's (--configfile reorders)
     plan = plan_fit_jobs(specs, dict.fromkeys(specs, 100), size=2, own_job_above=1000)
     # a's models are its 1st..5th: slots {m0, m1}, {m2, m4}, {m6}; b's: {m3, m5}
     assert plan.batches == {"a_0": ["m0", "m1"], "a_1": ["m2", "m4"], "b_0": ["m3", "m5"]}

@@ -10,9 +10,10 @@ fits them one after the other, each exactly as alone). The plan is made when the
   formula's terms. A model of unknown size, or of more than ``own_job_above``, keeps a job, a log
   and a benchmark file of its own, as before batching.
 - The small models of a data set fill batches by their place among that data set's models in
-  the configuration: fixed slots of ``size``, so that a model changing its formula (or growing
-  out of its batch) leaves every other model where it was. A slot holding one small model is
-  that model's own job.
+  name order: fixed slots of ``size``, so that a model changing its formula (or growing out of
+  its batch) leaves every other model where it was. Not the configuration's order: Snakemake
+  puts an entry overridden by ``--configfile`` first. A slot holding one small model is that
+  model's own job.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ _CHUNK = 1 << 20  # bytes read at a time when counting a CSV file's lines
 @dataclass
 class FitPlan:
     """``solo``: models fitted in a job of their own; ``batches``: batch name -> its models, in
-    configuration order (the names: ``<data set>_<slot>``)."""
+    name order (the names: ``<data set>_<slot>``)."""
 
     solo: list[str] = field(default_factory=list)
     batches: dict[str, list[str]] = field(default_factory=dict)
@@ -102,7 +103,7 @@ def plan_fit_jobs(models: dict, sizes: dict[str, int | None], size: int, own_job
     plan = FitPlan()
     slots: dict[tuple[str, int], list[str]] = {}
     position: dict[str, int] = {}
-    for model, spec in models.items():
+    for model, spec in sorted(models.items()):
         dataset = spec["dataset"]
         place = position.get(dataset, 0)
         position[dataset] = place + 1
@@ -115,7 +116,7 @@ def plan_fit_jobs(models: dict, sizes: dict[str, int | None], size: int, own_job
             plan.solo.append(members[0])
         else:
             plan.batches[f"{dataset}_{slot}"] = members
-    plan.solo = [model for model in models if model in set(plan.solo)]
+    plan.solo.sort()
     return plan
 
 
