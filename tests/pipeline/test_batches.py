@@ -28,7 +28,6 @@ def test_small_models_fill_fixed_slots_per_data_set():
     # a's models are its 1st..5th: slots {m0, m1}, {m2, m4}, {m6}; b's: {m3, m5}
     assert plan.batches == {"a_0": ["m0", "m1"], "a_1": ["m2", "m4"], "b_0": ["m3", "m5"]}
     assert plan.solo == ["m6"]  # alone in its slot: a job of its own
-    assert plan.batch_of("m4") == "a_1" and plan.batch_of("m6") is None
 
 
 def test_large_and_unknown_models_keep_a_job_of_their_own():

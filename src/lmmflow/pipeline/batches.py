@@ -36,9 +36,6 @@ class FitPlan:
     solo: list[str] = field(default_factory=list)
     batches: dict[str, list[str]] = field(default_factory=dict)
 
-    def batch_of(self, model: str) -> str | None:
-        return next((name for name, members in self.batches.items() if model in members), None)
-
 
 def formula_terms(formula: str) -> int:
     """The formula's terms, an estimate of its columns: the fixed part's and each random term's,
