@@ -83,7 +83,7 @@ def test_plan_from_the_configuration(config):
     .RData data sets' models (rows unknown at start-up) alone."""
     config["data_mirror"] = str(MIRROR)
     validate(config, SCHEMA)
-    assert config["batches"] == {"size": 8, "own_job_above": 20000}
+    assert config["batches"] == {"size": 10, "own_job_above": 20000}
     plan = plan_from_config(config)
     assert plan.batches == {
         "sleepstudy_0": ["sleep_slopes", "sleep_uncorrelated"],
