@@ -2,11 +2,14 @@
 (lmmflow.pipeline.fit_job), without Snakemake."""
 
 import json
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
 import yaml
 from conftest import CONFIG_SCHEMA, MIRROR
+from workflow_helpers import checkout_env
 
 from lmmflow.data.prepare import data_dictionary, write_prepared
 from lmmflow.pipeline import fit_job
@@ -123,3 +126,23 @@ def test_a_failing_model_is_named_in_one_line(prepared_data, capsys):
     assert (prepared_data / "results/models/good/fit.json").exists()  # Snakemake removes a failed job's outputs
     assert "Traceback" in (prepared_data / "logs/fit/bad.log").read_text()
     assert (prepared_data / "logs/fit/good.log").read_text().startswith("good: fitted in ")
+
+
+def test_each_log_has_its_models_warnings(prepared_data):
+    """A warning printed for one model is printed again for the next (Python shows a warning
+    once per place in the code): each log is what the model prints alone. In a process of its
+    own: pytest records warnings instead of printing them."""
+    specs = {model: {"dataset": "d", "formula": "y ~ x + (1 | g)", "engine": "fast", "reml": True} for model in "ab"}
+    program = (
+        "import sys, warnings, lmmflow.fit\n"
+        "def fit(data, **_):\n"
+        "    warnings.warn('boundary (singular) fit', UserWarning)\n"
+        "lmmflow.fit.fit_and_write = fit\n"
+        "from lmmflow.pipeline import fit_job\n"
+        "sys.exit(fit_job.main(sys.argv[1:]))\n"
+    )
+    command = [sys.executable, "-c", program, "d.csv", "d.schema.json", json.dumps(specs)]
+    subprocess.run(command, check=True, env=checkout_env())
+    for model in "ab":
+        log = (prepared_data / "logs" / "fit" / f"{model}.log").read_text()
+        assert "UserWarning: boundary (singular) fit" in log and f"{model}: fitted in " in log

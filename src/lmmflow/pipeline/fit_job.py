@@ -17,6 +17,7 @@ import json
 import sys
 import time
 import traceback
+import warnings
 from contextlib import redirect_stderr
 
 # fit.py's outputs of a model (MODEL_TABLES, attempts, solution, fit), each file's name
@@ -47,9 +48,14 @@ def fit_models(data_path: str, schema_path: str, models: dict[str, dict]) -> Non
     from lmmflow.data.prepare import read_prepared
     from lmmflow.fit import fit_and_write
 
-    data = read_prepared(data_path, schema_path)
+    try:
+        data = read_prepared(data_path, schema_path)
+    except Exception as error:
+        raise ModelFailed(f"models {', '.join(models)}: {type(error).__name__}: {error}") from None
     for model, spec in models.items():
-        with open(model_log(model), "w", buffering=1) as log, redirect_stderr(log):
+        # catch_warnings: a warning shown for an earlier model of the job is shown again (Python
+        # shows a warning once per place in the code), so each log is what the model alone prints
+        with open(model_log(model), "w", buffering=1) as log, redirect_stderr(log), warnings.catch_warnings():
             started = time.perf_counter()
             try:
                 fit_and_write(
@@ -63,9 +69,8 @@ def fit_models(data_path: str, schema_path: str, models: dict[str, dict]) -> Non
             except Exception as error:
                 traceback.print_exc()
                 raise ModelFailed(f"model {model}: {type(error).__name__}: {error}") from None
-            print(
-                f"{model}: fitted in {time.perf_counter() - started:.2f} s, one of {len(models)} in this job", file=log
-            )
+            seconds = time.perf_counter() - started
+            print(f"{model}: fitted in {seconds:.2f} s, one of {len(models)} in this job", file=log)
 
 
 class ModelFailed(RuntimeError):
