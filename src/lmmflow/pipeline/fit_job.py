@@ -6,9 +6,9 @@
 The data set is read once; each model is fitted on its own copy of it and writes its outputs
 (``model_outputs``: results/models/<model>/) and its log (``model_log``: logs/fit/<model>.log,
 everything the model's fit prints). workflow/rules/fit.smk runs this as a `shell:` command: no
-Snakemake script preamble, and one process's imports for a whole batch. On the first error the
-job stops with one line naming the model (its traceback in the model's log); Snakemake removes
-the job's outputs.
+Snakemake script preamble, and one process's imports for a whole batch. A model that fails is
+named in one line (its traceback in its log), the others are still tried; then the job fails
+and Snakemake removes all its outputs, those of the models that fitted included.
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ def model_log(model: str) -> str:
 
 
 def fit_models(data_path: str, schema_path: str, models: dict[str, dict]) -> None:
-    """Fit every model in turn (module docstring); raises ``ModelFailed`` naming the first that fails."""
+    """Fit every model in turn (module docstring); raises ``ModelFailed`` naming each that failed,
+    one line each, after trying every model (all of a batch's faults are reported at once)."""
     from lmmflow.data.prepare import read_prepared
     from lmmflow.fit import fit_and_write
 
@@ -52,6 +53,7 @@ def fit_models(data_path: str, schema_path: str, models: dict[str, dict]) -> Non
         data = read_prepared(data_path, schema_path)
     except Exception as error:
         raise ModelFailed(f"models {', '.join(models)}: {type(error).__name__}: {error}") from None
+    failed = []
     for model, spec in models.items():
         # catch_warnings: a warning shown for an earlier model of the job is shown again (Python
         # shows a warning once per place in the code), so each log is what the model alone prints
@@ -68,9 +70,12 @@ def fit_models(data_path: str, schema_path: str, models: dict[str, dict]) -> Non
                 )
             except Exception as error:
                 traceback.print_exc()
-                raise ModelFailed(f"model {model}: {type(error).__name__}: {error}") from None
+                failed.append(f"model {model}: {type(error).__name__}: {error}")
+                continue
             seconds = time.perf_counter() - started
             print(f"{model}: fitted in {seconds:.2f} s, one of {len(models)} in this job", file=log)
+    if failed:
+        raise ModelFailed("\n".join(failed))
 
 
 class ModelFailed(RuntimeError):
