@@ -171,11 +171,13 @@ def benchmark(scratch: Path, count: int, seed: int, size: int | None, unbatched:
         write_config(alone, count, seed, batch_size=1)
         runs.append(("clean, one job per model (batches.size: 1)", snakemake(alone, *targets)))
     rows = [[name, run["seconds"], run["cpu"], run["jobs"], describe(run["rules"]), run["load"]] for name, run in runs]
+    print(report(rows, count, seed, size), file=sys.stderr, flush=True)  # kept if the floor fails
     if floor:
         sys.path.insert(0, str(ROOT / "benchmarks"))
         from run import floor_section
 
         for jobs in dict.fromkeys([runs[0][1]["jobs"], count + 1]):
+            (scratch / f"floor_{jobs}").mkdir()
             for row in floor_section(scratch / f"floor_{jobs}", jobs, 1)[1:3]:
                 rows.append([f"Snakemake's floor: {row['run']}", row["seconds"][0], None, jobs, "", None])
     return rows
