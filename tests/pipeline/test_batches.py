@@ -147,3 +147,14 @@ def test_each_log_has_its_models_warnings(prepared_data):
     for model in "ab":
         log = (prepared_data / "logs" / "fit" / f"{model}.log").read_text()
         assert "UserWarning: boundary (singular) fit" in log and f"{model}: fitted in " in log
+
+
+def test_batch_settings_are_checked_at_start_up(config):
+    from lmmflow.pipeline.config import ConfigError
+
+    config["batches"] = {"size": 0}
+    with pytest.raises(ConfigError, match=r"batches\.size"):
+        validate(config, SCHEMA)
+    config["batches"] = {"size": 4}
+    validate(config, SCHEMA)
+    assert config["batches"] == {"size": 4, "own_job_above": 20000}
