@@ -58,12 +58,13 @@ from lmmflow.engine.groups_last import _attempt as optimizer_attempt  # one reco
 from lmmflow.engine.groups_last import _best as best_attempt
 from lmmflow.engine.groups_last import optimize_theta as groups_last_optimizer
 from lmmflow.engine.parameters import default_start, theta_lower_bounds, theta_to_covariances
+from lmmflow.engine.split_product import SplitProduct
 from lmmflow.engine.start_values import all_scalar, curvature_scales, moment_start
 from lmmflow.model.design import Design
 
 # Largest dense Schur block (S, its inverse and two temporaries live at once): 400 MB each,
 # i.e. about 7,000 random effects after the first factor.
-DENSE_BLOCK_MAX_BYTES = 4e8
+DENSE_BLOCK_MAX_BYTES = 1e9
 
 
 def dense_size(design: Design) -> int:
@@ -99,6 +100,7 @@ class BlockedREML:
     def __init__(self, design: Design, reml: bool = True):
         self.design, self.reml = design, reml
         self._last: tuple[bytes, dict] | None = None  # the last factor (``_factor``) and its theta
+        self.split: SplitProduct | None = None  # G H G' for crossings too large for a PairProduct
         self.sizes = [block.n_effects for block in design.blocks]
         self.lower_bounds = theta_lower_bounds(self.sizes)  # one per theta entry
         self.n_theta = len(self.lower_bounds)
@@ -135,7 +137,12 @@ class BlockedREML:
             self.G.sum_duplicates()
             self.G.sort_indices()
             d22_positions = D22.row.astype(np.int64) * self.q2 + D22.col
-            self.pairs = PairProduct(self.G, first.q, first.n_levels, d22_positions)
+            try:
+                self.pairs = PairProduct(self.G, first.q, first.n_levels, d22_positions)
+            except DesignTooLarge:  # too many pair products to store: G H G' by BLAS and sparse products
+                self.split = SplitProduct(self.G, first.q, first.n_levels)
+                self.D22 = (D22.row, D22.col, D22.data)
+                return
             # Z2'Z2 at the pair product's positions, and the two factors each position lies in
             self.D22 = np.zeros(len(self.pairs.positions))
             self.D22[np.searchsorted(self.pairs.positions, d22_positions)] = D22.data
@@ -178,15 +185,10 @@ class BlockedREML:
         bordered = np.zeros((q2 + p + 1, q2 + p + 1))  # its lower triangle, row by row
         if q2:
             lams = pieces["lams"] = [f.lam(theta) for f in self.rest]
-            middle = self.D22 - self.pairs.matrix @ H.transpose(2, 0, 1).ravel()  # Z2'Z2 - G H G', lower
-            if keep_middle:
-                lower = self.pairs.scatter(middle)
-                pieces["middle"] = lower + np.tril(lower, -1).T
-            if all(factor.q == 1 for factor in self.rest):  # Lambda2' . Lambda2 scales each position
-                scale = np.array([lam[0, 0] for lam in lams])
-                bordered.ravel()[self.bordered_positions] = middle * np.outer(scale, scale).ravel()[self.position_pairs]
+            if self.split is not None:
+                self._split_schur(V, lams, bordered[:q2, :q2], keep_middle, pieces)
             else:
-                bordered[:q2, :q2] = sandwich(self.pairs.scatter(middle), self.rest, lams, self.offsets)
+                self._pair_schur(H, lams, bordered, keep_middle, pieces)
             bordered[np.arange(q2), np.arange(q2)] += 1.0
             rhs = self.ZtXY2 - self.G @ Y.transpose(2, 0, 1).reshape(-1, p + 1)
             bordered[q2:, :q2] = lambda_rows(rhs, self.rest, lams, self.offsets).T  # c = Lambda2'(...)
@@ -206,6 +208,29 @@ class BlockedREML:
         pieces |= dict(deviance=float(deviance), logdet=float(logdet))
         self._last = (theta.tobytes(), pieces)
         return pieces
+
+    def _pair_schur(self, H: np.ndarray, lams: list, bordered: np.ndarray, keep_middle: bool, pieces: dict) -> None:
+        """Lambda2'(Z2'Z2 - G H G')Lambda2 into the lower triangle of ``bordered``, through the pair product."""
+        middle = self.D22 - self.pairs.matrix @ H.transpose(2, 0, 1).ravel()  # Z2'Z2 - G H G', lower
+        if keep_middle:
+            lower = self.pairs.scatter(middle)
+            pieces["middle"] = lower + np.tril(lower, -1).T
+        if all(factor.q == 1 for factor in self.rest):  # Lambda2' . Lambda2 scales each position
+            scale = np.array([lam[0, 0] for lam in lams])
+            bordered.ravel()[self.bordered_positions] = middle * np.outer(scale, scale).ravel()[self.position_pairs]
+        else:
+            bordered[: self.q2, : self.q2] = sandwich(self.pairs.scatter(middle), self.rest, lams, self.offsets)
+
+    def _split_schur(self, V: np.ndarray, lams: list, block: np.ndarray, keep_middle: bool, pieces: dict) -> None:
+        """Lambda2'(Z2'Z2 - G H G')Lambda2 into ``block`` (whole), G H G' = W W' by ``SplitProduct``."""
+        middle = self.split.outer(V, block)
+        np.negative(middle, out=middle)
+        rows, cols, values = self.D22
+        middle[rows, cols] += values
+        middle[cols, rows] = middle[rows, cols]  # Z2'Z2's upper triangle, from its lower one
+        if keep_middle:
+            pieces["middle"] = middle.copy()
+        block[...] = sandwich(middle, self.rest, lams, self.offsets)
 
     def pls_state(self, theta: np.ndarray) -> PLSState:
         """lme4's penalized least squares solution at theta (``lmmflow.engine.criterion.Criterion``)."""
@@ -248,7 +273,11 @@ class BlockedREML:
         if whole:
             pieces["S_inv"] = np.tril(lower) + np.tril(lower, -1).T
         pieces["P"] = sandwich(lower, self.rest, [lam.T for lam in f["lams"]], self.offsets)
-        pieces["K"] = self.pairs.diagonal_blocks(pieces["P"], self.factors[0].q).transpose(1, 2, 0)
+        if self.split is not None:
+            P = pieces["P"]
+            pieces["K"] = self.split.diagonal_blocks(np.tril(P) + np.tril(P, -1).T).transpose(1, 2, 0)
+        else:
+            pieces["K"] = self.pairs.diagonal_blocks(pieces["P"], self.factors[0].q).transpose(1, 2, 0)
         f["inverse"] = pieces
         return pieces
 
