@@ -367,12 +367,20 @@ def _stopped_cleanly(result) -> bool:
     return bool(result.success) or "ABNORMAL" in str(result.message)
 
 
-def _attempt(name: str, model: ProfiledREML, result, seconds: float) -> dict:
+def _attempt(name: str, model: ProfiledREML, result, seconds: float, curvature: np.ndarray | None = None) -> dict:
+    """The record of one optimizer run, with the convergence check at its solution. ``curvature``
+    (the deviance's second derivative per theta entry, estimated) replaces the finite-difference
+    Hessian of the Newton decrement where a gradient is too costly to take n_theta more of."""
     theta = np.asarray(result.x, dtype=float)
     deviance, grad = model.deviance_and_gradient(theta)
     pgrad = np.where(model.held_at_bound(theta, grad), 0.0, grad)
     grad_norm = float(np.max(np.abs(pgrad))) if len(pgrad) else 0.0
-    decrement = 0.0 if grad_norm < GRADIENT_TOLERANCE else newton_decrement(model, theta)
+    if grad_norm < GRADIENT_TOLERANCE:
+        decrement = 0.0
+    elif curvature is not None:
+        decrement = float(np.sum(pgrad**2 / curvature) / 2)
+    else:
+        decrement = newton_decrement(model, theta)
     return dict(
         optimizer=name,
         reml_criterion=float(deviance),

@@ -33,10 +33,10 @@ from scipy.linalg import blas
 
 # First-factor columns densified at once (n_dense x CHUNK_COLUMNS doubles: 24 MB at 1,500 rows).
 CHUNK_COLUMNS = 2048
-# A sparse pair product costs about this many BLAS multiply-adds (SciPy's sparse product against
-# OpenBLAS dsyrk on one thread, measured on a MovieLens-shaped crossing: 1.5e8 sparse pairs took
-# 0.77 s, 1.1e9 dsyrk multiply-adds 0.15 s).
-SPARSE_COST = 30.0
+# A sparse pair product costs about this many BLAS multiply-adds (SciPy's sparse products against
+# OpenBLAS dsyrk on one thread, measured on the 1M MovieLens-shaped crossing of benchmarks/movielens.py
+# on a busy machine: 1.1e8 sparse pairs took 2.1 s, 4.1e10 dsyrk multiply-adds 6.3 s).
+SPARSE_COST = 120.0
 # Candidates for n_dense: this many, spread evenly over 0..Q2.
 DENSE_ROW_CANDIDATES = 64
 
@@ -91,7 +91,7 @@ class SplitProduct:
         dense, rest = self.dense_rows, self.sparse_rows
         W_dense, W_sparse = W[dense].tocsc(), W[rest]
         block = np.zeros((len(dense), len(dense)), order="F")
-        for start in range(0, W.shape[1], CHUNK_COLUMNS):
+        for start in range(0, W.shape[1] if len(dense) else 0, CHUNK_COLUMNS):
             chunk = W_dense[:, start : start + CHUNK_COLUMNS].toarray(order="F")
             block = blas.dsyrk(1.0, chunk, beta=1.0, c=block, lower=1, overwrite_c=1)
         out[np.ix_(dense, dense)] = np.tril(block) + np.tril(block, -1).T
@@ -112,7 +112,7 @@ class SplitProduct:
         K = np.zeros((self.n_levels, q, q))
         P_dense = np.asfortranarray(P[np.ix_(dense, dense)])
         step = max(CHUNK_COLUMNS // q, 1) * q  # whole levels per chunk
-        for start in range(0, n_columns, step):
+        for start in range(0, n_columns if len(dense) else 0, step):
             chunk = G_dense[:, start : start + step].toarray(order="F")
             product = blas.dsymm(1.0, P_dense, chunk, lower=1)  # P_dd G_d
             _add_blocks(K, start // q, chunk, product, q)
