@@ -74,8 +74,11 @@ def simulate_ratings(n_ratings: int, n_users: int, n_movies: int, seed: int = 1)
     noise = rng.normal(0.0, SD_NOISE, len(user))
     rating = np.clip(np.rint(MEAN + effect_user[user] + effect_movie[movie] + noise), 1, 5)
     return pd.DataFrame(
-        {"user": pd.Categorical(_labels("u", user, n_users)), "movie": pd.Categorical(_labels("m", movie, n_movies)),
-         "rating": rating}
+        {
+            "user": pd.Categorical(_labels("u", user, n_users)),
+            "movie": pd.Categorical(_labels("m", movie, n_movies)),
+            "rating": rating,
+        }
     )
 
 

@@ -20,7 +20,9 @@ _spec.loader.exec_module(movielens)
 #   d <- read.csv("ml_small.csv", stringsAsFactors = TRUE)
 #   m <- lmer(rating ~ 1 + (1 | user) + (1 | movie), data = d, REML = FALSE)
 #   logLik(m); getME(m, "theta"); fixef(m); sigma(m)
-ML_SMALL = dict(logLik=-130170.8833014383, theta=[0.4499874381, 0.5091933757], intercept=3.5494988279, sigma=0.8698252589)
+ML_SMALL = dict(
+    logLik=-130170.8833014383, theta=[0.4499874381, 0.5091933757], intercept=3.5494988279, sigma=0.8698252589
+)
 
 
 def _split(design, reml=True) -> BlockedREML:

@@ -441,7 +441,7 @@ def _first_attempt(model: BlockedREML, start: np.ndarray | None) -> dict:
     clock = time.perf_counter()
     if all_scalar(model) and model.split is not None:
         return _split_attempt(model, start)
-    if all_scalar(model):
+    if model.split is None:
         start = moment_start(model) if start is None else np.asarray(start, float)
         scale = curvature_scales(model, start)
 
@@ -451,7 +451,7 @@ def _first_attempt(model: BlockedREML, start: np.ndarray | None) -> dict:
 
         # Stop once the gradient in theta is surely below half the convergence check's tolerance.
         options = SCALED_LBFGSB_OPTIONS | dict(gtol=GRADIENT_TOLERANCE / 2 / scale.max())
-        bounds = list(zip(model.lower_bounds * scale, [None] * model.n_theta))
+        bounds = [(lower if np.isfinite(lower) else None, None) for lower in model.lower_bounds * scale]
         result = optimize.minimize(scaled, start * scale, jac=True, method="L-BFGS-B", bounds=bounds, options=options)
         result.x = result.x / scale  # as a rule the theta of its last evaluation, whose factor and gradient are kept
         return optimizer_attempt("scaled L-BFGS-B", model, result, time.perf_counter() - clock)
