@@ -13,6 +13,8 @@ Cases (``--cases``, any of them; default: all but movielens-10m):
   max RSS), beside the anchors of ../shared/notes/scale.md.
 - ``insteval-vector``: ``y ~ 1 + service + (1 | s) + (1 | d) + (1 | dept) + (0 + service | dept)``,
   ML, on InstEval from the data mirror: in-process fit and fit job, with lme4's logLik.
+- ``movielens-10m-evaluation``: the set-up and one evaluation of the 10M crossing's criterion
+  (a fit takes ~13 evaluations and one gradient), when the whole 10M fit is too long to wait for.
 - ``growth``: how one evaluation of the 1M crossing's criterion grows with the number of ratings
   (users and movies fixed) and with the number of movies (ratings fixed): set-up seconds, seconds
   per evaluation and peak MB, each in a fresh process.
@@ -97,7 +99,7 @@ def fit_child(case: str) -> dict:
     }
 
 
-def growth_child(n_ratings: int, n_movies: int) -> dict:
+def growth_child(n_ratings: int, n_users: int, n_movies: int) -> dict:
     """Set-up and per-evaluation seconds of the crossing's criterion at one size, peak MB."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import numpy as np
@@ -106,7 +108,7 @@ def growth_child(n_ratings: int, n_movies: int) -> dict:
     from lmmflow.engine.blocked import BlockedREML
     from lmmflow.model.design import build_design
 
-    design = build_design(MOVIELENS_FORMULA, simulate_ratings(n_ratings, 6_040, n_movies, seed=1))
+    design = build_design(MOVIELENS_FORMULA, simulate_ratings(n_ratings, n_users, n_movies, seed=1))
     clock = time.perf_counter()
     model = BlockedREML(design, reml=False)
     setup = time.perf_counter() - clock
@@ -209,16 +211,16 @@ def case_lines(case: str, fit: dict, job: dict | None) -> list[str]:
     return lines + [""]
 
 
-def growth_lines(rows: list[tuple[int, int, dict]]) -> list[str]:
+def growth_lines(rows: list[tuple[int, int, int, dict]]) -> list[str]:
     lines = [
-        "## growth: one evaluation of the 1M crossing's criterion (6,040 users)",
+        "## growth: one evaluation of a MovieLens-shaped crossing's criterion",
         "",
-        "| ratings | movies | dense rows | set-up s | s / evaluation | peak MB | load |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "| ratings | users | movies | dense rows | set-up s | s / evaluation | peak MB | load |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for ratings, movies, r in rows:
+    for ratings, users, movies, r in rows:
         lines.append(
-            f"| {ratings:,} | {movies:,} | {r['dense_rows']} | {r['setup_seconds']:.2f} | "
+            f"| {ratings:,} | {users:,} | {movies:,} | {r['dense_rows']} | {r['setup_seconds']:.2f} | "
             f"{r['evaluation_seconds']:.2f} | {r['peak_mb']:.0f} | {r['load']:.1f} |"
         )
     return lines + [""]
@@ -241,9 +243,12 @@ def main() -> None:
         for case in args.cases:
             print(f"  {case} ...", file=sys.stderr, flush=True)
             if case == "growth":
-                rows = [(n, 3_706, child("growth", str(n), "3706")) for n in GROWTH_ROWS]
-                rows += [(1_000_209, m, child("growth", "1000209", str(m))) for m in GROWTH_MOVIES[:-1]]
+                rows = [(n, 6_040, 3_706, child("growth", str(n), "6040", "3706")) for n in GROWTH_ROWS]
+                rows += [(1_000_209, 6_040, m, child("growth", "1000209", "6040", str(m))) for m in GROWTH_MOVIES[:-1]]
                 lines += growth_lines(rows)
+                continue
+            if case == "movielens-10m-evaluation":
+                lines += growth_lines([(10_000_054, 69_878, 10_677, child("growth", "10000054", "69878", "10677"))])
                 continue
             job = None if args.no_jobs else fit_job(case, Path(scratch))
             lines += case_lines(case, child("fit", case), job)
