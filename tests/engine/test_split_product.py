@@ -44,8 +44,7 @@ def test_split_equals_the_pair_product(shape, n_dense):
     design = build_design(SHAPES[shape], small_crossed_data())
     pairs, split = BlockedREML(design), _split(design)
     if n_dense is not None:
-        order = np.concatenate([split.split.dense_rows, split.split.sparse_rows])
-        split.split.dense_rows, split.split.sparse_rows = order[:n_dense], order[n_dense:]
+        split.split.use_dense_rows(n_dense)
     rng = np.random.default_rng(3)
     for theta in [0.3 + rng.random(pairs.n_theta), np.r_[0.0, 0.2 + rng.random(pairs.n_theta - 1)]]:
         theta = np.where(pairs.lower_bounds == 0, np.abs(theta), theta - 0.5)

@@ -72,26 +72,37 @@ class SplitProduct:
         order = np.argsort(-met, kind="stable")
         rank = np.empty_like(order)
         rank[order] = np.arange(len(order))
-        self.n_dense = choose_dense_rows(G, rank)
-        self.dense_rows, self.sparse_rows = order[: self.n_dense], order[self.n_dense :]
-        self.G = G
-        # G's non-zeros by (level, effect) column, for the blockdiag_j(V_j') product and for K_j.
-        self.Gt = G.T.tocsr()
+        self.G, self.order = G, order
+        self.use_dense_rows(choose_dense_rows(G, rank))
 
-    def weighted(self, V: np.ndarray) -> sparse.csr_matrix:
-        """W = G blockdiag_j(V_j') for V (q, q, n_levels) with V_j = V[:, :, j]."""
+    def use_dense_rows(self, n_dense: int) -> None:
+        """Take the ``n_dense`` busiest rows as the dense ones. G's dense rows are kept by column and
+        its sparse rows by row, with each non-zero's column: with scalar first-factor terms, W's
+        parts are these with the values scaled, nothing rebuilt."""
+        self.n_dense = n_dense
+        self.dense_rows, self.sparse_rows = self.order[:n_dense], self.order[n_dense:]
+        self.G_dense, self.G_sparse = self.G[self.dense_rows].tocsc(), self.G[self.sparse_rows].tocsr()
+        self.dense_columns = np.repeat(np.arange(self.G.shape[1]), np.diff(self.G_dense.indptr))
+
+    def weighted(self, V: np.ndarray) -> tuple[sparse.csc_matrix, sparse.csr_matrix]:
+        """W = G blockdiag_j(V_j') for V (q, q, n_levels) with V_j = V[:, :, j]: its dense rows
+        (by column) and its sparse rows (by row)."""
+        dense, rest = self.G_dense, self.G_sparse
         if self.q == 1:
-            return sparse.csr_matrix(self.G @ sparse.diags(V[0, 0]))
+            v = V[0, 0]
+            return (
+                sparse.csc_matrix((dense.data * v[self.dense_columns], dense.indices, dense.indptr), dense.shape),
+                sparse.csr_matrix((rest.data * v[rest.indices], rest.indices, rest.indptr), rest.shape),
+            )
         blocks = sparse.block_diag([V[:, :, j].T for j in range(self.n_levels)], format="csr")
-        return sparse.csr_matrix(self.G @ blocks)
+        return sparse.csc_matrix(dense @ blocks), sparse.csr_matrix(rest @ blocks)
 
     def outer(self, V: np.ndarray, out: np.ndarray) -> np.ndarray:
         """out = W W' (whole, symmetric), Q2 x Q2."""
-        W = self.weighted(V)
         dense, rest = self.dense_rows, self.sparse_rows
-        W_dense, W_sparse = W[dense].tocsc(), W[rest]
+        W_dense, W_sparse = self.weighted(V)
         block = np.zeros((len(dense), len(dense)), order="F")
-        for start in range(0, W.shape[1] if len(dense) else 0, CHUNK_COLUMNS):
+        for start in range(0, W_dense.shape[1] if len(dense) else 0, CHUNK_COLUMNS):
             chunk = W_dense[:, start : start + CHUNK_COLUMNS].toarray(order="F")
             block = blas.dsyrk(1.0, chunk, beta=1.0, c=block, lower=1, overwrite_c=1)
         out[np.ix_(dense, dense)] = np.tril(block) + np.tril(block, -1).T
@@ -106,7 +117,7 @@ class SplitProduct:
         """K_j = G_j' P G_j for every level j, (n_levels, q, q), P symmetric and whole."""
         dense, rest, q = self.dense_rows, self.sparse_rows, self.q
         n_columns = self.n_levels * q
-        G_dense, G_rest = self.G[dense].tocsc(), self.G[rest].tocsc()
+        G_dense, G_rest = self.G_dense, self.G_sparse.tocsc()
         # Row i of (G' P)[:, dense] restricted to what G's column i meets, from three parts:
         # dense x dense by BLAS on chunks, the others sparse x dense.
         K = np.zeros((self.n_levels, q, q))
