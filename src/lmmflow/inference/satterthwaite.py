@@ -100,9 +100,9 @@ def richardson_levels(evaluation_work: float, n_theta: int) -> int:
     return int(np.clip(SATTERTHWAITE_MAX_WORK // max(per_level, 1.0), 1, RICHARDSON_LEVELS))
 
 
-def skipped_reason(design: Design, n_theta: int) -> str | None:
-    """Why the df of ``design`` are not computed (``richardson_levels`` 0), or None."""
-    work = design_work(design)
+def skipped_reason(work: float, n_theta: int) -> str | None:
+    """Why the df are not computed (``richardson_levels`` 0) for a criterion of this ``work`` per
+    evaluation (``lmmflow.engine.choice.design_work``), or None."""
     if richardson_levels(work, n_theta):
         return None
     return (
@@ -237,7 +237,8 @@ def fixed_effect_tests(design: Design, fit: Estimates, criterion: Criterion | No
     """
     theta = fit.lme4_theta()
     t = np.asarray(fit.beta) / np.sqrt(np.diag(fit.beta_cov))
-    reason = skipped_reason(design, len(theta))
+    work = design_work(design)
+    reason = skipped_reason(work, len(theta))
     if reason is not None:
         table = pd.DataFrame(
             {"term": design.fixed_names, "df": np.nan, "p_value": np.nan, "p_value_z": 2 * ndtr(-np.abs(t))}
@@ -245,7 +246,7 @@ def fixed_effect_tests(design: Design, fit: Estimates, criterion: Criterion | No
         table.attrs["warnings"] = [reason]
         return table
     criterion = criterion_of_path(design, fit.reml, fit.path) if criterion is None else criterion
-    levels = richardson_levels(design_work(design), len(theta))
+    levels = richardson_levels(work, len(theta))
     result = satterthwaite(criterion, theta, float(np.sqrt(fit.sigma2)), levels)
     df = result.coefficient_df()
     table = pd.DataFrame(
