@@ -218,8 +218,9 @@ class BlockedREML:
         if all(factor.q == 1 for factor in self.rest):  # Lambda2' . Lambda2 scales each position
             scale = np.array([lam[0, 0] for lam in lams])
             bordered.ravel()[self.bordered_positions] = middle * np.outer(scale, scale).ravel()[self.position_pairs]
-        else:
-            bordered[: self.q2, : self.q2] = sandwich(self.pairs.scatter(middle), self.rest, lams, self.offsets)
+        else:  # scattered straight into the bordered matrix and scaled there (``sandwich`` works in place)
+            bordered.ravel()[self.bordered_positions] = middle
+            sandwich(bordered[: self.q2, : self.q2], self.rest, lams, self.offsets)
 
     def _split_schur(self, V: np.ndarray, lams: list, block: np.ndarray, keep_middle: bool, pieces: dict) -> None:
         """Lambda2'(Z2'Z2 - G H G')Lambda2 into ``block`` (whole), G H G' = W W' by ``SplitProduct``."""
