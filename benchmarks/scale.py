@@ -179,6 +179,7 @@ def fit_job(case: str, scratch: Path) -> dict:
     summary = json.loads((workdir / "results" / "models" / model / "fit.json").read_text())
     return {
         "job_seconds": float(benchmark["s"].iloc[0]),
+        "job_cpu_seconds": float(benchmark["cpu_time"].iloc[0]),
         "job_max_rss_mb": float(benchmark["max_rss"].iloc[0]),
         "logLik": summary["logLik"],
         "converged": summary["converged"],
@@ -204,7 +205,8 @@ def case_lines(case: str, fit: dict, job: dict | None) -> list[str]:
         )
     if job is not None:
         lines.append(
-            f"- fit job (results/benchmarks/fit): {job['job_seconds']:.2f} s, max RSS {job['job_max_rss_mb']:.0f} MB, "
+            f"- fit job (results/benchmarks/fit): {job['job_seconds']:.2f} s ({job['job_cpu_seconds']:.2f} s CPU), "
+            f"max RSS {job['job_max_rss_mb']:.0f} MB, "
             f"logLik {job['logLik']:.6f}, verification {job['verification']}, load {job['load']:.1f}"
         )
         lines += [f"  - warning: {warning}" for warning in job["warnings"]]
