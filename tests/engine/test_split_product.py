@@ -7,7 +7,7 @@ import pytest
 from conftest import ROOT
 from dense_reference import SHAPES, small_crossed_data
 
-from lmmflow.engine import blocked_factors
+from lmmflow.engine import blocked_factors, split_product
 from lmmflow.engine.blocked import BlockedREML, fit_blocked
 from lmmflow.engine.split_product import SplitProduct
 from lmmflow.model.design import build_design
@@ -39,8 +39,10 @@ def _split(design, reml=True) -> BlockedREML:
 
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("n_dense", [0, 5, None])
-def test_split_equals_the_pair_product(shape, n_dense):
-    """Deviance, gradient, modes and conditional SDs as through the pair product, whatever the split."""
+def test_split_equals_the_pair_product(shape, n_dense, monkeypatch):
+    """Deviance, gradient, modes and conditional SDs as through the pair product, whatever the split
+    (the sparse rows in chunks of 3)."""
+    monkeypatch.setattr(split_product, "CHUNK_ROWS", 3)
     design = build_design(SHAPES[shape], small_crossed_data())
     pairs, split = BlockedREML(design), _split(design)
     if n_dense is not None:

@@ -18,7 +18,7 @@ rows). W W' then has three parts:
 
 ``n_dense`` minimizes the estimated work (``choose_dense_rows``): n_dense^2 n1 q1 / 2 multiply-adds
 in BLAS against the sparse pair products at ``SPARSE_COST`` times a BLAS multiply-add each.
-Memory: the dense Q2 x Q2 result and the sparse products' output (at most Q2 x Q2 entries).
+Memory: the dense Q2 x Q2 result, and the sparse products' output a chunk of ``CHUNK_ROWS`` rows at a time.
 
 ``diagonal_blocks(P)`` gives K_j = G_j'P G_j for every level j (the gradient and the conditional
 variances need it) with the same split: the dense x dense part through BLAS ``dsymm`` on chunks,
@@ -33,6 +33,9 @@ from scipy.linalg import blas
 
 # First-factor columns densified at once (n_dense x CHUNK_COLUMNS doubles: 24 MB at 1,500 rows).
 CHUNK_COLUMNS = 2048
+# Sparse rows multiplied at once (their products' output, dense and sparse, is CHUNK_ROWS x Q2: 85 MB
+# each at MovieLens-10M's 10,677 movies, where the whole output would be 800 MB and 1.2 GB).
+CHUNK_ROWS = 1024
 # A sparse pair product costs about this many BLAS multiply-adds (SciPy's sparse products against
 # OpenBLAS dsyrk on one thread, measured on the 1M MovieLens-shaped crossing of benchmarks/movielens.py
 # on a busy machine: 1.1e8 sparse pairs took 2.1 s, 4.1e10 dsyrk multiply-adds 6.3 s).
@@ -106,11 +109,13 @@ class SplitProduct:
             chunk = W_dense[:, start : start + CHUNK_COLUMNS].toarray(order="F")
             block = blas.dsyrk(1.0, chunk, beta=1.0, c=block, lower=1, overwrite_c=1)
         out[np.ix_(dense, dense)] = np.tril(block) + np.tril(block, -1).T
-        if len(rest):
-            cross = (W_sparse @ W_dense.T).toarray()
-            out[np.ix_(rest, dense)] = cross
-            out[np.ix_(dense, rest)] = cross.T
-            out[np.ix_(rest, rest)] = (W_sparse @ W_sparse.T).toarray()
+        W_dense_t, W_sparse_t = W_dense.T.tocsr(), W_sparse.T.tocsr()
+        for start in range(0, len(rest), CHUNK_ROWS):  # the sparse rows' products a chunk at a time
+            rows, chunk = rest[start : start + CHUNK_ROWS], W_sparse[start : start + CHUNK_ROWS]
+            cross = (chunk @ W_dense_t).toarray()
+            out[np.ix_(rows, dense)] = cross
+            out[np.ix_(dense, rows)] = cross.T
+            out[np.ix_(rows, rest)] = (chunk @ W_sparse_t).toarray()
         return out
 
     def diagonal_blocks(self, P: np.ndarray) -> np.ndarray:
