@@ -41,8 +41,9 @@ def _split(design, reml=True) -> BlockedREML:
 @pytest.mark.parametrize("n_dense", [0, 5, None])
 def test_split_equals_the_pair_product(shape, n_dense, monkeypatch):
     """Deviance, gradient, modes and conditional SDs as through the pair product, whatever the split
-    (the sparse rows in chunks of 3)."""
+    (the sparse rows in chunks of 3, the columns of 4)."""
     monkeypatch.setattr(split_product, "CHUNK_ROWS", 3)
+    monkeypatch.setattr(split_product, "CHUNK_COLUMNS", 4)
     design = build_design(SHAPES[shape], small_crossed_data())
     pairs, split = BlockedREML(design), _split(design)
     if n_dense is not None:
@@ -91,3 +92,9 @@ def test_simulator_has_movielens_shape():
     assert len(data) == 20_000 and data["user"].nunique() == 300 and data["movie"].nunique() == 200
     assert per_user.min() >= movielens.MIN_PER_USER and not data.duplicated(["user", "movie"]).any()
     assert data.equals(movielens.simulate_ratings(20_000, 300, 200, seed=2))
+
+
+def test_fill_upper_mirrors_the_lower_triangle_in_blocks():
+    matrix = np.random.default_rng(4).random((7, 7))
+    expected = np.tril(matrix) + np.tril(matrix, -1).T
+    np.testing.assert_array_equal(split_product.fill_upper(matrix, step=3), expected)

@@ -58,7 +58,7 @@ from lmmflow.engine.groups_last import _attempt as optimizer_attempt  # one reco
 from lmmflow.engine.groups_last import _best as best_attempt
 from lmmflow.engine.groups_last import optimize_theta as groups_last_optimizer
 from lmmflow.engine.parameters import default_start, theta_lower_bounds, theta_to_covariances
-from lmmflow.engine.split_product import SplitProduct
+from lmmflow.engine.split_product import SplitProduct, fill_upper
 from lmmflow.engine.start_values import all_scalar, curvature_scales, moment_start
 from lmmflow.model.design import Design
 
@@ -275,8 +275,7 @@ class BlockedREML:
             pieces["S_inv"] = np.tril(lower) + np.tril(lower, -1).T
         pieces["P"] = sandwich(lower, self.rest, [lam.T for lam in f["lams"]], self.offsets)
         if self.split is not None:
-            P = pieces["P"]
-            pieces["K"] = self.split.diagonal_blocks(np.tril(P) + np.tril(P, -1).T).transpose(1, 2, 0)
+            pieces["K"] = self.split.diagonal_blocks(fill_upper(pieces["P"])).transpose(1, 2, 0)
         else:
             pieces["K"] = self.pairs.diagonal_blocks(pieces["P"], self.factors[0].q).transpose(1, 2, 0)
         f["inverse"] = pieces

@@ -119,38 +119,51 @@ class SplitProduct:
         return out
 
     def diagonal_blocks(self, P: np.ndarray) -> np.ndarray:
-        """K_j = G_j' P G_j for every level j, (n_levels, q, q), P symmetric and whole."""
+        """K_j = G_j' P G_j for every level j, (n_levels, q, q), P symmetric and whole.
+
+        A chunk of ``CHUNK_COLUMNS`` columns (whole levels) at a time: G_d'P_dd G_d by BLAS dsymm on
+        the densified chunk; G_r'P_rd G_d (and its transpose) and G_r'P_rr G_r with the left factor
+        times P as a sparse times dense product, read at the right factor's non-zeros.
+        """
         dense, rest, q = self.dense_rows, self.sparse_rows, self.q
         n_columns = self.n_levels * q
         G_dense, G_rest = self.G_dense, self.G_sparse.tocsc()
-        # Row i of (G' P)[:, dense] restricted to what G's column i meets, from three parts:
-        # dense x dense by BLAS on chunks, the others sparse x dense.
         K = np.zeros((self.n_levels, q, q))
         P_dense = np.asfortranarray(P[np.ix_(dense, dense)])
+        P_rest_dense, P_rest = P[np.ix_(rest, dense)], P[np.ix_(rest, rest)]
         step = max(CHUNK_COLUMNS // q, 1) * q  # whole levels per chunk
-        for start in range(0, n_columns if len(dense) else 0, step):
-            chunk = G_dense[:, start : start + step].toarray(order="F")
-            product = blas.dsymm(1.0, P_dense, chunk, lower=1)  # P_dd G_d
-            _add_blocks(K, start // q, chunk, product, q)
-        if len(rest):
-            # G_r'P_rd G_d (and its transpose G_d'P_dr G_r) and G_r'P_rr G_r: the left factor times P
-            # as a sparse times dense product, read at the right factor's non-zeros.
-            _add_sparse(K, (G_rest.T @ P[np.ix_(rest, dense)]).T, G_dense, q, both=True)
-            _add_sparse(K, (G_rest.T @ P[np.ix_(rest, rest)]).T, G_rest, q, both=False)
+        for start in range(0, n_columns, step):
+            columns, levels = slice(start, start + step), K[start // q : (start + step) // q]
+            right_dense, right_rest = G_dense[:, columns], G_rest[:, columns]
+            if len(dense):
+                chunk = right_dense.toarray(order="F")
+                _add_blocks(levels, chunk, blas.dsymm(1.0, P_dense, chunk, lower=1), q)
+            if len(rest):
+                _add_sparse(levels, (right_rest.T @ P_rest_dense).T, right_dense, q, both=True)
+                _add_sparse(levels, (right_rest.T @ P_rest).T, right_rest, q, both=False)
         return K
 
 
-def _add_blocks(K: np.ndarray, first_level: int, chunk: np.ndarray, product: np.ndarray, q: int) -> None:
-    """K_j += G_j'P G_j over the dense rows, for the levels of one chunk of whole levels' columns."""
+def fill_upper(matrix: np.ndarray, step: int = CHUNK_ROWS) -> np.ndarray:
+    """The upper triangle of a square ``matrix`` set from its lower one, in place, ``step`` rows at a
+    time (no temporary of the matrix's size: 912 MB at MovieLens-10M's 10,677 movies)."""
+    for start in range(0, len(matrix), step):
+        stop = min(start + step, len(matrix))
+        matrix[:start, start:stop] = matrix[start:stop, :start].T
+        diagonal = matrix[start:stop, start:stop]
+        matrix[start:stop, start:stop] = np.tril(diagonal) + np.tril(diagonal, -1).T
+    return matrix
+
+
+def _add_blocks(K: np.ndarray, chunk: np.ndarray, product: np.ndarray, q: int) -> None:
+    """K_j += G_j'P G_j over the dense rows, for the levels (K's) of one chunk of whole levels' columns."""
     levels = chunk.shape[1] // q
-    left = chunk.reshape(-1, levels, q)
-    right = product.reshape(-1, levels, q)
-    K[first_level : first_level + levels] += np.einsum("ijc,ijd->jcd", left, right)
+    K += np.einsum("ijc,ijd->jcd", chunk.reshape(-1, levels, q), product.reshape(-1, levels, q))
 
 
 def _add_sparse(K: np.ndarray, left: np.ndarray, right: sparse.csc_matrix, q: int, both: bool) -> None:
     """K_j[r, c] += sum_i left[i, j q + r] right[i, j q + c] over right's non-zeros (and the
-    transpose too when ``both``): left is dense (rows of right) x (n_levels q)."""
+    transpose too when ``both``): left is dense (rows of right) x (n_levels q), j K's levels."""
     column = np.repeat(np.arange(right.shape[1]), np.diff(right.indptr))
     level, effect = np.divmod(column, q)
     for r in range(q):
