@@ -62,8 +62,9 @@ from lmmflow.engine.split_product import SplitProduct, fill_upper
 from lmmflow.engine.start_values import all_scalar, curvature_scales, moment_start
 from lmmflow.model.design import Design
 
-# Largest dense Schur block (S, its inverse and two temporaries live at once): 400 MB each,
-# i.e. about 7,000 random effects after the first factor.
+# Largest dense Schur block (S and its inverse live at once, temporaries are chunked): 1 GB each,
+# i.e. about 11,000 random effects after the first factor (MovieLens-10M's 10,677 movies: a fit
+# peaked at 4.4 GB, docs/scale.md).
 DENSE_BLOCK_MAX_BYTES = 1e9
 
 
