@@ -16,7 +16,8 @@ these that applies (``verifiers``):
 2. The other engine's criterion: groups-last and blocked compute the same number by different
    algebra (per-group blocks vs. global crosstabs and a Schur complement).
 3. A sparse LU of the whole system (``lmmflow.verify.sparse_lu``), sharing nothing with the engines but
-   the design: the verifier of crossed designs.
+   the design: the verifier of crossed designs, up to ``SPARSE_LU_MAX_DENSE`` random effects in its
+   fill (beyond, the fit's own converged gradient is the check, and fit.json's warnings say so).
 
 A re-evaluation that disagrees by more than ``VERIFY_TOLERANCE`` rejects the fit in favour of
 statsmodels' robust fit where statsmodels can express the model; otherwise the fit is kept with
@@ -27,7 +28,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from lmmflow.engine.blocked import DesignTooLarge
+from lmmflow.engine.blocked import DesignTooLarge, dense_size
 from lmmflow.engine.choice import fit_profiled, profiled_criterion
 from lmmflow.engine.estimates import Estimates
 from lmmflow.model.design import Design, DesignError, build_design
@@ -38,6 +39,12 @@ from lmmflow.outputs.solution import solution_of, write_solution
 from lmmflow.verify.sparse_lu import sparse_lu_deviance
 
 VERIFY_TOLERANCE = 1e-6
+# The sparse LU re-evaluates designs whose fill after the largest grouping factor (the blocked
+# engine's dense block) has at most this many random effects: its cost grows with the cube of it
+# (InstEval's 1,170: 0.6 s; by the cube, a MovieLens-1M-shaped crossing's 3,706 movies ~20 s, as
+# long as the fit itself, and MovieLens-10M's 10,677 ~25 times that). Larger fits are not
+# re-evaluated; fit.json's warnings say so, ``verification`` is null.
+SPARSE_LU_MAX_DENSE = 2_000
 ENGINES = ("fast", "statsmodels")
 STATSMODELS_MAX_GROUPS = 2_000
 
@@ -94,6 +101,11 @@ def reevaluate(design: Design, fit: Estimates, verifier: str) -> float:
             raise CannotVerify(str(reason)) from None
     theta = fit.lme4_theta()
     if verifier == "sparse LU":
+        if (dense := dense_size(design)) > SPARSE_LU_MAX_DENSE:
+            raise CannotVerify(
+                f"its fill is a dense block of {dense:,} random effects (after the largest grouping factor), above "
+                f"the {SPARSE_LU_MAX_DENSE:,} it re-evaluates; the fit is checked by its own gradient (converged)"
+            )
         return -sparse_lu_deviance(design, theta, reml=fit.reml) / 2.0
     try:
         return -profiled_criterion(design, reml=fit.reml, engine=verifier).deviance(theta) / 2.0

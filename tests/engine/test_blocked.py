@@ -14,7 +14,7 @@ from lme4_agreement import (
     assert_variance_components,
 )
 
-from lmmflow.engine import blocked
+from lmmflow.engine import blocked, blocked_factors
 from lmmflow.engine.blocked import BlockedCriterion, DesignTooLarge, fit_blocked
 from lmmflow.engine.groups_last import GroupsLastCriterion
 from lmmflow.engine.parameters import default_start
@@ -218,20 +218,23 @@ def test_the_moment_start_and_curvature_scales_are_near_the_optimum(pupils):
 VECTOR_IN_THE_DENSE_BLOCK = SHAPES["vector in the dense block, interaction first"]  # a dense block of 26
 
 
-def test_a_large_dense_block_with_a_vector_term_is_optimized_by_cobyqa_first(small_crossed, monkeypatch):
+def test_a_large_dense_block_with_a_vector_term_is_optimized_by_scaled_lbfgsb(small_crossed, monkeypatch):
+    """Issue 23: vector-valued terms get the moment start, the scales and the analytic gradient too."""
     design = build_design(VECTOR_IN_THE_DENSE_BLOCK, small_crossed)
     reference = fit_blocked(design)
     monkeypatch.setattr(blocked, "DERIVATIVE_FREE_MIN_DENSE", 10)
     fit = fit_blocked(design)
-    assert [a["optimizer"] for a in fit.attempts] == ["COBYQA"] and fit.converged
+    assert [a["optimizer"] for a in fit.attempts] == ["scaled L-BFGS-B"] and fit.converged
     assert abs(fit.loglik - reference.loglik) < 1e-6
 
 
 def test_cobyqa_stopped_short_hands_over_to_the_gradient_optimizer(small_crossed, monkeypatch):
+    """COBYQA remains for vector-valued terms on crossings too large for a pair product."""
     design = build_design(VECTOR_IN_THE_DENSE_BLOCK, small_crossed)
     reference = fit_blocked(design)
     monkeypatch.setattr(blocked, "DERIVATIVE_FREE_MIN_DENSE", 10)
     monkeypatch.setattr(blocked, "COBYQA_OPTIONS", dict(maxfev=8))
+    monkeypatch.setattr(blocked_factors, "PAIR_PRODUCT_MAX_ENTRIES", 0)
     fit = fit_blocked(design)
     assert [a["optimizer"] for a in fit.attempts][:2] == ["COBYQA", "L-BFGS-B"]
     assert not fit.attempts[0]["converged"] and fit.converged

@@ -41,13 +41,14 @@ def path_source(path: Path) -> dict:
 
 
 def leftovers(workdir: Path, name: str) -> list[str]:
-    """Files under results/ and resources/ whose path mentions `name` (a data set, model, file)."""
+    """Files under results/ and resources/ whose path mentions `name` (a data set, model, file);
+    Snakemake's timings under results/benchmarks/ are not outputs."""
     return sorted(
         str(p.relative_to(workdir))
         for folder in ("results", "resources")
         if (workdir / folder).exists()
         for p in (workdir / folder).rglob("*")
-        if p.is_file() and name in str(p.relative_to(workdir))
+        if p.is_file() and name in str(p.relative_to(workdir)) and "benchmarks" not in p.relative_to(workdir).parts
     )
 
 

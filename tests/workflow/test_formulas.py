@@ -52,6 +52,8 @@ def formulas_run(tmp_path_factory):
         "models": models,
         "likelihood_ratio_tests": {"weighted": ["m_null_ml", "m_weighted_ml"]},
         "intervals": {"models": ["m_weighted"], "bootstrap": {"replicates": 8, "chunks": 2, "seed": 1}},
+        # a job per model: with --keep-going a failing model's batch would take its others along
+        "batches": {"size": 1},
     }
     targets = [f"results/models/{model}/fit.json" for model in models]
     targets += ["results/lrt/weighted.csv", "results/intervals/m_weighted/profile.csv"]

@@ -1,13 +1,18 @@
 # Start-up: the configuration checked once (lmmflow.pipeline.config), and the rules' input helpers.
 
+import json
 import os
 import re
+import shlex
+import sys
 
 from snakemake.logging import logger
 
 from lmmflow.data.acquire import raw_file_name
+from lmmflow.pipeline.batches import plan_from_config
 from lmmflow.pipeline.config import check_config, raw_datasets, raw_sources
 from lmmflow.pipeline.glmm_config import binomial_models
+from lmmflow.pipeline.fit_job import model_log, model_outputs
 
 RAW_DIR = "resources/raw"
 FIGURE_FORMATS = ["png", "svg"]
@@ -212,3 +217,26 @@ def get_bootstrap_chunks(wildcards):
 def get_glmm_outputs():
     """A binomial GLMM's figure of predicted probabilities."""
     return expand("results/figures/{model}_probabilities.{ext}", model=BINOMIAL_MODELS, ext=FIGURE_FORMATS)
+
+
+# --- model fits: who shares a job (lmmflow.pipeline.batches), the command of every fit job ---
+
+FIT_PLAN = plan_from_config(config)
+# A conda (or container) environment's own Python, else Snakemake's, as for `script:` jobs.
+PYTHON = "python" if workflow.deployment_settings.deployment_method else sys.executable
+FIT_COMMAND = (
+    f"{shlex.quote(PYTHON)} -m lmmflow.pipeline.fit_job {{input.data:q}} {{input.schema:q}} {{params.models:q}}"
+)
+
+
+def fit_outputs(model):
+    """A model's outputs (its name or `{model}`); fixed effects and variance components in the report."""
+    outputs = model_outputs(model)
+    for table in ("fixed_effects", "variance_components"):
+        outputs[table] = report(outputs[table], caption=f"../report/{table}.rst", category="Models", subcategory=model)
+    return outputs
+
+
+def fitted_models(models):
+    """The command's MODELS_JSON: each model's entry in the configuration."""
+    return json.dumps({model: config["models"][model] for model in models}, sort_keys=True)

@@ -1,40 +1,44 @@
+# Model fits: small models of a data set share a job (a batch), the others have one each
+# (lmmflow.pipeline.batches plans which; lmmflow.pipeline.fit_job is the command of both).
+
+
 rule fit_model:
     input:
         unpack(get_model_data),
     output:
-        fit="results/models/{model}/fit.json",
-        solution="results/models/{model}/solution.json",
-        attempts="results/models/{model}/attempts.csv",
-        fixed_effects=report(
-            "results/models/{model}/fixed_effects.csv",
-            caption="../report/fixed_effects.rst",
-            category="Models",
-            subcategory="{model}",
-        ),
-        variance_components=report(
-            "results/models/{model}/variance_components.csv",
-            caption="../report/variance_components.rst",
-            category="Models",
-            subcategory="{model}",
-        ),
-        re_correlations="results/models/{model}/re_correlations.csv",
-        random_effects="results/models/{model}/random_effects.csv",
-        random_coefficients="results/models/{model}/random_coefficients.csv",
-        fitted="results/models/{model}/fitted.csv",
+        **fit_outputs("{model}"),
     log:
-        "logs/fit/{model}.log",
+        model_log("{model}"),
     benchmark:
         "results/benchmarks/fit/{model}.tsv"
+    wildcard_constraints:
+        model=name_pattern(FIT_PLAN.solo),
     conda:
         "../envs/lmmflow.yaml"
     params:
-        dataset=lookup(dpath="models/{model}/dataset", within=config),
-        formula=lookup(dpath="models/{model}/formula", within=config),
-        weights=model_weights,
-        engine=lookup(dpath="models/{model}/engine", within=config),
-        reml=lookup(dpath="models/{model}/reml", within=config),
-        family=lookup(dpath="models/{model}/family", within=config),
-        link=lookup(dpath="models/{model}/link", within=config, default=None),
-        nAGQ=lookup(dpath="models/{model}/nAGQ", within=config, default=1),
-    script:
-        "../../scripts/fit_model.py"
+        models=lambda wildcards: fitted_models([wildcards.model]),
+    shell:
+        FIT_COMMAND
+
+
+# One rule per batch: a job's outputs are its models' outputs, its params their configuration
+# entries, so that changing one model's formula reruns its batch and nothing else.
+for batch, members in FIT_PLAN.batches.items():
+
+    rule:
+        name:
+            f"fit_batch_{batch}"
+        input:
+            **prepared_data(config["models"][members[0]]["dataset"]),
+        output:
+            **{f"{model}_{name}": path for model in members for name, path in fit_outputs(model).items()},
+        log:
+            [model_log(model) for model in members],
+        benchmark:
+            f"results/benchmarks/fit_batch/{batch}.tsv"
+        conda:
+            "../envs/lmmflow.yaml"
+        params:
+            models=fitted_models(members),
+        shell:
+            FIT_COMMAND

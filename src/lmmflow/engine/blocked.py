@@ -55,12 +55,14 @@ from lmmflow.engine.criterion import LOG_2PI, PLSState, ProfiledSolution
 from lmmflow.engine.estimates import Estimates, from_solution
 from lmmflow.engine.optimizer import GRADIENT_TOLERANCE, Attempt, attempt_of, best_attempt, minimize_criterion
 from lmmflow.engine.parameters import default_start, theta_lower_bounds, theta_to_covariances
+from lmmflow.engine.split_product import SplitProduct, fill_upper
 from lmmflow.engine.start_values import all_scalar, curvature_scales, moment_start
 from lmmflow.model.design import Design
 
-# Largest dense Schur block (S, its inverse and two temporaries live at once): 400 MB each,
-# i.e. about 7,000 random effects after the first factor.
-DENSE_BLOCK_MAX_BYTES = 4e8
+# Largest dense Schur block (S and its inverse live at once, temporaries are chunked): 1 GB each,
+# i.e. about 11,000 random effects after the first factor (MovieLens-10M's 10,677 movies: a fit
+# peaked at 4.4 GB, docs/scale.md).
+DENSE_BLOCK_MAX_BYTES = 1e9
 
 
 def dense_size(design: Design) -> int:
@@ -98,6 +100,7 @@ class BlockedCriterion:
         self.design, self.reml, self.log_weight_sum = design.whitened(), reml, design.log_weight_sum
         design = self.design
         self._last: tuple[bytes, dict] | None = None  # the last factor (``_factor``) and its theta
+        self.split: SplitProduct | None = None  # G H G' for crossings too large for a PairProduct
         self.sizes = [block.n_effects for block in design.blocks]
         self.lower_bounds = theta_lower_bounds(self.sizes)  # one per theta entry
         self.n_theta = len(self.lower_bounds)
@@ -134,7 +137,12 @@ class BlockedCriterion:
             self.G.sum_duplicates()
             self.G.sort_indices()
             d22_positions = D22.row.astype(np.int64) * self.q2 + D22.col
-            self.pairs = PairProduct(self.G, first.q, first.n_levels, d22_positions)
+            try:
+                self.pairs = PairProduct(self.G, first.q, first.n_levels, d22_positions)
+            except DesignTooLarge:  # too many pair products to store: G H G' by BLAS and sparse products
+                self.split = SplitProduct(self.G, first.q, first.n_levels)
+                self.D22 = (D22.row, D22.col, D22.data)
+                return
             # Z2'Z2 at the pair product's positions, and the two factors each position lies in
             self.D22 = np.zeros(len(self.pairs.positions))
             self.D22[np.searchsorted(self.pairs.positions, d22_positions)] = D22.data
@@ -177,15 +185,10 @@ class BlockedCriterion:
         bordered = np.zeros((q2 + p + 1, q2 + p + 1))  # its lower triangle, row by row
         if q2:
             lams = pieces["lams"] = [f.lam(theta) for f in self.rest]
-            middle = self.D22 - self.pairs.matrix @ H.transpose(2, 0, 1).ravel()  # Z2'Z2 - G H G', lower
-            if keep_middle:
-                lower = self.pairs.scatter(middle)
-                pieces["middle"] = lower + np.tril(lower, -1).T
-            if all(factor.q == 1 for factor in self.rest):  # Lambda2' . Lambda2 scales each position
-                scale = np.array([lam[0, 0] for lam in lams])
-                bordered.ravel()[self.bordered_positions] = middle * np.outer(scale, scale).ravel()[self.position_pairs]
+            if self.split is not None:
+                self._split_schur(V, lams, bordered[:q2, :q2], keep_middle, pieces)
             else:
-                bordered[:q2, :q2] = sandwich(self.pairs.scatter(middle), self.rest, lams, self.offsets)
+                self._pair_schur(H, lams, bordered, keep_middle, pieces)
             bordered[np.arange(q2), np.arange(q2)] += 1.0
             rhs = self.ZtXY2 - self.G @ Y.transpose(2, 0, 1).reshape(-1, p + 1)
             bordered[q2:, :q2] = lambda_rows(rhs, self.rest, lams, self.offsets).T  # c = Lambda2'(...)
@@ -205,6 +208,30 @@ class BlockedCriterion:
         pieces |= dict(deviance=float(deviance) - self.log_weight_sum, logdet=float(logdet))
         self._last = (theta.tobytes(), pieces)
         return pieces
+
+    def _pair_schur(self, H: np.ndarray, lams: list, bordered: np.ndarray, keep_middle: bool, pieces: dict) -> None:
+        """Lambda2'(Z2'Z2 - G H G')Lambda2 into the lower triangle of ``bordered``, through the pair product."""
+        middle = self.D22 - self.pairs.matrix @ H.transpose(2, 0, 1).ravel()  # Z2'Z2 - G H G', lower
+        if keep_middle:
+            lower = self.pairs.scatter(middle)
+            pieces["middle"] = lower + np.tril(lower, -1).T
+        if all(factor.q == 1 for factor in self.rest):  # Lambda2' . Lambda2 scales each position
+            scale = np.array([lam[0, 0] for lam in lams])
+            bordered.ravel()[self.bordered_positions] = middle * np.outer(scale, scale).ravel()[self.position_pairs]
+        else:  # scattered straight into the bordered matrix and scaled there (``sandwich`` works in place)
+            bordered.ravel()[self.bordered_positions] = middle
+            sandwich(bordered[: self.q2, : self.q2], self.rest, lams, self.offsets)
+
+    def _split_schur(self, V: np.ndarray, lams: list, block: np.ndarray, keep_middle: bool, pieces: dict) -> None:
+        """Lambda2'(Z2'Z2 - G H G')Lambda2 into ``block`` (whole), G H G' = W W' by ``SplitProduct``."""
+        middle = self.split.outer(V, block)
+        np.negative(middle, out=middle)
+        rows, cols, values = self.D22
+        middle[rows, cols] += values
+        middle[cols, rows] = middle[rows, cols]  # Z2'Z2's upper triangle, from its lower one
+        if keep_middle:
+            pieces["middle"] = middle.copy()
+        block[...] = sandwich(middle, self.rest, lams, self.offsets)
 
     def pls_state(self, theta: np.ndarray) -> PLSState:
         """lme4's penalized least squares solution at theta (``lmmflow.engine.criterion.Criterion``)."""
@@ -247,7 +274,10 @@ class BlockedCriterion:
         if whole:
             pieces["S_inv"] = np.tril(lower) + np.tril(lower, -1).T
         pieces["P"] = sandwich(lower, self.rest, [lam.T for lam in f["lams"]], self.offsets)
-        pieces["K"] = self.pairs.diagonal_blocks(pieces["P"], self.factors[0].q).transpose(1, 2, 0)
+        if self.split is not None:
+            pieces["K"] = self.split.diagonal_blocks(fill_upper(pieces["P"])).transpose(1, 2, 0)
+        else:
+            pieces["K"] = self.pairs.diagonal_blocks(pieces["P"], self.factors[0].q).transpose(1, 2, 0)
         f["inverse"] = pieces
         return pieces
 
@@ -394,6 +424,12 @@ DERIVATIVE_FREE_MIN_DENSE = 500
 # analytic gradient of 1e-4 (converged); 1e-5 took 67 but left 0.02, so that the convergence check
 # needed a Newton decrement (4 more gradients, more than the 11 evaluations saved).
 COBYQA_OPTIONS = dict(final_tr_radius=1e-7, maxfev=2000)
+# COBYQA in scaled theta (``_split_attempt``), where the deviance is about |u - u*|^2 / 2: the first
+# step is about the moment start's error on MovieLens-shaped data (deviance 7e-4 above the optimum),
+# and the last trust region's radius leaves at most ~5e-5 of deviance (logLik 2.5e-5, within 1e-4 at
+# MovieLens-1M's size). On the 100,000-rating simulation of tests/engine/
+# test_split_product.py: 9 evaluations (12 with a last radius of 3e-3, same logLik), logLik 8e-9 below lme4's.
+SPLIT_COBYQA_OPTIONS = dict(initial_tr_radius=0.05, final_tr_radius=1e-2, maxfev=500)
 # L-BFGS-B in scaled theta (``_first_attempt``): ``lmmflow.engine.optimizer``'s settings but for its gradient
 # tolerance, set from the scales. On InstEval it saves the last of 9 gradients.
 SCALED_LBFGSB_OPTIONS = dict(maxiter=1000, ftol=1e-14, maxcor=20)
@@ -401,9 +437,12 @@ SCALED_LBFGSB_OPTIONS = dict(maxiter=1000, ftol=1e-14, maxcor=20)
 
 def _first_attempt(model: BlockedCriterion, start: np.ndarray | None) -> Attempt:
     """All-scalar designs: L-BFGS-B with the gradient in ``scalar_start``'s scales, from its start
-    unless ``start`` is given. Others: COBYQA from lme4's start (or ``start``)."""
+    unless ``start`` is given (``_split_attempt`` for those too large for a pair product). Others:
+    COBYQA from lme4's start (or ``start``)."""
     clock = time.perf_counter()
-    if all_scalar(model):
+    if all_scalar(model) and model.split is not None:
+        return _split_attempt(model, start)
+    if model.split is None:
         start = moment_start(model) if start is None else np.asarray(start, float)
         scale = curvature_scales(model, start)
 
@@ -413,7 +452,7 @@ def _first_attempt(model: BlockedCriterion, start: np.ndarray | None) -> Attempt
 
         # Stop once the gradient in theta is surely below half the convergence check's tolerance.
         options = SCALED_LBFGSB_OPTIONS | dict(gtol=GRADIENT_TOLERANCE / 2 / scale.max())
-        bounds = list(zip(model.lower_bounds * scale, [None] * model.n_theta))
+        bounds = [(lower if np.isfinite(lower) else None, None) for lower in model.lower_bounds * scale]
         result = optimize.minimize(scaled, start * scale, jac=True, method="L-BFGS-B", bounds=bounds, options=options)
         result.x = result.x / scale  # as a rule the theta of its last evaluation, whose factor and gradient are kept
         return attempt_of("scaled L-BFGS-B", model, result, time.perf_counter() - clock)
@@ -421,6 +460,22 @@ def _first_attempt(model: BlockedCriterion, start: np.ndarray | None) -> Attempt
     bounds = optimize.Bounds(model.lower_bounds, np.full(model.n_theta, np.inf))
     result = optimize.minimize(model.deviance, start, method="COBYQA", bounds=bounds, options=COBYQA_OPTIONS)
     return attempt_of("COBYQA", model, result, time.perf_counter() - clock)
+
+
+def _split_attempt(model: BlockedCriterion, start: np.ndarray | None) -> Attempt:
+    """All-scalar designs too large for a pair product: COBYQA in ``scalar_start``'s scales from its
+    start. A gradient there costs several evaluations (the inverse of the dense block and the
+    diagonal blocks of G'P G), so the optimizer takes none, and the convergence check takes one:
+    its Newton decrement uses the scales' squares as the Hessian's diagonal."""
+    clock = time.perf_counter()
+    start = moment_start(model) if start is None else np.asarray(start, float)
+    scale = curvature_scales(model, start)
+    bounds = optimize.Bounds(model.lower_bounds * scale, np.full(model.n_theta, np.inf))
+    result = optimize.minimize(
+        lambda u: model.deviance(u / scale), start * scale, method="COBYQA", bounds=bounds, options=SPLIT_COBYQA_OPTIONS
+    )
+    result.x = result.x / scale
+    return attempt_of("scaled COBYQA", model, result, time.perf_counter() - clock, curvature=scale**2)
 
 
 def optimize_theta(model: BlockedCriterion, start: np.ndarray | None = None) -> tuple[np.ndarray, list[Attempt]]:

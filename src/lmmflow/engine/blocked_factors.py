@@ -198,16 +198,23 @@ def lambda_rows(matrix: np.ndarray, factors: list[Factor], lams: list[np.ndarray
 
 
 def sandwich(matrix: np.ndarray, factors: list[Factor], lams: list[np.ndarray], offsets) -> np.ndarray:
-    """Lambda2' M Lambda2 of a symmetric M of which only the lower triangle is trusted.
+    """Lambda2' M Lambda2 of a symmetric M of which only the lower triangle is trusted, in place;
+    so is the result's (blocks above the diagonal are left as they were).
 
-    With scalar terms only, one in-place scaling of each block on or below the diagonal (the
-    upper ones are never read); otherwise M is completed from its lower triangle first.
+    Block by block on or below the diagonal: one scaling where both factors are scalar, otherwise
+    the block's rows and columns times the factors' q x q lam (a diagonal block completed from its
+    lower triangle first), so a few vector-valued levels cost only their own rows.
     """
-    if all(factor.q == 1 for factor in factors):
-        ranges = [slice(offset, offset + factor.size) for factor, offset in zip(factors, offsets)]
-        for k, (rows, lam_k) in enumerate(zip(ranges, lams)):
-            for cols, lam_l in zip(ranges[: k + 1], lams):
+    ranges = [slice(offset, offset + factor.size) for factor, offset in zip(factors, offsets)]
+    for k, (factor_k, rows, lam_k) in enumerate(zip(factors, ranges, lams)):
+        for factor_l, cols, lam_l in zip(factors[: k + 1], ranges[: k + 1], lams[: k + 1]):
+            if factor_k.q == 1 and factor_l.q == 1:
                 matrix[rows, cols] *= lam_k[0, 0] * lam_l[0, 0]
-        return matrix
-    full = np.tril(matrix) + np.tril(matrix, -1).T
-    return lambda_rows(lambda_rows(full, factors, lams, offsets).T.copy(), factors, lams, offsets)
+                continue
+            block = matrix[rows, cols]
+            if rows == cols:
+                block = np.tril(block) + np.tril(block, -1).T
+            left = np.einsum("rc,nrm->ncm", lam_k, block.reshape(factor_k.n_levels, factor_k.q, -1))
+            both = np.einsum("mnr,rc->mnc", left.reshape(factor_k.size, factor_l.n_levels, factor_l.q), lam_l)
+            matrix[rows, cols] = both.reshape(factor_k.size, factor_l.size)
+    return matrix

@@ -30,6 +30,11 @@ def groups_last_work(design: Design) -> float:
     return len(design.group_levels) * d * d * (d + p + 1)
 
 
+def design_work(design: Design) -> float:
+    """Flops of one evaluation on the engine ``choose_engine`` picks, roughly."""
+    return min(groups_last_work(design), blocked.evaluation_work(design))
+
+
 def choose_engine(design: Design) -> str:
     """groups-last where it applies and costs no more per evaluation than the blocked engine."""
     return "groups-last" if groups_last_work(design) <= blocked.evaluation_work(design) else "blocked"

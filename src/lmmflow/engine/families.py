@@ -123,20 +123,7 @@ class Family:
 
     def saturated_aic_terms(self, y, wt, trials):
         """``aic_terms`` at mu = y: -2 times the saturated log-likelihood."""
-        mu = y
-        if self.name == "binomial":
-            m = np.round(trials)
-            k = np.round(trials * y)
-            logp = (
-                special.gammaln(m + 1)
-                - special.gammaln(k + 1)
-                - special.gammaln(m - k + 1)
-                + special.xlogy(k, mu)
-                + special.xlog1py(m - k, -mu)
-            )
-            scale = np.where(m > 0, wt / np.where(m > 0, m, 1.0), 0.0)
-            return -2.0 * scale * np.where(m > 0, logp, 0.0)
-        return -2.0 * wt * (special.xlogy(y, mu) - mu - special.gammaln(y + 1))
+        return self.aic_terms(y, y, wt, trials)
 
     def evaluators(self, y, wt, trials):
         """Fast ``(deviance(mu), aic(mu))`` sums for fixed data: the terms that do not depend on mu

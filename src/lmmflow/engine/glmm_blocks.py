@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import linalg, sparse
 
-from lmmflow.engine.parameters import block_theta_size, lower_triangle_indices
+from lmmflow.engine.parameters import block_theta_size, theta_to_factors
 from lmmflow.model.design import Design
 
 
@@ -65,14 +65,7 @@ class BlockedStructure:
         self.theta_size = sum(block_theta_size(q) for q in self.sizes)
 
     def factors(self, theta: np.ndarray) -> list[np.ndarray]:
-        out, start = [], 0
-        for q in self.sizes:
-            rows, cols = lower_triangle_indices(q)
-            T = np.zeros((q, q))
-            T[rows, cols] = theta[start : start + len(rows)]
-            out.append(T)
-            start += len(rows)
-        return out
+        return theta_to_factors(theta, self.sizes)
 
     def rows(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """M = Z Lambda by rows: (M1, vals2)."""

@@ -85,14 +85,21 @@ class Attempt:
         return asdict(self) | {"theta": self.theta.tolist()}
 
 
-def attempt_of(name: str, model, result, seconds: float) -> Attempt:
+def attempt_of(name: str, model, result, seconds: float, curvature: np.ndarray | None = None) -> Attempt:
     """The record of a SciPy ``result`` on ``model``: its projected gradient checked, and where
-    that is not small, the deviance a Newton step would still gain."""
+    that is not small, the deviance a Newton step would still gain. ``curvature`` (the deviance's
+    second derivative per theta entry, estimated) replaces the finite-difference Hessian of that
+    Newton decrement where a gradient is too costly to take n_theta more of."""
     theta = np.asarray(result.x, dtype=float)
     deviance, grad = model.deviance_and_gradient(theta)
     pgrad = np.where(model.held_at_bound(theta, grad), 0.0, grad)
     grad_norm = float(np.max(np.abs(pgrad))) if len(pgrad) else 0.0
-    decrement = 0.0 if grad_norm < GRADIENT_TOLERANCE else newton_decrement(model, theta)
+    if grad_norm < GRADIENT_TOLERANCE:
+        decrement = 0.0
+    elif curvature is not None:
+        decrement = float(np.sum(pgrad**2 / curvature) / 2)
+    else:
+        decrement = newton_decrement(model, theta)
     return Attempt(
         optimizer=name,
         criterion=float(deviance),

@@ -14,10 +14,11 @@ fit, n, p and the blocks' sizes).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from lmmflow.engine.blas import single_thread
-from lmmflow.engine.blocked_factors import Factor
 from lmmflow.engine.parameters import default_start
 
 # Sweeps of ``moment_start`` at most, and the relative change of every theta entry that stops them sooner.
@@ -32,22 +33,44 @@ def all_scalar(model) -> bool:
     return all(factor.q == 1 for factor in model.factors)
 
 
-def _level_weights(factor: Factor) -> np.ndarray:
-    """z'z per level of a scalar factor."""
-    return np.bincount(factor.codes, factor.Z[:, 0] ** 2, minlength=factor.n_levels)
+@dataclass(frozen=True)
+class Column:
+    """One random-effect column of a factor, taken as a scalar factor of its own: its level codes,
+    model column ``z`` and the theta entry of its diagonal in Lambda."""
+
+    codes: np.ndarray
+    n_levels: int
+    z: np.ndarray
+    theta_index: int
 
 
-def _theta_of(model, factors: list[Factor], values: np.ndarray) -> np.ndarray:
-    """lme4's theta with ``values`` for the given scalar factors (lme4's start elsewhere)."""
+def scalar_columns(model) -> list[Column]:
+    """Every factor's columns in factor order (for an all-scalar design, one per factor)."""
+    columns = []
+    for factor in model.factors:
+        for r in range(factor.q):
+            entry = np.flatnonzero((factor.lambda_rows == r) & (factor.lambda_cols == r))[0]
+            columns.append(Column(factor.codes, factor.n_levels, factor.Z[:, r], int(factor.lambda_theta[entry])))
+    return columns
+
+
+def _level_weights(column: Column) -> np.ndarray:
+    """z'z per level of a column."""
+    return np.bincount(column.codes, column.z**2, minlength=column.n_levels)
+
+
+def _theta_of(model, columns: list[Column], values: np.ndarray) -> np.ndarray:
+    """lme4's theta with ``values`` on the given columns' diagonal entries (lme4's start elsewhere)."""
     theta = default_start(model.sizes)
-    for factor, value in zip(factors, values):
-        theta[factor.lambda_theta[0]] = value
+    for column, value in zip(columns, values):
+        theta[column.theta_index] = value
     return theta
 
 
 @single_thread()  # r'r on a multithreaded BLAS is ~100x slower on a busy machine than on one thread
 def moment_start(model) -> np.ndarray:
-    """Approximate REML estimate of theta for an all-scalar design (``all_scalar``).
+    """Approximate REML estimate of theta's diagonal, every column of Lambda taken as a scalar factor
+    (``scalar_columns``; off-diagonal entries 0, as lme4's start).
 
     Backfitting from lme4's start (variance ratios sigma_k^2 / sigma^2 = 1): each sweep updates
     the conditional modes b_k of one factor after another given the others (Gauss-Seidel, the
@@ -58,8 +81,8 @@ def moment_start(model) -> np.ndarray:
     known biases a coarse factor in which a finer one nests (InstEval's dept) toward zero as the
     sweeps go on, so this is a start only. Falls back to lme4's start if anything is not finite.
     """
-    factors = sorted(model.factors, key=lambda factor: factor.n_levels)
-    z = [factor.Z[:, 0] for factor in factors]
+    factors = sorted(scalar_columns(model), key=lambda column: column.n_levels)
+    z = [factor.z for factor in factors]
     zz = [_level_weights(factor) for factor in factors]
     modes = [np.zeros(factor.n_levels) for factor in factors]
     residual = model.XY[:, -1].copy()
@@ -83,7 +106,9 @@ def moment_start(model) -> np.ndarray:
 
 
 def curvature_scales(model, theta: np.ndarray) -> np.ndarray:
-    """Square roots of the deviance's second derivatives in each theta entry, estimated (all-scalar design).
+    """Square roots of the deviance's second derivatives in each theta entry, estimated: each
+    diagonal entry as the scalar factor of its column (``scalar_columns``), each off-diagonal entry
+    (r, c) with its row's diagonal entry's scale.
 
     For one scalar factor alone, the information on log(sigma_k^2 / sigma^2) is about
     sum_l w_l^2 / 2, w_l = z_l'z_l theta_k^2 / (1 + z_l'z_l theta_k^2) the shrinkage of level l's
@@ -91,12 +116,19 @@ def curvature_scales(model, theta: np.ndarray) -> np.ndarray:
     4 sum_l w_l^2 / theta_k^2. Floored at ``MIN_RELATIVE_SCALE`` times the largest.
     """
     theta = np.asarray(theta, float)
-    values = np.zeros(len(model.factors))
-    for k, factor in enumerate(model.factors):
-        t = abs(theta[factor.lambda_theta[0]])
+    columns = scalar_columns(model)
+    values = np.zeros(len(columns))
+    for k, column in enumerate(columns):
+        t = abs(theta[column.theta_index])
         if t > 0:
-            w = _level_weights(factor) * t * t
+            w = _level_weights(column) * t * t
             w /= 1.0 + w
             values[k] = 2.0 * np.sqrt(w @ w) / t
     values = np.maximum(values, MIN_RELATIVE_SCALE * values.max()) if values.max() > 0 else np.ones_like(values)
-    return _theta_of(model, model.factors, values)
+    scales = _theta_of(model, columns, values)
+    for factor in model.factors:  # off-diagonal entries: their row's diagonal scale
+        for row, col, entry in zip(factor.lambda_rows, factor.lambda_cols, factor.lambda_theta):
+            if row != col:
+                diagonal = factor.lambda_theta[(factor.lambda_rows == row) & (factor.lambda_cols == row)][0]
+                scales[entry] = scales[diagonal]
+    return scales

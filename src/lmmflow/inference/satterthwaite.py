@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtr, stdtr
 
-from lmmflow.engine.choice import criterion_of_engine
+from lmmflow.engine.choice import criterion_of_engine, design_work
 from lmmflow.engine.criterion import Criterion
 from lmmflow.engine.estimates import Estimates
 from lmmflow.model.design import Design
@@ -47,6 +47,15 @@ EIGENVALUE_TOLERANCE = 1e-8
 RICHARDSON_LEVELS = 3
 RELATIVE_STEP = 0.05
 STEP_FLOOR = 0.05
+# The stencil costs levels x (2k + k(k - 1)) evaluations of the criterion (k theta entries). Where one
+# level's estimated work (flops, the engines' ``evaluation_work``) exceeds SATTERTHWAITE_MAX_WORK
+# the levels are cut to fit it, down to one; above SATTERTHWAITE_SKIP_WORK the df are not computed
+# (NaN, with the reason in fit.json), where they would cost more than the fit: on a MovieLens-shaped
+# crossing of 1M ratings one evaluation is ~1 s and the df of its few fixed effects are in the
+# thousands (p_value_z, the normal approximation, is then as good). InstEval (k = 3, a dense block
+# of 1,142) keeps all three levels; with its vector-valued term (k = 6) it gets one.
+SATTERTHWAITE_MAX_WORK = 2e10
+SATTERTHWAITE_SKIP_WORK = 5e10
 # Positions in the vector of PLS pieces that is differentiated (``_pieces``).
 LOG_DETERMINANTS, PWRSS, UNSCALED_VCOV = 0, 1, slice(2, None)
 
@@ -83,17 +92,39 @@ def _central_differences(fun, x: np.ndarray, steps: np.ndarray, centre: np.ndarr
     return gradient, hessian
 
 
-def theta_derivatives(criterion: Criterion, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Value, gradient and Hessian in theta of the PLS pieces (``_pieces``), Richardson-refined."""
+def richardson_levels(evaluation_work: float, n_theta: int) -> int:
+    """Richardson levels for a criterion of this work per evaluation (0: df not computed)."""
+    per_level = (2 * n_theta + n_theta * (n_theta - 1)) * evaluation_work
+    if per_level > SATTERTHWAITE_SKIP_WORK:
+        return 0
+    return int(np.clip(SATTERTHWAITE_MAX_WORK // max(per_level, 1.0), 1, RICHARDSON_LEVELS))
+
+
+def skipped_reason(work: float, n_theta: int) -> str | None:
+    """Why the df are not computed (``richardson_levels`` 0) for a criterion of this ``work`` per
+    evaluation (``lmmflow.engine.choice.design_work``), or None."""
+    if richardson_levels(work, n_theta):
+        return None
+    return (
+        f"Satterthwaite df not computed: its {2 * n_theta + n_theta * (n_theta - 1)} evaluations of the "
+        f"criterion (~{work:.1e} flops each) exceed {SATTERTHWAITE_SKIP_WORK:.0e}; df and p_value are NaN, "
+        "p_value_z is the normal approximation"
+    )
+
+
+def theta_derivatives(
+    criterion: Criterion, theta: np.ndarray, levels: int = RICHARDSON_LEVELS
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Value, gradient and Hessian in theta of the PLS pieces (``_pieces``), Richardson-refined over ``levels``."""
     theta = np.asarray(theta, dtype=float)
     steps = RELATIVE_STEP * np.maximum(np.abs(theta), STEP_FLOOR)
     centre = _pieces(criterion, theta)
     table = [
         _central_differences(lambda t: _pieces(criterion, t), theta, steps / 2**level, centre)
-        for level in range(RICHARDSON_LEVELS)
+        for level in range(levels)
     ]
     # Richardson tableau: level m removes the h^(2m) error term of two successive estimates.
-    for m in range(1, RICHARDSON_LEVELS):
+    for m in range(1, levels):
         weight = 4.0**m
         table = [
             tuple((weight * fine - coarse) / (weight - 1) for fine, coarse in zip(table[i + 1], table[i]))
@@ -177,9 +208,11 @@ def vcov_jacobian(value: np.ndarray, gradient: np.ndarray, sigma: float, p: int)
     return jacobian
 
 
-def satterthwaite(criterion: Criterion, theta: np.ndarray, sigma: float) -> Satterthwaite:
+def satterthwaite(
+    criterion: Criterion, theta: np.ndarray, sigma: float, levels: int = RICHARDSON_LEVELS
+) -> Satterthwaite:
     """lmerTest's Hessian, vcov(varpar) and Jacobian of vcov(beta) at (theta, sigma)."""
-    value, gradient, hessian = theta_derivatives(criterion, theta)
+    value, gradient, hessian = theta_derivatives(criterion, theta, levels)
     n_residual = criterion.n - criterion.p if criterion.reml else criterion.n
     full_hessian = varpar_hessian(value, gradient, hessian, sigma, n_residual)
     return Satterthwaite(
@@ -202,11 +235,20 @@ def fixed_effect_tests(design: Design, fit: Estimates, criterion: Criterion | No
     ``criterion`` defaults to the fitting engine's (``engines.criterion_of_engine``). ``table.attrs["warnings"]``
     lists lmerTest's warnings about the deviance's Hessian.
     """
-    criterion = criterion_of_engine(design, fit.reml, fit.engine) if criterion is None else criterion
     theta = fit.lme4_theta()
-    result = satterthwaite(criterion, theta, float(np.sqrt(fit.sigma2)))
-    df = result.coefficient_df()
     t = np.asarray(fit.beta) / np.sqrt(np.diag(fit.beta_cov))
+    work = design_work(design)
+    reason = skipped_reason(work, len(theta))
+    if reason is not None:
+        table = pd.DataFrame(
+            {"term": design.fixed_names, "df": np.nan, "p_value": np.nan, "p_value_z": 2 * ndtr(-np.abs(t))}
+        )
+        table.attrs["warnings"] = [reason]
+        return table
+    criterion = criterion_of_engine(design, fit.reml, fit.engine) if criterion is None else criterion
+    levels = richardson_levels(work, len(theta))
+    result = satterthwaite(criterion, theta, float(np.sqrt(fit.sigma2)), levels)
+    df = result.coefficient_df()
     table = pd.DataFrame(
         {
             "term": design.fixed_names,

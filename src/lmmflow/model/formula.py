@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 import formulaic
 
@@ -87,6 +88,8 @@ class ModelFormula:
         return variables(self.fixed).union(*(variables(offset) for offset in self.offsets))
 
 
+# The start-up checks and the fit-job plan parse every configured formula: once each (~1 ms).
+@lru_cache(maxsize=4096)
 def parse_formula(text: str) -> ModelFormula:
     """Split an lme4 formula into response, fixed part and random terms."""
     _check_parentheses(text)

@@ -195,6 +195,11 @@ def fit_summary(design: Design, fit: Estimates, *, dataset: str, formula: str) -
         from lmmflow.model.design import rank_deficiency_warning  # fit jobs only, which built the design
 
         warnings.append(rank_deficiency_warning(len(design.dropped_fixed)))
+    from lmmflow.engine.choice import design_work  # as in fixed_effects
+    from lmmflow.inference.satterthwaite import skipped_reason
+
+    if (reason := skipped_reason(design_work(design), len(fit.lme4_theta()))) is not None:
+        warnings.append(reason)
     return {
         "dataset": dataset,
         "formula": formula,
