@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from lmmflow.outputs.model_summary import QUANTILES, _aligned, _random_effects
+from lmmflow.outputs.model_summary import QUANTILES, _aligned, _random_effects, likelihood_line
 
 
 def glmm_summary_text(
@@ -28,19 +28,12 @@ def glmm_summary_text(
     warnings: list[str],
 ) -> str:
     approximation = "Laplace Approximation" if nAGQ == 1 else f"Adaptive Gauss-Hermite Quadrature, nAGQ = {nAGQ}"
-    header = {
-        "AIC": criteria["AIC"],
-        "BIC": criteria["BIC"],
-        "logLik": criteria["logLik"],
-        "deviance": -2 * criteria["logLik"],
-        "df.resid": n_obs - n_parameters,
-    }
     lines = [
         f"Generalized linear mixed model fit by maximum likelihood ({approximation}) ({fitted_by})",
         f" Family: {family}  ( {link} )",
         f"Formula: {formula}",
         "",
-        pd.DataFrame([header]).to_string(index=False, float_format=lambda v: f"{v:.1f}"),
+        likelihood_line(criteria, n_obs, n_parameters),
     ]
     quantiles = np.quantile(pearson_residuals, list(QUANTILES.values()))
     lines += ["", "Scaled residuals:", _aligned([dict(zip(QUANTILES, (f"{q:.4f}" for q in quantiles)))])]

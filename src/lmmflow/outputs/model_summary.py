@@ -36,14 +36,7 @@ def summary_text(
     if reml:
         lines.append(f"REML criterion at convergence: {-2 * criteria['logLik']:.4f}")
     else:
-        header = {
-            "AIC": criteria["AIC"],
-            "BIC": criteria["BIC"],
-            "logLik": criteria["logLik"],
-            "deviance": -2 * criteria["logLik"],
-            "df.resid": n_obs - n_parameters,
-        }
-        lines.append(pd.DataFrame([header]).to_string(index=False, float_format=lambda v: f"{v:.1f}"))
+        lines.append(likelihood_line(criteria, n_obs, n_parameters))
     quantiles = np.quantile(scaled_residuals, list(QUANTILES.values()))  # R's quantile type 7
     lines += ["", "Scaled residuals:", _aligned([dict(zip(QUANTILES, (f"{q:.4f}" for q in quantiles)))])]
     lines += ["", "Random effects:", _random_effects(variance_components, re_correlations)]
@@ -54,6 +47,18 @@ def summary_text(
     if warnings:
         lines += ["", *(f"Warning: {warning}" for warning in warnings)]
     return "\n".join(lines)
+
+
+def likelihood_line(criteria: dict, n_obs: int, n_parameters: int) -> str:
+    """lme4's AIC, BIC, logLik, deviance and residual df line of a maximum-likelihood fit."""
+    header = {
+        "AIC": criteria["AIC"],
+        "BIC": criteria["BIC"],
+        "logLik": criteria["logLik"],
+        "deviance": -2 * criteria["logLik"],
+        "df.resid": n_obs - n_parameters,
+    }
+    return pd.DataFrame([header]).to_string(index=False, float_format=lambda v: f"{v:.1f}")
 
 
 def _random_effects(components: pd.DataFrame, correlations: pd.DataFrame) -> str:
