@@ -20,7 +20,12 @@ def section(config: dict, mirror: Path | None, workdir: Path | None, quick: bool
     """The report's lines on the configured models (only QUICK_MODELS with ``quick``), fitted on the
     workflow's prepared tables in ``workdir`` if it ran, else on tables prepared from ``mirror``."""
     progress("chapter models ...")
-    models = [model for model in config["models"] if not quick or model in QUICK_MODELS]
+    # linear mixed models only: the configured GLMMs are timed by the GLMM section (glmm.py)
+    models = [
+        model
+        for model, spec in config["models"].items()
+        if spec.get("family", "gaussian") == "gaussian" and (not quick or model in QUICK_MODELS)
+    ]
     return model_lines(model_rows(config, models, prepared_datasets(config, mirror, workdir), workdir))
 
 
