@@ -65,9 +65,11 @@ def test_link_and_nagq_need_a_family(config):
     assert "models.gpa_mixed.nAGQ" in refused(config)
 
 
-def test_glmms_are_refused_where_the_workflow_handles_lmms_only(config):
-    config["intervals"]["models"].append("speed_dating")
-    assert "intervals.models: 'speed_dating' is a binomial GLMM" in refused(config)
+def test_glmms_get_profile_intervals_not_bootstrap_ones(config):
+    config["intervals"]["models"] = ["sleep_slopes", "speed_dating"]
+    check_glmm_models(valid(config))
+    config["intervals"]["method"] = "both"
+    assert "intervals.method: 'both' asks for bootstrap intervals of 'speed_dating'" in refused(config)
 
 
 def test_models_of_different_families_are_not_compared(config):

@@ -148,10 +148,15 @@ class MLProfile:
         return _FixedZeta(self, index - n_vc)
 
 
-class _Zeta:
-    """zeta(x) for one parameter; remembers nuisance solutions to warm-start the next optimization."""
+class Zeta:
+    """zeta(x) for one parameter; remembers nuisance solutions to warm-start the next optimization.
 
-    def __init__(self, profile: MLProfile, center: float, start: np.ndarray):
+    ``profile`` is any profile with the deviance ``base`` at its optimum (this module's
+    ``MLProfile``, ``lmmflow.inference.glmm_profile_intervals.LaplaceProfile``); subclasses
+    give ``_minimize(x)``: the deviance minimized over the nuisance parameters, and its minimizer.
+    """
+
+    def __init__(self, profile, center: float, start: np.ndarray):
         self.profile = profile
         self.center = center
         self.points: list[tuple[float, np.ndarray]] = [(center, start)]
@@ -180,35 +185,48 @@ class _Zeta:
         return float(np.sign(x - self.center) * np.sqrt(max(difference, 0.0)))
 
 
-def _bounded_minimize(fun, start, lower, upper, scale):
+def bounded_minimize(fun, start, lower, upper, scale, gradient=False, tolerance=0.0):
     """Minimize ``fun`` over a box, on a copy of the variables scaled to order 1.
 
-    SLSQP from the warm start; if it fails, Nelder-Mead from the better of its end and the start.
-    Returns the minimum and the minimizer.
+    SLSQP from the warm start (on ``fun``'s own gradient when ``gradient``: then ``fun`` returns
+    the value and the gradient); if it fails or ends more than ``tolerance`` above the start
+    (a gradient from finite differences can end a run just above a start that was already
+    optimal), Nelder-Mead from the better of its end and the start. Returns the minimum and the
+    minimizer.
     """
     scale = np.where(scale > 0, scale, 1.0)
     bounds = list(zip(lower / scale, upper / scale))
 
     def scaled(z):
-        return fun(z * scale)
+        if not gradient:
+            return fun(z * scale)
+        value, slope = fun(z * scale)
+        return value, slope * scale
+
+    def value_only(z):
+        return scaled(z)[0] if gradient else scaled(z)
 
     z0 = np.clip(start / scale, lower / scale, upper / scale)
     if len(z0) == 0:
-        return fun(start), start
-    f0 = scaled(z0)
-    result = optimize.minimize(scaled, z0, method="SLSQP", bounds=bounds, options=INNER_OPTIONS)
+        return value_only(z0), start
+    f0 = value_only(z0)
+    result = optimize.minimize(scaled, z0, jac=gradient, method="SLSQP", bounds=bounds, options=INNER_OPTIONS)
     improved = bool(np.isfinite(result.fun) and result.fun <= f0)
     best_z, best_f = (result.x, result.fun) if improved else (z0, f0)
-    if not (result.success and improved):
+    if not (result.success and np.isfinite(result.fun) and result.fun <= f0 + tolerance):
         polish = optimize.minimize(
-            scaled, best_z, method="Nelder-Mead", bounds=bounds, options=dict(xatol=1e-9, fatol=1e-12, maxfev=4000)
+            value_only,
+            best_z,
+            method="Nelder-Mead",
+            bounds=bounds,
+            options=dict(xatol=1e-9, fatol=1e-12, maxfev=4000),
         )
         if polish.fun < best_f:
             best_z, best_f = polish.x, polish.fun
     return float(best_f), np.clip(best_z, lower / scale, upper / scale) * scale
 
 
-class _VarianceZeta(_Zeta):
+class _VarianceZeta(Zeta):
     def __init__(self, profile: MLProfile, w: int):
         self.w = w
         self.others = np.delete(np.arange(len(profile.vc_hat)), w)
@@ -225,10 +243,10 @@ class _VarianceZeta(_Zeta):
 
         scale = np.where(p.vc_upper[self.others] == 1.0, 1.0, np.abs(p.vc_hat[self.others]))
         scale = np.where(scale > 0, scale, p.sigma_hat)
-        return _bounded_minimize(deviance, self._start(x), p.vc_lower[self.others], p.vc_upper[self.others], scale)
+        return bounded_minimize(deviance, self._start(x), p.vc_lower[self.others], p.vc_upper[self.others], scale)
 
 
-class _FixedZeta(_Zeta):
+class _FixedZeta(Zeta):
     def __init__(self, profile: MLProfile, j: int):
         self.j = j
         super().__init__(profile, profile.beta_hat[j], profile.theta_hat)
@@ -237,7 +255,7 @@ class _FixedZeta(_Zeta):
         p = self.profile
         lower = p.model.lower_bounds
         upper = np.full(len(lower), np.inf)
-        return _bounded_minimize(
+        return bounded_minimize(
             lambda theta: p.fixed_deviance(theta, self.j, x), self._start(x), lower, upper, np.ones(len(lower))
         )
 
@@ -289,13 +307,19 @@ def _profile_table(design: Design, estimates: Estimates, level: float, which: Se
     # The ML fit starts from the REML theta as the covariances give it, which every path reports
     # (statsmodels' Estimates carry no theta).
     profile = MLProfile(design, start=covariances_to_theta(estimates.covariances, estimates.sigma2))
+    return profile_table(profile, parameter_vector(design, estimates), level, which)
+
+
+def profile_table(profile, reported: dict[str, float], level: float, which: Sequence[str] | None) -> pd.DataFrame:
+    """The intervals of ``profile`` (``MLProfile`` or a profile with the same attributes: names,
+    optimum, vc_hat, vc_lower, vc_upper, beta_se, sigma_hat, zeta_function) for the parameters
+    ``which`` (default all); ``reported`` holds the estimates the model reports, by name."""
     names = profile.names
     which = names if which is None else list(which)
     unknown = sorted(set(which) - set(names))
     if unknown:
         raise ValueError(f"unknown parameter(s) {unknown}; this model has {names}")
     z = ndtri((1 + level) / 2)
-    reported = parameter_vector(design, estimates)
     rows = [
         {
             "parameter": name,
@@ -310,7 +334,7 @@ def _profile_table(design: Design, estimates: Estimates, level: float, which: Se
     return pd.DataFrame(rows, columns=["parameter", "estimate", "lower_2.5", "upper_97.5", "method", "profile_center"])
 
 
-def _interval(profile: MLProfile, index: int, z: float) -> tuple[float, float]:
+def _interval(profile, index: int, z: float) -> tuple[float, float]:
     """Where parameter ``index``'s zeta is -z and +z, or the parameter's limit it stops at."""
     n_vc = len(profile.vc_hat)
     n_beta = len(profile.beta_hat)

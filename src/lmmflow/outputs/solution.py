@@ -88,6 +88,11 @@ def read_solution(path: str | os.PathLike) -> SolutionArtefact:
     """The solution written by ``write_solution``."""
     with open(path) as handle:
         content = json.load(handle)
+    if content["engine"] == "glmm":  # e.g. a bootstrap asked for by file name
+        raise ValueError(
+            f"{path}: the solution of a {content['family']} GLMM; this step takes an LMM's "
+            "(a GLMM has profile and Wald intervals, no bootstrap)"
+        )
     return SolutionArtefact(
         theta=np.array(content["theta"], dtype=float),
         beta=np.array(content["beta"], dtype=float),

@@ -81,13 +81,15 @@ def _scalar(expr: str) -> bool:
 
 
 def _check_uses(config: dict) -> None:
-    """GLMMs compared only with GLMMs of the same family; no profile or bootstrap intervals yet."""
+    """GLMMs compared only with GLMMs of the same family; profile intervals, not bootstrap ones."""
     glmms = glmm_models(config)
+    method = config["intervals"]["method"]
     for model in config["intervals"]["models"]:
-        if model in glmms:
+        if model in glmms and method != "profile":
             raise GLMMConfigError(
-                f"intervals.models: {model!r} is a {glmms[model]['family']} GLMM; profile and bootstrap "
-                "intervals are for LMMs only (its Wald intervals are in fixed_effects.csv)"
+                f"intervals.method: {method!r} asks for bootstrap intervals of {model!r}, a "
+                f"{glmms[model]['family']} GLMM; GLMMs have profile intervals (method: profile) and "
+                "Wald intervals (fixed_effects.csv)"
             )
     sections = {f"comparisons.{n}": listed for n, listed in config["comparisons"].items()}
     sections |= {f"likelihood_ratio_tests.{n}": listed for n, listed in config["likelihood_ratio_tests"].items()}
