@@ -63,6 +63,18 @@ def fd_gradient(fun, x, rel=1e-5):
     return g
 
 
+def forward_gradient(fun, x, value, rel=1.5e-8):
+    """Forward differences of ``fun`` at ``x``, whose value ``value`` is known: half the
+    evaluations of ``fd_gradient``, accurate to ~1e-8 relative (steps of sqrt(machine epsilon))."""
+    g = np.empty_like(x)
+    for i in range(len(x)):
+        h = rel * max(1.0, abs(x[i]))
+        e = np.zeros_like(x)
+        e[i] = h
+        g[i] = (fun(x + e) - value) / h
+    return g
+
+
 def fd_hessian(fun, x, rel=1e-3):
     """Central second differences of ``fun`` at ``x``."""
     k = len(x)

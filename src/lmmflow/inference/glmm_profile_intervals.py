@@ -16,7 +16,7 @@ no ``sigma``) and the fixed effects:
   LMMs); lme4 reads the same points off an interpolating spline of ~10-20 profile points.
 
 Each inner minimization uses the exact gradient of the Laplace deviance (implicit
-differentiation of the conditional modes; central differences for the quadrature deviance), so a
+differentiation of the conditional modes; forward differences for the quadrature deviance), so a
 profile point costs a few PIRLS runs, and PIRLS starts from the modes of the previous point.
 """
 
@@ -32,7 +32,7 @@ from lmmflow.engine.glmm_design import GLMMDesign, glmm_design
 from lmmflow.engine.glmm_results import fixed_vcov
 from lmmflow.engine.parameters import parameter_names, sdcor_bounds, sdcor_to_theta, theta_to_sdcor
 from lmmflow.engine.pirls import GLMMProblem
-from lmmflow.engine.quadrature import agq_deviance, fd_gradient, gh_rule
+from lmmflow.engine.quadrature import agq_deviance, forward_gradient, gh_rule
 from lmmflow.inference.profile_intervals import DEVIANCE_TOLERANCE, LEVEL, Zeta, bounded_minimize, profile_table
 
 # Central-difference step of the sdcor -> theta Jacobian (the map is smooth inside its bounds).
@@ -76,7 +76,8 @@ class LaplaceProfile:
         def deviance(x):
             return agq_deviance(self.problem, x, *self.rule) if np.all(x >= self.problem.lower) else np.inf
 
-        return deviance(params), fd_gradient(deviance, params)
+        value = deviance(params)
+        return value, forward_gradient(deviance, params, value)
 
     def theta_of(self, vc: np.ndarray) -> np.ndarray:
         return sdcor_to_theta(np.append(vc, 1.0), self.sizes)

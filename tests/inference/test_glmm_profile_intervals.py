@@ -1,0 +1,165 @@
+"""GLMM profile-likelihood intervals against lme4's ``confint(glmer_fit, method = "profile")``,
+and the rule they follow checked without lme4: at each end of an interval the deviance,
+minimized over every other parameter, is 1.96^2 above its optimum.
+
+The lme4 values (lme4 1.1-31, R 4.2.2) were computed with the reference models' data preparation
+(``engine.glmm_reference``), e.g.::
+
+    m <- glmer(cbind(incidence, size - incidence) ~ period + (1 | herd), cbpp, binomial)
+    confint(m, method = "profile")
+
+lme4 samples each profile at ~10-20 points and reads the bounds off an interpolating spline,
+from fits that stop 2e-5 to 5e-4 short of the optimum; here the bounds are exact roots. The
+tolerances are the issue's for the fit itself: fixed effects within 1% of their SE, SDs within
+0.2% relative (measured: at most 0.26% of an SE, 0.0054% of an SD).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from engine.glmm_reference import model_data, reference_models
+from scipy import optimize
+
+from lmmflow.engine.glmm import glmer_with_design
+from lmmflow.inference.glmm_profile_intervals import LaplaceProfile, glmm_profile_intervals
+
+FIXED_IN_SE = 0.01
+SD_RELATIVE = 0.002
+Z = 1.959963984540054
+
+# confint(m, method = "profile"): lower and upper per parameter, lme4's order (.sig01, ..., then beta)
+LME4 = {
+    "cbpp_herd": (
+        [0.346073203325377, -1.90121195487134, -1.61678325565436, -1.80102436562705, -2.50075056300818],
+        [1.09997464823781, -0.947754005963396, -0.407763067760264, -0.511536071274935, -0.800755315285063],
+    ),
+    "cbpp_herd_agq25": (
+        [0.348801742668052, -1.90468405507669, -1.61608366037513, -1.80040817369001, -2.50019191790908],
+        [1.11129746607699, -0.9462133522792, -0.406610820800073, -0.510449857048696, -0.799592024624283],
+    ),
+    "cbpp_pois_offset": (
+        [0.224449282258425, -2.07796505453547, -1.42943816880637, -1.60216903405942, -2.28268931654735],
+        [0.877882912128311, -1.28740604345048, -0.306467323229874, -0.394890802734764, -0.653797873357827],
+    ),
+    "contra_district": (
+        [
+            0.334192394629594,
+            -1.38488516383553,
+            -0.0147025072806277,
+            -0.00600756860187949,
+            0.460339945463714,
+            0.49607143490682,
+            0.552606636847063,
+            0.550491754611915,
+        ],
+        [
+            0.655171018181964,
+            -0.693895827558695,
+            0.0216940281645607,
+            -0.00314334035967697,
+            0.934529995826612,
+            1.13666957824944,
+            1.28405401836753,
+            1.28578461372326,
+        ],
+    ),
+    "speed_dating": (
+        [1.50085556, -0.98317376, -0.16592873, 0.16727333, 0.47283070, 0.05903172, 0.10922349],
+        [1.80404113, -0.50645558, 0.47873640, 0.46057570, 0.53140386, 0.11999168, 0.17740012],
+    ),
+}
+
+
+def fitted(key: str):
+    model = reference_models()[key]
+    return glmer_with_design(
+        model["formula"], model_data(key), family=model["family"], nAGQ=model["nAGQ"], verify=False
+    )
+
+
+@pytest.fixture(scope="module")
+def profiles():
+    cache = {}
+
+    def profile_of(key):
+        if key not in cache:
+            gd, fit = fitted(key)
+            cache[key] = (gd, fit, glmm_profile_intervals(gd, fit.theta, fit.beta, fit.nAGQ))
+        return cache[key]
+
+    return profile_of
+
+
+@pytest.mark.parametrize("key", sorted(LME4))
+def test_profile_intervals_match_lme4(key, profiles):
+    gd, fit, table = profiles(key)
+    lower, upper = LME4[key]
+    n_theta = len(fit.theta)
+    assert list(table["parameter"][n_theta:]) == list(fit.fixed_names)
+    se = np.concatenate([np.full(n_theta, np.nan), fit.se])
+    for i, row in table.iterrows():
+        for got, want in ((row["lower_2.5"], lower[i]), (row["upper_97.5"], upper[i])):
+            if i < n_theta:
+                assert got == pytest.approx(want, rel=SD_RELATIVE), (row["parameter"], got, want)
+            else:
+                assert abs(got - want) <= FIXED_IN_SE * se[i], (row["parameter"], got, want)
+    assert (table["method"] == "profile").all()
+    assert np.allclose(table["estimate"], np.concatenate([fit.theta, fit.beta]))
+    assert (table["lower_2.5"] < table["estimate"]).all() and (table["estimate"] < table["upper_97.5"]).all()
+
+
+def test_a_fixed_effect_bound_is_where_the_offset_refit_is_z_squared_worse(profiles):
+    """lme4's definition, by an independent fit: the term moved into an offset at the bound."""
+    gd, fit, table = profiles("contra_district")
+    model = reference_models()["contra_district"]
+    data = model_data("contra_district")
+    for bound in table.set_index("parameter").loc["age", ["lower_2.5", "upper_97.5"]]:
+        formula = model["formula"].replace("age + I(age^2)", f"I(age^2) + offset({bound!r} * age)")
+        _, refit = glmer_with_design(formula, data, family="binomial", verify=False)
+        assert -2 * (refit.logLik - fit.logLik) == pytest.approx(Z**2, abs=1e-5)
+
+
+def test_an_sd_bound_is_where_the_deviance_is_z_squared_worse(profiles):
+    """theta held at the bound, beta free, minimized here by BFGS on the deviance alone."""
+    gd, fit, table = profiles("cbpp_pois_offset")
+    profile = LaplaceProfile(gd, fit.theta, fit.beta)
+    for bound in table.loc[0, ["lower_2.5", "upper_97.5"]]:
+
+        def deviance(beta, sd=bound):
+            return profile.problem.deviance(np.concatenate([[sd], beta]))
+
+        result = optimize.minimize(deviance, fit.beta, method="BFGS")
+        assert result.fun - profile.base == pytest.approx(Z**2, abs=1e-5)
+
+
+def test_which_and_level():
+    gd, fit = fitted("cbpp_herd")
+    table = glmm_profile_intervals(gd, fit.theta, fit.beta, which=["period2"], level=0.5)
+    assert list(table["parameter"]) == ["period2"]
+    half = 0.6744897501960817 * fit.se[1]  # a 50% interval is about -+0.674 SE around the estimate
+    assert table.loc[0, "upper_97.5"] - table.loc[0, "lower_2.5"] == pytest.approx(2 * half, rel=0.05)
+    with pytest.raises(ValueError, match="unknown parameter"):
+        glmm_profile_intervals(gd, fit.theta, fit.beta, which=["sigma"])
+
+
+def test_a_vector_valued_term_profiles_sds_and_correlations():
+    """(1 + x | g): SDs at or above 0, the correlation within [-1, 1], each bound 1.96^2 above."""
+    rng = np.random.default_rng(7)
+    groups, per = 40, 12
+    g = np.repeat(np.arange(groups), per)
+    x = rng.normal(size=groups * per)
+    b = rng.multivariate_normal([0, 0], [[0.8, 0.3], [0.3, 0.5]], groups)
+    eta = -0.2 + 0.6 * x + b[g, 0] + b[g, 1] * x
+    data = pd.DataFrame({"y": rng.binomial(1, 1 / (1 + np.exp(-eta))), "x": x, "g": pd.Categorical(g)})
+    gd, fit = glmer_with_design("y ~ x + (1 + x | g)", data, family="binomial", verify=False)
+    table = glmm_profile_intervals(gd, fit.theta, fit.beta).set_index("parameter")
+    assert list(table.index[:3]) == ["sd_(Intercept)|g", "cor_x.(Intercept)|g", "sd_x|g"]
+    assert -1 <= table.loc["cor_x.(Intercept)|g", "lower_2.5"] < table.loc["cor_x.(Intercept)|g", "upper_97.5"] <= 1
+    profile = LaplaceProfile(gd, fit.theta, fit.beta)
+    for name in ("sd_x|g", "cor_x.(Intercept)|g"):
+        zeta = profile.zeta_function(list(table.index).index(name))
+        for bound, sign in zip(table.loc[name, ["lower_2.5", "upper_97.5"]], (-1, 1)):
+            if bound not in (-1.0, 0.0, 1.0):  # a limit, not a root, where the profile stops first
+                assert zeta(bound) == pytest.approx(sign * Z, abs=1e-6)
