@@ -8,6 +8,7 @@ import json
 import pandas as pd
 import pytest
 from engine.glmm_reference import assert_tables_match
+from inference.lme4_glmm_profiles import FIXED_IN_SE, LME4, SD_RELATIVE
 
 pytestmark = pytest.mark.workflow
 
@@ -34,6 +35,19 @@ def test_speed_dating_csvs_agree_with_lme4(results):
     assert fit["optimizer"] == attempts["optimizer"].iloc[-1]
     fitted = pd.read_csv(folder / "fitted.csv")
     assert len(fitted) == 7366 and fitted["fitted"].between(0, 1).all()
+
+
+def test_speed_dating_profile_intervals_agree_with_lme4(results):
+    """lme4: ``confint(m, method = "profile")`` (the default config lists speed_dating in intervals)."""
+    table = pd.read_csv(results / "intervals/speed_dating/profile.csv")
+    se = pd.read_csv(results / "models/speed_dating/fixed_effects.csv")["se"].tolist()
+    lower, upper = LME4["speed_dating"]
+    assert list(table["parameter"][:2]) == ["sd_(Intercept)|iid", "(Intercept)"] and len(table) == len(lower)
+    assert table.loc[0, "lower_2.5"] == pytest.approx(lower[0], rel=SD_RELATIVE)
+    assert table.loc[0, "upper_97.5"] == pytest.approx(upper[0], rel=SD_RELATIVE)
+    for i in range(1, len(table)):
+        assert abs(table.loc[i, "lower_2.5"] - lower[i]) <= FIXED_IN_SE * se[i - 1]
+        assert abs(table.loc[i, "upper_97.5"] - upper[i]) <= FIXED_IN_SE * se[i - 1]
 
 
 def test_speed_dating_figure_and_report_section(results):
