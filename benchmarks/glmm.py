@@ -13,9 +13,11 @@ import warnings
 
 from common import ROOT, fmt, heading, progress, table
 
-# The reference models' data prepared as their data_prep says: the tests' loader, one copy only.
-sys.path.insert(0, str(ROOT / "tests" / "engine"))
-from glmm_reference import REFERENCE, SHARED, model_call, model_data, reference_models  # noqa: E402
+# The reference models' data prepared as their data_prep says and lme4's profile intervals: the
+# tests' loader and fixtures, one copy only.
+sys.path.insert(0, str(ROOT / "tests"))
+from engine.glmm_reference import REFERENCE, SHARED, model_call, model_data, reference_models  # noqa: E402
+from inference.lme4_glmm_profiles import LME4_SECONDS  # noqa: E402
 
 GLMM_FITS = 3  # best of 3 wall-clock fits (the machine is shared)
 NOTES = SHARED / "notes" / "glmm.md"
@@ -64,8 +66,38 @@ def fit_times(key: str) -> dict:
     return {"best": min(seconds), "verify": time.perf_counter() - clock, "fit": fit, "agrees": verification["agrees"]}
 
 
+def profile_seconds(key: str) -> float:
+    """Wall seconds of the profile intervals of every parameter (one run: each takes seconds)."""
+    from lmmflow.engine.glmm import glmer_with_design
+    from lmmflow.inference.glmm_profile_intervals import glmm_profile_intervals
+
+    call = model_call(key)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gd, fit = glmer_with_design(
+            call["formula"], model_data(key), family=call["family"], link=call["link"], nAGQ=call["nAGQ"], verify=False
+        )
+    clock = time.perf_counter()
+    glmm_profile_intervals(gd, fit.theta, fit.beta, fit.nAGQ)
+    return time.perf_counter() - clock
+
+
+def profile_lines() -> list[str]:
+    """Profile intervals of the models lme4's were measured for, beside lme4's seconds."""
+    progress("GLMM profile intervals ...")
+    rows = [
+        [f"`{key}`", fmt(profile_seconds(key), 2), fmt(seconds, 1)] for key, seconds in sorted(LME4_SECONDS.items())
+    ]
+    return heading(
+        "GLMMs: profile-likelihood intervals",
+        "In-process wall seconds of `lmmflow.inference.glmm_profile_intervals` for every parameter of a fitted "
+        'model, beside lme4\'s `confint(m, method = "profile")` (measured here, tests/inference/'
+        "lme4_glmm_profiles.py, which also holds the intervals the tests compare).",
+    ) + [*table(["model", "ours (s)", "lme4 (s)"], rows), ""]
+
+
 def section() -> list[str]:
-    """The report's lines: one row per reference model."""
+    """The report's lines: one row per reference model, then the profile intervals."""
     progress("GLMMs ...")
     mixedlm = mixedlm_seconds()
     rows = []
@@ -83,14 +115,18 @@ def section() -> list[str]:
                 "yes" if result["agrees"] else "**no**",
             ]
         )
-    return heading(
-        f"GLMMs: lme4's reference models ({REFERENCE.name}/)",
-        f"In-process wall seconds of `lmmflow.engine.glmm.glmer` (engine only; best of {GLMM_FITS}), then its "
-        "independent re-evaluation of the deviance (`lmmflow.verify.glmm_laplace`), beside lme4 1.1-31's "
-        "default glmer (the reference's `time_s`, best of 3, R 4.2.2 on a machine like this) and mixedlm 1.3's "
-        "(shared/notes/glmm.md). logLik: ours minus lme4's tight optimum (tolPwrss 1e-12; nAGQ > 1 on the "
-        "usual scale); positive is better. The machine is shared: read the times as orders of magnitude.",
-    ) + [
-        *table(["model", "ours (s)", "verify (s)", "lme4 (s)", "mixedlm (s)", "logLik - lme4's", "verified"], rows),
-        "",
-    ]
+    return (
+        heading(
+            f"GLMMs: lme4's reference models ({REFERENCE.name}/)",
+            f"In-process wall seconds of `lmmflow.engine.glmm.glmer` (engine only; best of {GLMM_FITS}), then its "
+            "independent re-evaluation of the deviance (`lmmflow.verify.glmm_laplace`), beside lme4 1.1-31's "
+            "default glmer (the reference's `time_s`, best of 3, R 4.2.2 on a machine like this) and mixedlm 1.3's "
+            "(shared/notes/glmm.md). logLik: ours minus lme4's tight optimum (tolPwrss 1e-12; nAGQ > 1 on the "
+            "usual scale); positive is better. The machine is shared: read the times as orders of magnitude.",
+        )
+        + [
+            *table(["model", "ours (s)", "verify (s)", "lme4 (s)", "mixedlm (s)", "logLik - lme4's", "verified"], rows),
+            "",
+        ]
+        + profile_lines()
+    )

@@ -56,3 +56,13 @@ LME4 = {
         [1.80404113, -0.50645558, 0.47873640, 0.46057570, 0.53140386, 0.11999168, 0.17740012],
     ),
 }
+
+# lme4's confint(m, method = "profile") wall seconds here (system.time elapsed, one run, while
+# other work shared the 2-core machine): the anchors of benchmarks/run.py --glmm.
+LME4_SECONDS = {
+    "cbpp_herd": 5.005,
+    "cbpp_herd_agq25": 5.897,
+    "cbpp_pois_offset": 4.751,
+    "contra_district": 120.822,
+    "speed_dating": 257.311,
+}
