@@ -68,13 +68,27 @@ REPORT_DIR = os.path.join(workflow.basedir, "reports")
 def get_report_inputs(wildcards):
     """The template, its stylesheet, and every result: the report's sections follow the config."""
     tables = ["attempts.csv", "fixed_effects.csv", "variance_components.csv"]
+    results = (
+        get_result_outputs()
+        + expand("results/models/{model}/{table}", model=config["models"], table=[*tables, "re_correlations.csv"])
+        + expand("results/shrinkage/{setting}/fit.json", setting=SHRINKAGE_SETTINGS)
+        + get_report_profiles()
+    )
     return {
         "template": os.path.join(REPORT_DIR, "report.qmd"),
         "css": os.path.join(REPORT_DIR, "report.css"),
-        "results": get_result_outputs()
-        + expand("results/models/{model}/{table}", model=config["models"], table=[*tables, "re_correlations.csv"])
-        + expand("results/shrinkage/{setting}/fit.json", setting=SHRINKAGE_SETTINGS),
+        "results": list(dict.fromkeys(results)),
     }
+
+
+def get_report_profiles():
+    """The profile intervals of the binomial GLMMs in intervals.models: their odds ratios in the
+    report show them (lme4's default intervals), a binomial GLMM not listed its Wald intervals.
+    Only listed models: an input is a job to run, and the report reads a profile.csv only if it
+    is an input, never one left on disk. (A listed GLMM needs intervals.method: profile, so these
+    are among get_interval_outputs() too; declared here as what the report itself reads.)"""
+    profiled = [model for model in config["intervals"]["models"] if model in BINOMIAL_MODELS]
+    return expand("results/intervals/{model}/profile.csv", model=profiled)
 
 
 def get_result_outputs():
