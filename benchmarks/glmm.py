@@ -17,7 +17,7 @@ from common import ROOT, fmt, heading, progress, table
 # tests' loader and fixtures, one copy only.
 sys.path.insert(0, str(ROOT / "tests"))
 from engine.glmm_reference import REFERENCE, SHARED, model_call, model_data, reference_models  # noqa: E402
-from inference.lme4_glmm_profiles import LME4_SECONDS  # noqa: E402
+from inference.lme4_glmm_profiles import LME4_SECONDS, model_fit  # noqa: E402
 
 GLMM_FITS = 3  # best of 3 wall-clock fits (the machine is shared)
 NOTES = SHARED / "notes" / "glmm.md"
@@ -68,15 +68,11 @@ def fit_times(key: str) -> dict:
 
 def profile_seconds(key: str) -> float:
     """Wall seconds of the profile intervals of every parameter (one run: each takes seconds)."""
-    from lmmflow.engine.glmm import glmer_with_design
     from lmmflow.inference.glmm_profile_intervals import glmm_profile_intervals
 
-    call = model_call(key)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        gd, fit = glmer_with_design(
-            call["formula"], model_data(key), family=call["family"], link=call["link"], nAGQ=call["nAGQ"], verify=False
-        )
+        gd, fit = model_fit(key)
     clock = time.perf_counter()
     glmm_profile_intervals(gd, fit.theta, fit.beta, fit.nAGQ)
     return time.perf_counter() - clock

@@ -9,18 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from engine.glmm_reference import model_data, reference_models
-from inference.lme4_glmm_profiles import FIXED_IN_SE, LME4, SD_RELATIVE, Z
+from inference.lme4_glmm_profiles import COR_ABSOLUTE, FIXED_IN_SE, LME4, SD_RELATIVE, Z, model_fit
 from scipy import optimize
 
 from lmmflow.engine.glmm import glmer_with_design
 from lmmflow.inference.glmm_profile_intervals import LaplaceProfile, glmm_profile_intervals
-
-
-def fitted(key: str):
-    model = reference_models()[key]
-    return glmer_with_design(
-        model["formula"], model_data(key), family=model["family"], nAGQ=model["nAGQ"], verify=False
-    )
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +22,7 @@ def profiles():
 
     def profile_of(key):
         if key not in cache:
-            gd, fit = fitted(key)
+            gd, fit = model_fit(key)
             cache[key] = (gd, fit, glmm_profile_intervals(gd, fit.theta, fit.beta, fit.nAGQ))
         return cache[key]
 
@@ -45,12 +38,20 @@ def test_profile_intervals_match_lme4(key, profiles):
     se = np.concatenate([np.full(n_theta, np.nan), fit.se])
     for i, row in table.iterrows():
         for got, want in ((row["lower_2.5"], lower[i]), (row["upper_97.5"], upper[i])):
-            if i < n_theta:
+            if row["parameter"].startswith("cor_"):
+                assert abs(got - want) <= COR_ABSOLUTE, (row["parameter"], got, want)
+            elif i < n_theta:
                 assert got == pytest.approx(want, rel=SD_RELATIVE), (row["parameter"], got, want)
             else:
                 assert abs(got - want) <= FIXED_IN_SE * se[i], (row["parameter"], got, want)
     assert (table["method"] == "profile").all()
-    assert np.allclose(table["estimate"], np.concatenate([fit.theta, fit.beta]))
+    profile = LaplaceProfile(gd, fit.theta, fit.beta, fit.nAGQ)
+    assert np.allclose(table["estimate"], profile.optimum)
+    for index in range(n_theta):  # the SDs' and correlations' bounds are roots, or the parameter's limit
+        zeta = profile.zeta_function(index)
+        for bound, sign in zip(table.loc[index, ["lower_2.5", "upper_97.5"]], (-1, 1)):
+            if bound not in (-1.0, 0.0, 1.0):
+                assert zeta(bound) == pytest.approx(sign * Z, abs=1e-6), (table.loc[index, "parameter"], bound)
     assert (table["lower_2.5"] < table["estimate"]).all() and (table["estimate"] < table["upper_97.5"]).all()
 
 
@@ -79,7 +80,7 @@ def test_an_sd_bound_is_where_the_deviance_is_z_squared_worse(profiles):
 
 
 def test_which_and_level():
-    gd, fit = fitted("cbpp_herd")
+    gd, fit = model_fit("cbpp_herd")
     table = glmm_profile_intervals(gd, fit.theta, fit.beta, which=["period2"], level=0.5)
     assert list(table["parameter"]) == ["period2"]
     half = 0.6744897501960817 * fit.se[1]  # a 50% interval is about -+0.674 SE around the estimate
