@@ -17,10 +17,10 @@ import pandas as pd
 from scipy.special import ndtri
 
 from lmmflow.engine.glmm import RESPONSE_COLUMN, GLMMDesign, GLMMFit, glmer_with_design
+from lmmflow.engine.glmm_design import design_formula
 from lmmflow.inference.likelihood_ratio import MLFit
 from lmmflow.model.formula import parse_formula
 from lmmflow.model.new_data import NewDataError, new_design
-from lmmflow.model.response import offset_values, split_offsets
 from lmmflow.outputs import glmm_tables
 from lmmflow.outputs.glmm_summary import glmm_summary_text
 
@@ -39,22 +39,11 @@ def glmer(
     """
     from lmmflow.api import model_data
 
-    parsed = parse_formula(split_offsets(formula)[0])
-    frame = model_data(parsed, data)
-    for column in _extra_columns(formula, weights, data):
-        frame[column] = data[column].to_numpy()
+    frame = model_data(parse_formula(formula), data)
+    if isinstance(weights, str) and weights in data.columns:  # prior weights as given, not as a model column
+        frame[weights] = data[weights].to_numpy()
     gd, fit = glmer_with_design(formula, frame, family=family, link=link, nAGQ=nAGQ, weights=weights)
     return FittedGLMM(formula, frame, gd, fit, data.index)
-
-
-def _extra_columns(formula: str, weights, data: pd.DataFrame) -> list[str]:
-    """Columns read by offsets and weights, which the model's formula terms do not name."""
-    from lmmflow.model.r_terms import variables
-
-    names = {v for offset in split_offsets(formula)[1] for v in variables(offset)}
-    if isinstance(weights, str):
-        names.add(weights)
-    return sorted(name for name in names if name in data.columns)
 
 
 class FittedGLMM:
@@ -178,17 +167,15 @@ class FittedGLMM:
             codes, offset = [block.level_codes for block in self.design.blocks], self.gd.offset
             index = self._index[self.design.rows]
         else:
-            internal = parse_formula(f"{RESPONSE_COLUMN} ~ {split_offsets(self.formula)[0].split('~', 1)[1]}")
             learnt = self._frame.assign(**{RESPONSE_COLUMN: self._fitted_rows()})
-            new = new_design(internal, learnt, self.design, newdata)
+            new = new_design(parse_formula(design_formula(self.formula)), learnt, self.design, newdata)
             if new.new_levels and random_effects and not allow_new_levels:
                 found = "; ".join(f"grouping factor {factor!r}: {levels}" for factor, levels in new.new_levels.items())
                 raise NewDataError(
                     f"predict: new levels not seen in fitting ({found}); pass allow_new_levels=True "
                     "to predict them with zero random effects"
                 )
-            X, Z, codes, index = new.X, new.Z, new.level_codes, newdata.index
-            offset = offset_values(list(self.gd.offsets), newdata.reset_index(drop=True))
+            X, Z, codes, index, offset = new.X, new.Z, new.level_codes, newdata.index, new.offset
         values = linear_predictor(X, Z, codes if random_effects else None, glmm_tables.EstimatesView(self.gd, self.fit))
         return values + offset, index
 
