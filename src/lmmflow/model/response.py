@@ -20,23 +20,9 @@ import numpy as np
 import pandas as pd
 
 from lmmflow.engine.families import GLMMError
-from lmmflow.model.r_terms import evaluate, variables
+from lmmflow.model.r_terms import evaluate, split_outside_parentheses, variables
 
 _CBIND = re.compile(r"^cbind\s*\((.*)\)$", re.S)
-
-
-def split_top_level(text: str, sep: str) -> list[str]:
-    """Split ``text`` on ``sep`` outside parentheses."""
-    parts, depth, current = [], 0, ""
-    for char in text:
-        depth += {"(": 1, ")": -1}.get(char, 0)
-        if char == sep and depth == 0:
-            parts.append(current.strip())
-            current = ""
-        else:
-            current += char
-    parts.append(current.strip())
-    return parts
 
 
 @dataclass(frozen=True)
@@ -81,7 +67,7 @@ def binomial_response(text: str, data: pd.DataFrame, weights: np.ndarray | None 
     prior = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
     match = _CBIND.match(text.strip())
     if match:
-        args = split_top_level(match.group(1), ",")
+        args = split_outside_parentheses(match.group(1), ",")
         if len(args) != 2:
             raise GLMMError(f"response {text!r}: cbind() needs exactly two columns (successes, failures)")
         s = _numeric(_column_or_expression(args[0], data, f"response {text!r}: successes"), f"successes {args[0]!r}")
