@@ -25,23 +25,17 @@ from lmmflow.data.prepare import check_finite, r_factors
 from lmmflow.engine.estimates import Estimates
 from lmmflow.engine.parameters import parameter_names, parameter_values
 from lmmflow.fit import fit_model
+from lmmflow.fitted import FittedMixedModel, Summary
 from lmmflow.inference.likelihood_ratio import anova_table, ml_fit
 from lmmflow.model.design import Design, build_design
 from lmmflow.model.formula import ModelFormula, parse_formula
-from lmmflow.model.new_data import NewDataError, new_design
+from lmmflow.model.new_data import NewDesign, new_design
 from lmmflow.outputs import tables
 from lmmflow.outputs.model_summary import summary_text
-from lmmflow.outputs.predictions import conditional_fitted, linear_predictor
+from lmmflow.outputs.predictions import conditional_fitted
 
 CONFINT_METHODS = ("profile", "Wald", "boot")
 ENGINE = "fast"  # the workflow's default engine (lmmflow.fit): groups-last or blocked, verified
-
-
-class Summary(str):
-    """The text of ``FittedModel.summary()``: prints as itself, also at a prompt."""
-
-    def __repr__(self) -> str:
-        return str(self)
 
 
 def lmer(formula: str, data: pd.DataFrame, *, reml: bool = True, weights=None) -> FittedModel:
@@ -87,78 +81,27 @@ def anova(*models: FittedModel, names: Sequence[str] | None = None) -> pd.DataFr
     return anova_table([model.ml_fit(name) for name, model in zip(names, models)])
 
 
-class FittedModel:
+class FittedModel(FittedMixedModel):
     """A linear mixed model fitted by ``lmer``: lme4's accessors as attributes and methods.
 
     ``design`` and ``fit`` are the workflow's ``Design`` and ``Estimates`` of the model; the
     tables are those the workflow writes to results/models/<model>/ (same columns).
     """
 
-    def __init__(self, formula: ModelFormula, frame: pd.DataFrame, design: Design, fit: Estimates, index: pd.Index):
-        self.formula = formula
-        self.design = design
-        self.fit = fit
-        self._frame = frame  # the model's columns as fitted, for predictions on new data
-        self._index = index
+    _tables = tables
 
-    # -- criteria
+    # restated for the types an LMM takes: a parsed formula and the engines' Estimates
+    def __init__(self, formula: ModelFormula, frame: pd.DataFrame, design: Design, fit: Estimates, index: pd.Index):
+        super().__init__(formula, frame, design, fit, index)
 
     @property
     def reml(self) -> bool:
         return bool(self.fit.reml)
 
-    @property
-    def n_obs(self) -> int:
-        return self.design.n_obs
-
-    @property
-    def loglik(self) -> float:
-        """The REML (or ML) log-likelihood at the optimum, lme4's ``logLik``."""
-        return float(self.fit.loglik)
-
     @cached_property
     def _criteria(self) -> dict[str, float]:
-        return tables.information_criteria(self.fit.loglik, tables.n_parameters(self.design), self.n_obs)
-
-    @property
-    def aic(self) -> float:
-        return float(self._criteria["AIC"])
-
-    @property
-    def bic(self) -> float:
-        return float(self._criteria["BIC"])
-
-    @property
-    def aicc(self) -> float:
-        return float(self._criteria["AICc"])
-
-    # -- tables (each the workflow's CSV of the same name)
-
-    @cached_property
-    def fixed_effects(self) -> pd.DataFrame:
-        """term, value, se, t, df, p_value (Satterthwaite), p_value_z, lower_2.5, upper_97.5."""
-        return tables.fixed_effects(self.design, self.fit)
-
-    @cached_property
-    def variance_components(self) -> pd.DataFrame:
-        """group, effect, variance, sd, var_prop; the residual last."""
-        return tables.variance_components(self.design, self.fit)
-
-    @cached_property
-    def re_correlations(self) -> pd.DataFrame:
-        """group, effect_1, effect_2, correlation."""
-        return tables.re_correlations(self.design, self.fit)
-
-    @cached_property
-    def random_effects(self) -> pd.DataFrame:
-        """Conditional modes and SDs (lme4's ``ranef(condVar = TRUE)``): group_var, effect, group,
-        value, se, lower_2.5, upper_97.5."""
-        return tables.random_effects(self.design, self.fit)
-
-    @cached_property
-    def random_coefficients(self) -> pd.DataFrame:
-        """lme4's ``coef``: group_var, effect, group, value."""
-        return tables.random_coefficients(self.design, self.fit)
+        n_parameters = tables.n_parameters(self.design)
+        return {"logLik": self.fit.loglik} | tables.information_criteria(self.fit.loglik, n_parameters, self.n_obs)
 
     # -- text
 
@@ -175,24 +118,19 @@ class FittedModel:
                 reml=self.reml,
                 criteria={"logLik": self.loglik, "AIC": self.aic, "BIC": self.bic},
                 scaled_residuals=(self.design.y - fitted) / np.sqrt(self.fit.sigma2),
-                variance_components=self.variance_components,
-                re_correlations=self.re_correlations,
-                n_groups={block.label: block.n_levels for block in self.design.blocks},
-                n_obs=self.n_obs,
                 n_parameters=tables.n_parameters(self.design),
-                fixed_effects=self.fixed_effects,
                 fitted_by=f"lmmflow, engine {self.fit.engine}{verified}",
                 warnings=warnings,
+                **self._summary_tables(),
             )
         )
 
     def __repr__(self) -> str:
         method = "REML" if self.reml else "ML"
-        fixed = ", ".join(f"{name} {value:.6g}" for name, value in zip(self.design.fixed_names, self.fit.beta))
         groups = ", ".join(f"{block.label} {block.n_levels}" for block in self.design.blocks)
         return (
             f"<lmmflow linear mixed model fit by {method}: {self.formula.text}; logLik {self.loglik:.6f}; "
-            f"{self.n_obs} obs, groups: {groups}; fixed effects: {fixed}>"
+            f"{self.n_obs} obs, groups: {groups}; fixed effects: {self._fixed_effects_text()}>"
         )
 
     # -- intervals
@@ -253,21 +191,10 @@ class FittedModel:
         ``allow.new.levels = TRUE``. Factor columns are matched to the fit's levels by their R
         labels; a fixed-effect factor level not seen in fitting is an error.
         """
-        if newdata is None:
-            X, Z = self.design.X, [block.Z for block in self.design.blocks]
-            codes = [block.level_codes for block in self.design.blocks]
-            index, offset = self._index[self.design.rows], self.design.linear_offset()
-        else:
-            new = new_design(self.formula, self._frame, self.design, newdata)
-            if new.new_levels and random_effects and not allow_new_levels:
-                found = "; ".join(f"grouping factor {factor!r}: {levels}" for factor, levels in new.new_levels.items())
-                raise NewDataError(
-                    f"predict: new levels not seen in fitting ({found}); pass allow_new_levels=True "
-                    "to predict them with zero random effects"
-                )
-            X, Z, codes, index, offset = new.X, new.Z, new.level_codes, newdata.index, new.offset
-        values = linear_predictor(X, Z, codes if random_effects else None, self.fit) + offset
-        return pd.Series(values, index=index, name="prediction")
+        return self._linear_predictor(newdata, random_effects, allow_new_levels)
+
+    def _new_design(self, newdata: pd.DataFrame) -> NewDesign:
+        return new_design(self.formula, self._frame, self.design, newdata)
 
     # -- comparisons
 

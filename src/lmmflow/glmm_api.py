@@ -10,17 +10,16 @@ takes these models as fitted (lme4's anova of glmer fits). Same accessors as ``l
 
 from __future__ import annotations
 
-from functools import cached_property
-
 import numpy as np
 import pandas as pd
 from scipy.special import ndtri
 
 from lmmflow.engine.glmm import RESPONSE_COLUMN, GLMMDesign, GLMMFit, glmer_with_design
+from lmmflow.engine.glmm_design import design_formula
+from lmmflow.fitted import FittedMixedModel, Summary
 from lmmflow.inference.likelihood_ratio import MLFit
 from lmmflow.model.formula import parse_formula
-from lmmflow.model.new_data import NewDataError, new_design
-from lmmflow.model.response import offset_values, split_offsets
+from lmmflow.model.new_data import NewDesign, new_design
 from lmmflow.outputs import glmm_tables
 from lmmflow.outputs.glmm_summary import glmm_summary_text
 
@@ -39,73 +38,38 @@ def glmer(
     """
     from lmmflow.api import model_data
 
-    parsed = parse_formula(split_offsets(formula)[0])
-    frame = model_data(parsed, data)
-    for column in _extra_columns(formula, weights, data):
-        frame[column] = data[column].to_numpy()
+    frame = model_data(parse_formula(formula), data)
+    if isinstance(weights, str) and weights in data.columns:  # prior weights as given, not as a model column
+        frame[weights] = data[weights].to_numpy()
     gd, fit = glmer_with_design(formula, frame, family=family, link=link, nAGQ=nAGQ, weights=weights)
     return FittedGLMM(formula, frame, gd, fit, data.index)
 
 
-def _extra_columns(formula: str, weights, data: pd.DataFrame) -> list[str]:
-    """Columns read by offsets and weights, which the model's formula terms do not name."""
-    from lmmflow.model.r_terms import variables
-
-    names = {v for offset in split_offsets(formula)[1] for v in variables(offset)}
-    if isinstance(weights, str):
-        names.add(weights)
-    return sorted(name for name in names if name in data.columns)
-
-
-class FittedGLMM:
+class FittedGLMM(FittedMixedModel):
     """A GLMM fitted by ``glmer``: ``gd`` and ``fit`` are the engine's ``GLMMDesign`` and
     ``GLMMFit``; the tables are those the workflow writes to results/models/<model>/."""
 
+    _tables = glmm_tables
+
     def __init__(self, formula: str, frame: pd.DataFrame, gd: GLMMDesign, fit: GLMMFit, index: pd.Index):
-        self.formula = formula
+        super().__init__(formula, frame, gd.design, fit, index)
         self.gd = gd
-        self.fit = fit
-        self.design = gd.design
-        self._frame = frame
-        self._index = index
 
     family = property(lambda self: self.fit.family)
     link = property(lambda self: self.fit.link)
     nAGQ = property(lambda self: self.fit.nAGQ)
-    n_obs = property(lambda self: self.design.n_obs)
-    loglik = property(lambda self: float(self.fit.logLik))
-    aic = property(lambda self: float(self.fit.AIC))
-    bic = property(lambda self: float(self.fit.BIC))
-    aicc = property(lambda self: float(self.fit.AICc))
     deviance = property(lambda self: float(self.fit.deviance))
 
-    @cached_property
-    def fixed_effects(self) -> pd.DataFrame:
-        """term, value, se, z, p_value (Wald z test, as glmer's summary), lower_2.5, upper_97.5."""
-        return glmm_tables.fixed_effects(self.gd, self.fit)
+    @property
+    def _table_design(self) -> GLMMDesign:
+        return self.gd
 
-    @cached_property
-    def variance_components(self) -> pd.DataFrame:
-        """group, effect, variance, sd, var_prop (no residual row)."""
-        return glmm_tables.variance_components(self.gd, self.fit)
-
-    @cached_property
-    def re_correlations(self) -> pd.DataFrame:
-        return glmm_tables.re_correlations(self.gd, self.fit)
-
-    @cached_property
-    def random_effects(self) -> pd.DataFrame:
-        """Conditional modes and SDs (lme4's ``ranef(condVar = TRUE)``)."""
-        return glmm_tables.random_effects(self.gd, self.fit)
-
-    @cached_property
-    def random_coefficients(self) -> pd.DataFrame:
-        return glmm_tables.random_coefficients(self.gd, self.fit)
+    @property
+    def _criteria(self) -> dict[str, float]:
+        return {"logLik": self.fit.logLik, "AIC": self.fit.AIC, "BIC": self.fit.BIC, "AICc": self.fit.AICc}
 
     def summary(self) -> str:
         """The model as lme4's ``summary(glmer(...))`` shows it."""
-        from lmmflow.api import Summary
-
         gd, fit = self.gd, self.fit
         pearson = (gd.y - fit.mu) / np.sqrt(gd.family.variance(fit.mu) / gd.weights)
         verified = ", verified by an independent Laplace re-evaluation" if fit.verification.get("agrees") else ""
@@ -118,21 +82,16 @@ class FittedGLMM:
                 criteria={"AIC": self.aic, "BIC": self.bic, "logLik": self.loglik},
                 n_parameters=fit.npar,
                 pearson_residuals=pearson,
-                variance_components=self.variance_components,
-                re_correlations=self.re_correlations,
-                n_groups={block.label: block.n_levels for block in self.design.blocks},
-                n_obs=self.n_obs,
-                fixed_effects=self.fixed_effects,
                 fitted_by=f"lmmflow glmm engine{verified}",
                 warnings=list(fit.warnings),
+                **self._summary_tables(),
             )
         )
 
     def __repr__(self) -> str:
-        fixed = ", ".join(f"{name} {value:.6g}" for name, value in zip(self.design.fixed_names, self.fit.beta))
         return (
             f"<lmmflow {self.family} ({self.link}) mixed model fit by maximum likelihood: {self.formula}; "
-            f"logLik {self.loglik:.6f}; {self.n_obs} obs; fixed effects: {fixed}>"
+            f"logLik {self.loglik:.6f}; {self.n_obs} obs; fixed effects: {self._fixed_effects_text()}>"
         )
 
     def confint(self, method: str = "Wald", level: float = 0.95) -> pd.DataFrame:
@@ -166,31 +125,18 @@ class FittedGLMM:
         offsets included. Unseen grouping levels as ``lmmflow.lmer``'s ``predict``."""
         if type not in PREDICT_TYPES:
             raise ValueError(f"predict: type {type!r}: expected one of {PREDICT_TYPES}")
-        eta, index = self._linear_predictor(newdata, random_effects, allow_new_levels)
-        values = eta if type == "link" else self.gd.family.link.inverse(eta)[0]
-        return pd.Series(values, index=index, name="prediction")
+        eta = self._linear_predictor(newdata, random_effects, allow_new_levels)
+        if type == "link":
+            return eta
+        return pd.Series(self.gd.family.link.inverse(eta.to_numpy())[0], index=eta.index, name=eta.name)
 
-    def _linear_predictor(self, newdata, random_effects: bool, allow_new_levels: bool):
-        from lmmflow.outputs.predictions import linear_predictor
+    def _new_design(self, newdata: pd.DataFrame) -> NewDesign:
+        learnt = self._frame.assign(**{RESPONSE_COLUMN: self._fitted_rows()})
+        return new_design(parse_formula(design_formula(self.formula)), learnt, self.design, newdata)
 
-        if newdata is None:
-            X, Z = self.design.X, [block.Z for block in self.design.blocks]
-            codes, offset = [block.level_codes for block in self.design.blocks], self.gd.offset
-            index = self._index[self.design.rows]
-        else:
-            internal = parse_formula(f"{RESPONSE_COLUMN} ~ {split_offsets(self.formula)[0].split('~', 1)[1]}")
-            learnt = self._frame.assign(**{RESPONSE_COLUMN: self._fitted_rows()})
-            new = new_design(internal, learnt, self.design, newdata)
-            if new.new_levels and random_effects and not allow_new_levels:
-                found = "; ".join(f"grouping factor {factor!r}: {levels}" for factor, levels in new.new_levels.items())
-                raise NewDataError(
-                    f"predict: new levels not seen in fitting ({found}); pass allow_new_levels=True "
-                    "to predict them with zero random effects"
-                )
-            X, Z, codes, index = new.X, new.Z, new.level_codes, newdata.index
-            offset = offset_values(list(self.gd.offsets), newdata.reset_index(drop=True))
-        values = linear_predictor(X, Z, codes if random_effects else None, glmm_tables.EstimatesView(self.gd, self.fit))
-        return values + offset, index
+    @property
+    def _estimates(self) -> glmm_tables.EstimatesView:
+        return glmm_tables.EstimatesView(self.gd, self.fit)
 
     def _fitted_rows(self) -> np.ndarray:
         """0 on the rows fitted, NaN elsewhere: the model frame learnt from the fitted rows."""

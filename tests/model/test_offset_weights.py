@@ -20,6 +20,8 @@ Tolerances are tests/lme4_agreement.py's: logLik 1e-4 absolute, fixed effects an
 relative, variances 1% relative or 1e-4 absolute, Satterthwaite df 1% relative.
 """
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -192,6 +194,23 @@ def test_bad_weights_are_refused_naming_the_column(value, column, message):
         data.loc[7, "w"] = value
     with pytest.raises(DesignError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
         build_design("Reaction ~ Days + (Days | Subject)", data, column)
+
+
+@pytest.mark.parametrize(
+    "formula, message",
+    [
+        ("Reaction ~ Days + offset(log(nope)) + (1 | Subject)", "term 'offset(log(nope))' names column(s) ['nope']"),
+        ("Reaction ~ Days + offset(log(Days)) + (1 | Subject)", "offset(log(Days)) is not finite on 18 of"),
+        (
+            "Reaction ~ Days + offset(log(Days - 5)) + (1 | Subject)",
+            "not finite on 108 of the rows used (the first: nan",
+        ),
+    ],
+)
+def test_bad_offsets_are_refused_naming_the_term(formula, message):
+    """A missing column, log(0) (-inf) and log(-1) (NaN, which R's model frame would drop)."""
+    with pytest.raises(DesignError, match=re.escape(message)):
+        build_design(formula, sleep())
 
 
 # --- R's model-frame rules (lme4 1.1-31; R calls in each docstring) ---

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from lmmflow.engine.families import GLMMError
-from lmmflow.model.response import glmm_response, offset_values, split_offsets
+from lmmflow.engine.glmm_design import glmm_design
+from lmmflow.model.response import glmm_response
 
 
 def frame():
@@ -77,10 +78,25 @@ def test_non_integer_counts_warn_as_r():
         glmm_response("p", d, "binomial")
 
 
-def test_offsets_are_split_off_and_evaluated():
-    text, offsets = split_offsets("k ~ x + offset(log(n)) + (1 | g)")
-    assert text == "k ~ x + (1 | g)" and offsets == ["log(n)"]
-    assert split_offsets("k ~ offset(log(n)) + (1 | g)")[0] == "k ~ 1 + (1 | g)"
-    assert np.allclose(offset_values(["log(n)"], frame()), np.log([4, 2, 3, 5]))
-    with pytest.raises(GLMMError, match="infinite"):
-        offset_values(["log(s)"], frame())
+def counts():
+    return frame().assign(g=["a", "a", "b", "b"], x=[1.0, 2.0, 3.0, 4.0])
+
+
+def test_offsets_are_the_formulas():
+    """The GLMM design takes its offsets from the parsed formula, as an LMM's
+    (``lmmflow.model.design.offset_values``); a fixed part of offsets only keeps the intercept."""
+    gd = glmm_design("k ~ x + offset(log(n)) + (1 | g)", counts(), "poisson")
+    assert np.allclose(gd.offset, np.log([4, 2, 3, 5])) and gd.design.fixed_names == ("Intercept", "x")
+    assert glmm_design("k ~ offset(log(n)) + (1 | g)", counts(), "poisson").design.fixed_names == ("Intercept",)
+
+
+@pytest.mark.parametrize(
+    ("formula", "match"),
+    [
+        ("k ~ x + offset(log(nope)) + (1 | g)", r"term 'offset\(log\(nope\)\)' names column\(s\) \['nope'\]"),
+        ("k ~ x + offset(log(s)) + (1 | g)", r"offset\(log\(s\)\) is not finite on 1 of the rows used"),
+    ],
+)
+def test_a_bad_offset_is_refused_naming_it(formula, match):
+    with pytest.raises(GLMMError, match=match):
+        glmm_design(formula, counts(), "poisson")

@@ -194,8 +194,27 @@ def offset_values(offsets: tuple[str, ...], frame: pd.DataFrame, all_rows: pd.Da
     offsets. ``offsets`` are the expressions of ``lmmflow.model.formula.split_offsets``."""
     if not offsets:
         return None
-    # I(): inside offset() the expression is R arithmetic (0.1 * z), not formula operators
-    return np.sum([evaluate(f"I({offset})", frame, all_rows) for offset in offsets], axis=0)
+    return np.sum([_offset_value(offset, frame, all_rows) for offset in offsets], axis=0)
+
+
+def _offset_value(offset: str, frame: pd.DataFrame, all_rows: pd.DataFrame | None) -> np.ndarray:
+    """One offset's values on ``frame``, refused where not finite, naming the term: an infinite
+    offset (``log(0)``) leaves no finite likelihood, and a NaN one (``log(-1)``), whose row R's
+    model frame would drop with a warning, is refused rather than dropped without a word."""
+    # numpy's own warnings are silenced: the rows used are checked below, and ``all_rows`` may
+    # hold a log(0) on a row that is dropped for a missing value and does not matter. Without
+    # ``all_rows`` the expression is learnt on ``frame`` itself: formulaic's direct evaluation
+    # would stop at a NaN with a message that does not name the offset.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # I(): inside offset() the expression is R arithmetic (0.1 * z), not formula operators
+        values = evaluate(f"I({offset})", frame, frame if all_rows is None else all_rows)
+    bad = np.flatnonzero(~np.isfinite(values))
+    if len(bad):
+        raise DesignError(
+            f"offset({offset}) is not finite on {len(bad)} of the rows used (the first: {values[bad[0]]:g}; "
+            "the log of 0 is -inf, of a negative number NaN)"
+        )
+    return values
 
 
 def _prior_weights(formula: ModelFormula, values: pd.Series, column: str) -> np.ndarray:
@@ -248,7 +267,8 @@ def _check_columns(formula: ModelFormula, data: pd.DataFrame, weights: str | Non
                     f"formula {formula.text!r}: response {formula.response!r} must be numeric, "
                     f"found column {column!r} of {data[column].dtype}"
                 )
-    terms = [(f"response {formula.response!r}", response), (f"fixed part {formula.fixed!r}", formula.fixed_variables)]
+    terms = [(f"response {formula.response!r}", response), (f"fixed part {formula.fixed!r}", variables(formula.fixed))]
+    terms += [(f"term 'offset({offset})'", variables(offset)) for offset in formula.offsets]
     terms += [(f"term {term.text!r}", term.variables) for term in formula.random]
     terms += [("weights", {weights})] if weights is not None else []
     for where, names in terms:

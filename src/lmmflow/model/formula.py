@@ -33,6 +33,7 @@ from lmmflow.model.r_terms import (
     RSyntaxError,
     deparse,
     functions,
+    split_outside_parentheses,
     term_label,
     to_formulaic,
     variables,
@@ -219,15 +220,7 @@ def _check_parentheses(text: str) -> None:
 
 def split_top_level(rhs: str) -> list[str]:
     """Split on '+' outside parentheses, so (1 + x | g) stays one term."""
-    terms, depth, current = [], 0, ""
-    for char in rhs:
-        depth += {"(": 1, ")": -1}.get(char, 0)
-        if char == "+" and depth == 0:
-            terms.append(current.strip())
-            current = ""
-        else:
-            current += char
-    terms.append(current.strip())
+    terms = split_outside_parentheses(rhs, "+")
     if any(not term for term in terms):
         raise FormulaError(f"formula right-hand side {rhs!r}: empty term between '+' signs")
     return terms

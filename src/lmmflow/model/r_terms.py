@@ -101,6 +101,21 @@ def functions(text: str) -> list[str]:
     return list(dict.fromkeys(value for kind, value, _ in _classified(text) if kind == "function"))
 
 
+def split_outside_parentheses(text: str, separator: str) -> list[str]:
+    """``text`` split on ``separator`` where no parenthesis is open, each part stripped: a
+    formula's terms (``(1 + x | g)`` one of them) or a call's arguments (``n - s`` of ``cbind(s, n - s)``)."""
+    parts, depth, current = [], 0, ""
+    for char in text:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == separator and depth == 0:
+            parts.append(current.strip())
+            current = ""
+        else:
+            current += char
+    parts.append(current.strip())
+    return parts
+
+
 class RSyntaxError(ValueError):
     """Text that is not an R expression this module can read."""
 

@@ -1,4 +1,4 @@
-"""Responses, prior weights and offsets of a GLMM as lme4 (R's ``glm`` families) reads them.
+"""Responses and prior weights of a GLMM as lme4 (R's ``glm`` families) reads them.
 
 Binomial: 0/1 numbers, TRUE/FALSE, a two-level factor (the first level is failure; a text
 column is a factor with sorted levels, as R's ``factor()``), a proportion with prior weights =
@@ -6,10 +6,8 @@ trials, or ``cbind(successes, failures)`` whose arguments may be expressions of 
 (``cbind(incidence, size - incidence)``): the response becomes the proportion and the trials the
 prior weights. Poisson: non-negative counts (non-integers warn, as R's ``dpois`` does).
 
-``offset(expr)`` terms of the fixed part are split off by ``split_offsets`` and evaluated by
-``offset_values`` (summed when several, as R does). The formula machinery for LMMs
-(``lmmflow.model.formula``) does not know ``offset()`` yet; ``split_offsets`` is the small piece the
-formulas issue can reuse or replace.
+Offsets are the formula's, for LMMs and GLMMs alike (``lmmflow.model.formula.split_offsets``,
+evaluated by ``lmmflow.model.design.offset_values``).
 """
 
 from __future__ import annotations
@@ -22,59 +20,9 @@ import numpy as np
 import pandas as pd
 
 from lmmflow.engine.families import GLMMError
-from lmmflow.model.r_terms import evaluate, variables
+from lmmflow.model.r_terms import evaluate, split_outside_parentheses, variables
 
-_OFFSET = re.compile(r"^offset\s*\((.*)\)$", re.S)
 _CBIND = re.compile(r"^cbind\s*\((.*)\)$", re.S)
-
-
-def split_top_level(text: str, sep: str) -> list[str]:
-    """Split ``text`` on ``sep`` outside parentheses."""
-    parts, depth, current = [], 0, ""
-    for char in text:
-        depth += {"(": 1, ")": -1}.get(char, 0)
-        if char == sep and depth == 0:
-            parts.append(current.strip())
-            current = ""
-        else:
-            current += char
-    parts.append(current.strip())
-    return parts
-
-
-def split_offsets(formula: str) -> tuple[str, list[str]]:
-    """``formula`` without its top-level ``offset(expr)`` terms, and the offset expressions.
-
-    ``y ~ x + offset(log(n)) + (1 | g)`` gives ``("y ~ x + (1 | g)", ["log(n)"])``. A formula
-    left with no term but random ones gets an explicit ``1``."""
-    if formula.count("~") != 1:
-        return formula, []
-    lhs, rhs = formula.split("~")
-    kept, offsets = [], []
-    for term in split_top_level(rhs, "+"):
-        match = _OFFSET.match(term.strip())
-        if match:
-            offsets.append(match.group(1).strip())
-        else:
-            kept.append(term)
-    if offsets and all("|" in t for t in kept):
-        kept.insert(0, "1")
-    return f"{lhs.strip()} ~ {' + '.join(kept)}", offsets
-
-
-def offset_values(offsets: list[str], data: pd.DataFrame) -> np.ndarray:
-    """The sum of the offset expressions on every row of ``data`` (NaN where missing)."""
-    total = np.zeros(len(data))
-    for expr in offsets:
-        missing = sorted(variables(expr) - set(data.columns))
-        if missing:
-            raise GLMMError(f"offset({expr}) names column(s) {missing} not found in data")
-        with np.errstate(divide="ignore", invalid="ignore"):
-            values = evaluate(f"I({expr})", data.reset_index(drop=True), None) if len(data) else np.zeros(0)
-        if not np.all(np.isfinite(values) | np.isnan(values)):
-            raise GLMMError(f"offset({expr}) is infinite on some rows (e.g. log of 0)")
-        total = total + values
-    return total
 
 
 @dataclass(frozen=True)
@@ -119,7 +67,7 @@ def binomial_response(text: str, data: pd.DataFrame, weights: np.ndarray | None 
     prior = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
     match = _CBIND.match(text.strip())
     if match:
-        args = split_top_level(match.group(1), ",")
+        args = split_outside_parentheses(match.group(1), ",")
         if len(args) != 2:
             raise GLMMError(f"response {text!r}: cbind() needs exactly two columns (successes, failures)")
         s = _numeric(_column_or_expression(args[0], data, f"response {text!r}: successes"), f"successes {args[0]!r}")
