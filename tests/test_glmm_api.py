@@ -2,9 +2,10 @@
 tests/engine/test_glmm_reference.py): the same tables as the workflow's, predictions, anova."""
 
 import numpy as np
-import pandas as pd
 import pytest
 from engine.glmm_reference import assert_tables_match, model_call, model_data, reference_anova
+from inference.lme4_glmm_profiles import FIXED_IN_SE, SD_RELATIVE
+from inference.lme4_glmm_profiles import LME4 as LME4_PROFILES
 
 import lmmflow
 from lmmflow.model.new_data import NewDataError
@@ -70,10 +71,37 @@ def test_anova_of_glmms_is_lme4s(cbpp):
     assert table["logLik"].to_numpy() == pytest.approx([row["logLik"] for row in rows], abs=1e-3)
 
 
-def test_confint_is_wald_and_other_methods_are_refused(cbpp):
+def test_confint_is_lme4s_profile_by_default(cbpp):
+    """confint(glmer(cbind(incidence, size - incidence) ~ period + (1 | herd), cbpp, binomial))"""
     m = lmmflow.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp, family="binomial")
     table = m.confint()
-    assert isinstance(table, pd.DataFrame) and table["method"].eq("Wald").all()
-    assert np.allclose(table["lower_2.5"], m.fit.confint_wald().iloc[:, 0])
-    with pytest.raises(NotImplementedError, match="profile"):
-        m.confint("profile")
+    assert list(table["parameter"]) == ["sd_(Intercept)|herd", "(Intercept)", "period2", "period3", "period4"]
+    assert table["method"].eq("profile").all()
+    lower, upper = LME4_PROFILES["cbpp_herd"]
+    assert table.loc[0, ["lower_2.5", "upper_97.5"]].tolist() == pytest.approx([lower[0], upper[0]], rel=SD_RELATIVE)
+    tolerance = FIXED_IN_SE * m.fit.se
+    assert np.all(np.abs(table["lower_2.5"].to_numpy()[1:] - lower[1:]) <= tolerance)
+    assert np.all(np.abs(table["upper_97.5"].to_numpy()[1:] - upper[1:]) <= tolerance)
+
+
+def test_wald_intervals_are_lme4s_with_nan_for_variances(cbpp):
+    m = lmmflow.glmer("incidence ~ period + offset(log(size)) + (1 | herd)", cbpp, family="poisson")
+    table = m.confint("Wald", level=0.9)
+    assert list(table.columns) == ["parameter", "estimate", "lower_5", "upper_95", "method"]
+    assert list(table["parameter"]) == list(m.confint("profile", level=0.9)["parameter"])
+    assert table.loc[0, "estimate"] == pytest.approx(m.variance_components["sd"].iloc[0], rel=1e-12)
+    assert table.loc[0, ["lower_5", "upper_95"]].isna().all()
+    half_width = 1.6448536269514722 * m.fit.se
+    assert np.allclose(table["lower_5"].iloc[1:], m.fit.beta - half_width, rtol=0, atol=1e-12)
+    assert np.allclose(table["upper_95"].iloc[1:], m.fit.beta + half_width, rtol=0, atol=1e-12)
+    fixed = m.fixed_effects  # the workflow's fixed_effects.csv carries the 95% Wald interval
+    wald95 = m.confint("Wald")
+    assert np.allclose(wald95["lower_2.5"].iloc[1:], fixed["lower_2.5"], rtol=0, atol=1e-12)
+
+
+def test_confint_refuses_unknown_methods_and_levels(cbpp):
+    m = lmmflow.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp, family="binomial")
+    with pytest.raises(ValueError, match="method 'boot'.*profile"):
+        m.confint("boot")
+    with pytest.raises(ValueError, match="level 95"):
+        m.confint(level=95)

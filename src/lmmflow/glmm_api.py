@@ -16,14 +16,18 @@ from scipy.special import ndtri
 
 from lmmflow.engine.glmm import RESPONSE_COLUMN, GLMMDesign, GLMMFit, glmer_with_design
 from lmmflow.engine.glmm_design import design_formula
+from lmmflow.engine.parameters import theta_to_sdcor
 from lmmflow.fitted import FittedMixedModel, Summary
+from lmmflow.inference.glmm_profile_intervals import glmm_parameter_names, glmm_profile_intervals
 from lmmflow.inference.likelihood_ratio import MLFit
+from lmmflow.inference.profile_intervals import interval_columns
 from lmmflow.model.formula import parse_formula
 from lmmflow.model.new_data import NewDesign, new_design
 from lmmflow.outputs import glmm_tables
 from lmmflow.outputs.glmm_summary import glmm_summary_text
 
 PREDICT_TYPES = ("link", "response")
+GLMM_CONFINT_METHODS = ("profile", "Wald")
 
 
 def glmer(
@@ -94,19 +98,38 @@ class FittedGLMM(FittedMixedModel):
             f"logLik {self.loglik:.6f}; {self.n_obs} obs; fixed effects: {self._fixed_effects_text()}>"
         )
 
-    def confint(self, method: str = "Wald", level: float = 0.95) -> pd.DataFrame:
-        """lme4's ``confint(m, method = "Wald")``: fixed effects -+ z SE (profile and bootstrap
-        intervals of GLMMs are not available yet)."""
-        if method != "Wald":
-            raise NotImplementedError(f"confint: method {method!r} is not available for GLMMs yet; use 'Wald'")
-        z = ndtri(0.5 + level / 2)
-        table = self.fixed_effects
+    def confint(self, method: str = "profile", level: float = 0.95) -> pd.DataFrame:
+        """lme4's ``confint(m, method = method, level = level)``: one row per parameter in lme4's
+        order and names (each term's SDs and correlations, ``sd_(Intercept)|herd``, then the
+        fixed effects; a GLMM has no sigma).
+
+        ``"profile"`` (lme4's default): profile likelihood of the Laplace (nAGQ > 1: adaptive
+        Gauss-Hermite) deviance, ``lmmflow.inference.glmm_profile_intervals``; ``"Wald"``:
+        estimate -+ z SE for the fixed effects, NaN for the variance parameters (as lme4).
+        Columns parameter, estimate, the bounds named for their percentiles (``lower_2.5``,
+        ``upper_97.5`` at 0.95), method (and profile_center for profiles).
+        """
+        if not 0 < level < 1:
+            raise ValueError(f"confint: level {level!r}: expected a number strictly between 0 and 1")
+        if method == "profile":
+            return glmm_profile_intervals(self.gd, self.fit.theta, self.fit.beta, self.nAGQ, level)
+        if method == "Wald":
+            return self._wald_intervals(level)
+        raise ValueError(f"confint: method {method!r}: expected one of {GLMM_CONFINT_METHODS}")
+
+    def _wald_intervals(self, level: float) -> pd.DataFrame:
+        names = glmm_parameter_names(self.gd)
+        n_variance = len(names) - len(self.fit.beta)
+        variance = theta_to_sdcor(self.fit.theta, [block.n_effects for block in self.design.blocks], 1.0)[:-1]
+        half_width = ndtri(0.5 + level / 2) * np.concatenate([np.full(n_variance, np.nan), self.fit.se])
+        estimate = np.concatenate([variance, self.fit.beta])
+        lower, upper = interval_columns(level)
         return pd.DataFrame(
             {
-                "parameter": table["term"],
-                "estimate": table["value"],
-                f"lower_{100 * (1 - level) / 2:g}": table["value"] - z * table["se"],
-                f"upper_{100 * (1 + level) / 2:g}": table["value"] + z * table["se"],
+                "parameter": names,
+                "estimate": estimate,
+                lower: estimate - half_width,
+                upper: estimate + half_width,
                 "method": "Wald",
             }
         )

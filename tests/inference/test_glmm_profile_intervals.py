@@ -84,7 +84,8 @@ def test_which_and_level():
     table = glmm_profile_intervals(gd, fit.theta, fit.beta, which=["period2"], level=0.5)
     assert list(table["parameter"]) == ["period2"]
     half = 0.6744897501960817 * fit.se[1]  # a 50% interval is about -+0.674 SE around the estimate
-    assert table.loc[0, "upper_97.5"] - table.loc[0, "lower_2.5"] == pytest.approx(2 * half, rel=0.05)
+    assert list(table.columns[2:4]) == ["lower_25", "upper_75"]  # named for the level's percentiles
+    assert table.loc[0, "upper_75"] - table.loc[0, "lower_25"] == pytest.approx(2 * half, rel=0.05)
     with pytest.raises(ValueError, match="unknown parameter"):
         glmm_profile_intervals(gd, fit.theta, fit.beta, which=["sigma"])
 

@@ -89,12 +89,6 @@ class GLMMFit:
             index=list(self.fixed_names),
         )
 
-    def confint_wald(self, level: float = 0.95) -> pd.DataFrame:
-        """lme4's ``confint(m, method = "Wald")`` for the fixed effects."""
-        z = stats.norm.ppf(0.5 + level / 2)
-        lo, hi = f"{100 * (1 - level) / 2:.1f} %", f"{100 * (1 + level) / 2:.1f} %"
-        return pd.DataFrame({lo: self.beta - z * self.se, hi: self.beta + z * self.se}, index=list(self.fixed_names))
-
     def coef(self) -> dict:
         """lme4's ``coef()``: per grouping factor, fixed effects plus that factor's modes."""
         out = {}

@@ -51,7 +51,7 @@ class LaplaceProfile:
         self.rule = gh_rule(nAGQ) if nAGQ > 1 else None
         # An inner minimum within this of its start is accepted (finite-difference gradients at nAGQ > 1).
         self.tolerance = DEVIANCE_TOLERANCE
-        self.names = parameter_names(gd.design)[: self.n_theta] + parameter_names(gd.design)[self.n_theta + 1 :]
+        self.names = glmm_parameter_names(gd)
         self.theta_hat = np.asarray(theta, float)
         self.beta_hat = np.asarray(beta, float)
         self.sigma_hat = 1.0  # the scale of SD steps; binomial and Poisson GLMMs have no sigma
@@ -153,6 +153,14 @@ class _FixedZeta(Zeta):
         upper = np.full(len(lower), np.inf)
         scale = np.concatenate([np.maximum(np.abs(p.theta_hat), 0.1), p.beta_se])[self.free]
         return bounded_minimize(deviance, self._start(x), lower, upper, scale, gradient=True, tolerance=p.tolerance)
+
+
+def glmm_parameter_names(gd: GLMMDesign) -> list[str]:
+    """lme4's names of a GLMM's parameters on the profile scale: each term's SDs and correlations
+    (``sd_(Intercept)|herd``), then the fixed effects; no sigma (binomial and Poisson have none)."""
+    names = parameter_names(gd.design)
+    n_variance = len(names) - len(gd.design.fixed_names) - 1
+    return names[:n_variance] + names[n_variance + 1 :]
 
 
 def glmm_profile_intervals(

@@ -320,18 +320,25 @@ def profile_table(profile, reported: dict[str, float], level: float, which: Sequ
     if unknown:
         raise ValueError(f"unknown parameter(s) {unknown}; this model has {names}")
     z = ndtri((1 + level) / 2)
+    bound_columns = interval_columns(level)
     rows = [
         {
             "parameter": name,
             "estimate": reported[name],
-            **dict(zip(("lower_2.5", "upper_97.5"), _interval(profile, index, z))),
+            **dict(zip(bound_columns, _interval(profile, index, z))),
             "method": "profile",
             "profile_center": profile.optimum[index],
         }
         for index, name in enumerate(names)
         if name in which
     ]
-    return pd.DataFrame(rows, columns=["parameter", "estimate", "lower_2.5", "upper_97.5", "method", "profile_center"])
+    return pd.DataFrame(rows, columns=["parameter", "estimate", *bound_columns, "method", "profile_center"])
+
+
+def interval_columns(level: float) -> tuple[str, str]:
+    """The bound columns of intervals at ``level``, named for their percentiles as lme4's
+    ``confint`` names them: ``lower_2.5``, ``upper_97.5`` at 0.95."""
+    return f"lower_{100 * (1 - level) / 2:g}", f"upper_{100 * (1 + level) / 2:g}"
 
 
 def _interval(profile, index: int, z: float) -> tuple[float, float]:
