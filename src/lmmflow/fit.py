@@ -26,6 +26,10 @@ a warning. fit.json records the engine (``path``), the verifier and the differen
 
 from __future__ import annotations
 
+import warnings
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
 import pandas as pd
 
 from lmmflow.engine.blocked import DesignTooLarge, dense_size
@@ -37,6 +41,9 @@ from lmmflow.outputs import io, tables
 from lmmflow.outputs.predictions import fitted_values
 from lmmflow.outputs.solution import solution_of, write_solution
 from lmmflow.verify.sparse_lu import sparse_lu_deviance
+
+if TYPE_CHECKING:  # only for annotations
+    from lmmflow.engine.glmm_design import GLMMDesign
 
 VERIFY_TOLERANCE = 1e-6
 # The sparse LU re-evaluates designs whose fill after the largest grouping factor (the blocked
@@ -167,8 +174,48 @@ def write_model_outputs(design: Design, fit: Estimates, summary: dict, outputs: 
     io.write_json(summary, outputs["fit"])
 
 
-def fit_and_write(
+@dataclass
+class PreparedModel:
+    """A model's design on its data, checked (``prepare_model``): an LMM's ``Design`` or a GLMM's
+    ``GLMMDesign``, and the warnings reading the data raised, which its fit.json states."""
+
+    design: Design | GLMMDesign
+    family: str = "gaussian"
+    data_warnings: list[warnings.WarningMessage] = field(default_factory=list)
+
+
+def prepare_model(
     data: pd.DataFrame,
+    *,
+    formula: str,
+    dataset: str,
+    model: str | None = None,
+    weights: str | None = None,
+    family: str = "gaussian",
+    link: str | None = None,
+) -> PreparedModel:
+    """The design of ``formula`` on ``data`` (prior weights from column ``weights``): what
+    ``fit_and_write`` fits. Data the formula cannot use (a missing column, a response its
+    ``family`` cannot take) is refused in one line naming ``model``, before any fit."""
+    if family == "gaussian":
+        try:
+            return PreparedModel(build_design(formula, data, weights))
+        except (DesignError, FormulaError) as error:
+            raise DesignError(f"model {model!r}: {error}" if model else str(error)) from None
+    from lmmflow.engine.families import GLMMError  # scipy.stats: only GLMM jobs import it
+    from lmmflow.engine.glmm_design import glmm_design
+
+    with warnings.catch_warnings(record=True) as seen:  # e.g. non-integer counts: into fit.json too
+        warnings.simplefilter("always")
+        try:
+            design = glmm_design(formula, data, family, link, weights)
+        except (GLMMError, DesignError, FormulaError) as error:
+            raise GLMMError(f"model {model!r} (data set {dataset!r}): {error}" if model else str(error)) from None
+    return PreparedModel(design, family, list(seen))
+
+
+def fit_and_write(
+    prepared: PreparedModel,
     *,
     dataset: str,
     formula: str,
@@ -176,25 +223,25 @@ def fit_and_write(
     outputs: dict[str, str],
     reml: bool = True,
     weights: str | None = None,
-    model: str | None = None,
-    family: str = "gaussian",
-    **glmm,
+    nAGQ: int = 1,
 ) -> None:
-    """Fit ``formula`` to ``data`` (prior weights from column ``weights``, if any) with ``engine``
-    by REML (or ML: ``reml=False``; ``fit_model``) and write every output of the model
-    (``write_model_outputs``; fit.json is ``tables.fit_summary``). Data the formula cannot use is
-    refused in one line naming ``model``. A binomial or poisson ``family`` is lme4's glmer, with
-    ``glmm`` its link and nAGQ (``lmmflow.outputs.glmm_tables``)."""
-    if family != "gaussian":
+    """Fit the model ``prepare_model`` read (``formula`` on ``dataset``, prior weights from column
+    ``weights``) with ``engine`` by REML (or ML: ``reml=False``; ``fit_model``) and write every
+    output of the model (``write_model_outputs``; fit.json is ``tables.fit_summary``). A binomial
+    or poisson model is lme4's glmer with ``nAGQ`` (``lmmflow.outputs.glmm_tables``)."""
+    if prepared.family != "gaussian":
         from lmmflow.outputs.glmm_tables import glmm_fit_and_write
 
         return glmm_fit_and_write(
-            data, dataset=dataset, formula=formula, family=family, weights=weights, model=model, outputs=outputs, **glmm
+            prepared.design,
+            dataset=dataset,
+            formula=formula,
+            nAGQ=nAGQ,
+            weights=weights,
+            outputs=outputs,
+            data_warnings=prepared.data_warnings,
         )
-    try:
-        design = build_design(formula, data, weights)
-    except (DesignError, FormulaError) as error:
-        raise DesignError(f"model {model!r}: {error}" if model else str(error)) from None
+    design = prepared.design
     fit = fit_model(design, engine, reml=reml)
     summary = tables.fit_summary(design, fit, dataset=dataset, formula=formula)
     write_model_outputs(design, fit, summary, outputs)

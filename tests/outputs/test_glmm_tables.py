@@ -1,5 +1,5 @@
-"""A GLMM's outputs (lmmflow.outputs.glmm_tables) written in-process and checked against lme4 1.1-31
-at its optimum (../shared/reference/glmm; R calls in tests/engine/test_glmm_reference.py)."""
+"""A GLMM's outputs (lmmflow.outputs.glmm_tables) written in-process as the fit job writes them
+and checked against lme4 1.1-31 at its optimum (../shared/reference/glmm; R calls in tests/engine/test_glmm_reference.py)."""
 
 import json
 from pathlib import Path
@@ -10,7 +10,7 @@ import pytest
 from engine.glmm_reference import assert_tables_match, model_call, model_data
 
 from lmmflow.engine.families import GLMMError
-from lmmflow.outputs.glmm_tables import glmm_fit_and_write
+from lmmflow.fit import fit_and_write, prepare_model
 
 FILES = [
     "fit",
@@ -30,17 +30,12 @@ def outputs_in(folder):
 
 
 def write(key, folder, data=None, dataset=None, **changes):
+    """The fit job's two steps (lmmflow.fit): the model's data read and checked, then its fit written."""
     call = model_call(key) | changes
-    glmm_fit_and_write(
-        model_data(key) if data is None else data,
-        dataset=dataset or key,
-        formula=call["formula"],
-        family=call["family"],
-        link=call["link"],
-        nAGQ=call["nAGQ"],
-        weights=None,
-        outputs=outputs_in(folder),
-    )
+    model = {"dataset": dataset or key, "formula": call["formula"]}
+    data = model_data(key) if data is None else data
+    prepared = prepare_model(data, model=folder.name, family=call["family"], link=call["link"], **model)
+    fit_and_write(prepared, engine="fast", nAGQ=call["nAGQ"], outputs=outputs_in(folder), **model)
     return {name: Path(path).read_bytes() for name, path in outputs_in(folder).items()}
 
 

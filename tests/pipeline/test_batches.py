@@ -113,20 +113,48 @@ def prepared_data(tmp_path, monkeypatch):
     return tmp_path
 
 
-def test_a_failing_model_is_named_in_one_line_and_the_others_tried(prepared_data, capsys):
+def test_data_a_model_cannot_use_is_refused_before_any_fit(prepared_data, capsys):
     specs = {
-        "bad": {"dataset": "d", "formula": "y ~ nothere + (1 | g)", "engine": "fast", "reml": True},
         "good": {"dataset": "d", "formula": "y ~ x + (1 | g)", "engine": "fast", "reml": True},
+        "bad": {"dataset": "d", "formula": "y ~ nothere + (1 | g)", "engine": "fast", "reml": True},
+        "counts": {"dataset": "d", "formula": "x ~ 1 + (1 | g)", "engine": "fast", "reml": True, "family": "binomial"},
     }
     for model in specs:
         (prepared_data / "results" / "models" / model).mkdir(parents=True)
     assert fit_job.main(["d.csv", "d.schema.json", json.dumps(specs)]) == 1
     printed = capsys.readouterr().err.strip().splitlines()
-    assert len(printed) == 1 and printed[0].startswith("model 'bad': ") and "nothere" in printed[0]
-    # the models after a failing one are still fitted; Snakemake removes a failed job's outputs
-    assert (prepared_data / "results/models/good/fit.json").exists()
+    assert len(printed) == 2, printed  # each refused model in one line, all at once
+    assert printed[0].startswith("model 'bad': ") and "nothere" in printed[0]
+    assert printed[1].startswith("model 'counts' (data set 'd'): ") and "'x'" in printed[1]
+    assert not list((prepared_data / "results" / "models").rglob("*.*"))  # no fit ran, nothing written
     assert "Traceback" in (prepared_data / "logs/fit/bad.log").read_text()
-    assert (prepared_data / "logs/fit/good.log").read_text().startswith("good: fitted in ")
+    assert "not fitted: another model of this job was refused" in (prepared_data / "logs/fit/good.log").read_text()
+
+
+def test_a_failing_fit_is_named_in_one_line_and_the_others_tried(prepared_data, capsys, monkeypatch):
+    import lmmflow.fit
+
+    fit_and_write = lmmflow.fit.fit_and_write
+
+    def fail_first(prepared, **settings):
+        if settings["outputs"]["fit"].startswith("results/models/first/"):
+            raise FloatingPointError("the optimizer diverged")
+        fit_and_write(prepared, **settings)
+
+    monkeypatch.setattr(lmmflow.fit, "fit_and_write", fail_first)
+    specs = {
+        model: {"dataset": "d", "formula": "y ~ x + (1 | g)", "engine": "fast", "reml": True}
+        for model in ("first", "second")
+    }
+    for model in specs:
+        (prepared_data / "results" / "models" / model).mkdir(parents=True)
+    assert fit_job.main(["d.csv", "d.schema.json", json.dumps(specs)]) == 1
+    printed = capsys.readouterr().err.strip().splitlines()
+    assert printed == ["model 'first': FloatingPointError: the optimizer diverged"]
+    # the models after a failing one are still fitted; Snakemake removes a failed job's outputs
+    assert (prepared_data / "results/models/second/fit.json").exists()
+    assert "Traceback" in (prepared_data / "logs/fit/first.log").read_text()
+    assert (prepared_data / "logs/fit/second.log").read_text().startswith("second: fitted in ")
 
 
 def test_each_log_has_its_models_warnings(prepared_data):

@@ -52,6 +52,7 @@ __all__ = [
     "fit_glmm",
     "glm_start",
     "glmer",
+    "glmer_on_design",
     "glmer_with_design",
     "glmm_anova",
     "glmm_design",
@@ -82,10 +83,15 @@ def glmer_with_design(
 ) -> tuple[GLMMDesign, GLMMFit]:
     """``glmer`` and the model's data (``GLMMDesign``), which the output tables and predictions need."""
     gd = glmm_design(formula, data, family, link, weights)
+    return gd, glmer_on_design(gd, nAGQ, verify)
+
+
+def glmer_on_design(gd: GLMMDesign, nAGQ: int = 1, verify: bool = True) -> GLMMFit:
+    """The fit of a model whose data ``glmm_design`` has read and checked (``glmer``)."""
     fit = fit_glmm(gd, nAGQ)
     if verify:
         fit.verification = _verification(gd, fit)
-    return gd, fit
+    return fit
 
 
 def _verification(gd: GLMMDesign, fit: GLMMFit) -> dict:

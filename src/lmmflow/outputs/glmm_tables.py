@@ -8,12 +8,12 @@ and the independent re-evaluation of the deviance at the solution.
 
 from __future__ import annotations
 
-from pathlib import Path
+import warnings
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
-from lmmflow.engine.families import GLMMError
 from lmmflow.engine.glmm_design import GLMMDesign
 from lmmflow.engine.glmm_results import GLMMFit
 from lmmflow.outputs import io
@@ -221,34 +221,28 @@ TABLES = {
 
 
 def glmm_fit_and_write(
-    data: pd.DataFrame,
+    gd: GLMMDesign,
     *,
     dataset: str,
     formula: str,
-    family: str,
-    link: str | None,
     nAGQ: int,
     weights: str | None,
     outputs: dict[str, str],
-    model: str | None = None,
+    data_warnings: Sequence[warnings.WarningMessage] = (),
 ) -> None:
-    """Fit a GLMM (``lmmflow.engine.glmm.glmer``, verified) and write every output of the model;
-    everything is computed before the first file is written, fit.json last."""
-    import warnings
+    """Fit the GLMM of ``gd`` (``lmmflow.engine.glmm``, verified) and write every output of the
+    model; everything is computed before the first file is written, fit.json last. fit.json's
+    warnings state ``data_warnings`` (those reading the data raised, e.g. lme4's for non-integer
+    counts) and the fit's own, each also shown as it came (the job's log)."""
+    from lmmflow.engine.glmm import glmer_on_design
 
-    from lmmflow.engine.glmm import glmer_with_design
-
-    with warnings.catch_warnings(record=True) as seen:  # e.g. non-integer Poisson counts: into fit.json too
+    with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
-        try:
-            gd, fit = glmer_with_design(formula, data, family=family, link=link, nAGQ=nAGQ, weights=weights)
-        except GLMMError as error:
-            raise GLMMError(
-                f"model {model or Path(outputs['fit']).parent.name!r} (data set {dataset!r}): {error}"
-            ) from None
+        fit = glmer_on_design(gd, nAGQ)
+    seen = [*data_warnings, *seen]
     stated = [str(w.message) for w in seen if not issubclass(w.category, RuntimeWarning)]  # not numpy's
     fit.warnings.extend(message for message in dict.fromkeys(stated) if message not in fit.warnings)
-    for w in seen:  # and to the job's log, as they came
+    for w in seen:
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     tables = {name: table(gd, fit) for name, table in TABLES.items()}
     tables["attempts"] = attempts(fit)
